@@ -80,6 +80,7 @@ class Http:
     paths: tuple[str, ...] = ()
     deregistration_delay: int = 30
     slow_start: int = 0
+    priority: int | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def build_group(name: str, merged: Mapping[str, Any]) -> Group:
     raw["autoscale"] = (
         None
         if autoscale is False
-        else _build(Autoscale, autoscale, {"spot": lambda v: _build(Spot, v), "on_demand": lambda v: _build(OnDemand, v)})
+        else _build(Autoscale, autoscale,
+                    {"spot": lambda v: _build(Spot, v), "on_demand": lambda v: _build(OnDemand, v)})
     )
     if "image" in raw:
         raw["image"] = _build(Image, raw["image"])

@@ -1,0 +1,128 @@
+"""`python -m fleet`: seed 001's `package namespace:action`, as subcommands.
+
+Exit status: 0 ok, 1 the operation failed (or plan violations), 2 bad input (nodes.yaml,
+stack config, arguments). Bad input prints one line per problem to stderr, no traceback.
+The CLI is a composition root like __main__.py: it may dispatch to image_builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from fleet.errors import Problem, SpecError, did_you_mean
+from fleet.spec import Fleet, load_fleet
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (its default already uses 2, but prints usage first)."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(EXIT_BAD_INPUT, f"fleet: {message} (see --help)\n")
+
+
+def _load(args, stack: str | None = None) -> Fleet:
+    return load_fleet(args.nodes, stack if stack is not None else args.stack)
+
+
+def _group(fleet: Fleet, name: str):
+    if name not in fleet.groups:
+        raise SpecError([Problem(fleet.nodes_file, None, name, None,
+                                 f"no such group{did_you_mean(name, fleet.groups)}")])
+    return fleet.groups[name]
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def cmd_validate(args) -> int:
+    fleet = _load(args)
+    where = f" for stack {fleet.stack.name}" if fleet.stack else ""
+    print(f"{args.nodes}: {len(fleet.groups)} groups OK{where}: {', '.join(fleet.groups)}")
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    _print_json(_group(_load(args), args.group).to_dict())
+    return EXIT_OK
+
+
+def cmd_role(args) -> int:
+    from fleet.render.role import render_role
+
+    role = render_role(_group(_load(args), args.group))
+    text = json.dumps(role, indent=2) + "\n"
+    if args.write:
+        out = Path(args.nodes).resolve().parent / "roles" / f"{args.group}.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_packer(args) -> int:
+    from fleet.image_hash import image_hash
+    from fleet.render.packer import render_packer
+
+    fleet = _load(args)
+    group = _group(fleet, args.group)
+    region = fleet.stack.region if fleet.stack else args.region
+    _print_json(render_packer(group, region=region, image_hash=image_hash(group), endpoint_url=args.endpoint_url))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fleet", description="One nodes.yaml -> baked images, spot/on-demand ASGs behind an ALB.")
+    p.add_argument("--nodes", default="nodes.yaml", help="nodes file (default ./nodes.yaml)")
+    p.add_argument("--stack", default=None, help="stack name: apply the overrides in Pulumi.<stack>.yaml")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    # --nodes/--stack are accepted after the subcommand too (`fleet show GROUP --stack prod`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--nodes", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--stack", default=argparse.SUPPRESS, help="stack name (Pulumi.<stack>.yaml overrides)")
+
+    def add(name: str, func: Callable, help: str, group: bool = False) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help, parents=[common])
+        if group:
+            sp.add_argument("group", metavar="GROUP")
+        sp.set_defaults(func=func)
+        return sp
+
+    add("validate", cmd_validate, "check nodes.yaml (and the stack's overrides with --stack)")
+    add("show", cmd_show, "print the merged group as JSON", group=True)
+    add("role", cmd_role, "print the group's Chef role (seed 001 role:create)", group=True).add_argument(
+        "--write", action="store_true", help="write roles/GROUP.json instead of printing")
+    sp = add("packer", cmd_packer, "print the group's Packer template (seed 001 packer:create)", group=True)
+    sp.add_argument("--region", default="us-east-1", help="region when no --stack is given")
+    sp.add_argument("--endpoint-url", default=None, help="custom EC2 endpoint (a local moto server)")
+    for extra in _EXTRA_COMMANDS:
+        extra(sub, add)
+    return p
+
+
+# Later modules register their subcommands here (image, deploy, plan) without editing the parser.
+_EXTRA_COMMANDS: list[Callable] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "stack", None) is not None and not args.stack.strip():
+        parser.error("--stack needs a name")
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return EXIT_OK

@@ -1,0 +1,85 @@
+"""Content hash of everything that changes a group's image.
+
+Covered: the builder and its image-changing settings, the source AMI, the Chef run list and
+attributes (not the role's name: two groups with the same content share one image), every
+file the build reads (cookbooks for packer, the image file for raw, `image.inputs` if any),
+and the build code's own source. Not covered, because they do not change the image:
+`image.keep`, the instance type used to build, tags, the stack (staging and prod share AMIs).
+
+`hash_groups` reads each distinct set of files once for the whole fleet.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from fleet.model import Group, SourceAmiFilter
+
+ROOT = Path(__file__).resolve().parent.parent
+# The code whose behaviour shapes an image: a change here must rebuild.
+BUILD_CODE = ("image_builds", "fleet/render")
+
+
+def _file_digest(path: Path, h) -> None:
+    if path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            h.update(str(child.relative_to(path)).encode() + b"\0")
+            _file_digest(child, h)
+    elif path.is_file():
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    else:
+        h.update(b"<missing>")
+
+
+def tree_digest(paths: Iterable[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(str(p).encode() + b"\0")
+        _file_digest(p, h)
+    return h.hexdigest()
+
+
+def image_document(group: Group, project_dir: Path = ROOT, digest=tree_digest) -> dict:
+    """The canonical description of the image that `image_hash` digests."""
+    img = group.image
+    source = group.source_ami
+    doc: dict = {
+        "builder": img.builder,
+        "source_ami": {"name": source.name, "owners": list(source.owners)}
+        if isinstance(source, SourceAmiFilter) else source,
+        "architecture": img.architecture,
+    }
+    read: list[Path] = []
+    if img.builder == "packer":
+        doc["packer"] = {"communicator": img.communicator, "ssh_username": img.ssh_username}
+        doc["chef"] = {
+            "run_list": [*group.run_list, *group.post_run_list],
+            "default_attributes": json.loads(json.dumps(dict(group.default_attributes), default=dict)),
+        }
+        read.append(project_dir / "cookbooks")
+    elif img.builder == "raw":
+        doc["raw"] = {"path": img.path, "command": img.command, "boot_mode": img.boot_mode}
+        if img.path:
+            read.append(project_dir / img.path)
+    if img.builder != "ami":
+        read += [project_dir / p for p in BUILD_CODE]
+    doc["files"] = digest(tuple(read)) if read else None
+    return doc
+
+
+def image_hash(group: Group, project_dir: Path = ROOT, digest=tree_digest) -> str:
+    """sha256 hex of the group's image document."""
+    doc = image_document(group, project_dir, digest)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def hash_groups(groups: Mapping[str, Group], project_dir: Path = ROOT) -> dict[str, str]:
+    """Hash per group; each distinct set of files is read once however many groups share it."""
+    digest = functools.lru_cache(maxsize=None)(tree_digest)
+    return {name: image_hash(group, project_dir, digest) for name, group in groups.items()}

@@ -1,0 +1,1 @@
+"""Renderers: pure functions from a Group (and stack facts) to the documents tools read."""

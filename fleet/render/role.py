@@ -1,0 +1,35 @@
+"""Chef role JSON for a group, in seed 001's shape.
+
+run_list = the merged run_list (base items first, then the group's), then the merged
+post_run_list, so notify/sudo style recipes always run last.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleet.model import Group
+
+
+def role_name(group: Group) -> str:
+    return f"role-{group.name}"
+
+
+def render_role(group: Group) -> dict[str, Any]:
+    return {
+        "name": role_name(group),
+        "chef_type": "role",
+        "json_class": "Chef::Role",
+        "description": group.description,
+        "override_attributes": {},
+        "default_attributes": _plain(group.default_attributes),
+        "run_list": [*group.run_list, *group.post_run_list],
+    }
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

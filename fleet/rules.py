@@ -1,0 +1,115 @@
+"""Cross-field rules the JSON Schema cannot say: checked on each merged group.
+
+Each rule returns (key, message) pairs; fleet/spec.py turns them into Problems naming the file
+that set the key last (nodes.yaml or the stack file).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+from fleet.errors import did_you_mean
+from fleet.instance_types import known_instance_types
+from fleet.names import GROUP_NAME_RE, MAX_GROUP_NAME, slug
+
+Finding = tuple[str, str]
+ALB_CONDITION_VALUES = 5  # an ALB rule takes at most five host/path values in all
+
+
+def check_group_name(name: Any) -> str | None:
+    """Why `name` cannot be a group name, or None."""
+    if not isinstance(name, str):
+        return f"group name {name!r} is read by YAML as {type(name).__name__}: quote it"
+    if name == "__base__":
+        return None
+    if name.startswith("_"):
+        return "names starting with '_' are reserved (only __base__ is special)"
+    if len(name) > MAX_GROUP_NAME:
+        return f"group name longer than {MAX_GROUP_NAME} characters (AWS target group names are short)"
+    if not GROUP_NAME_RE.match(name):
+        return "group names use letters, digits, '_' and '-', starting with a letter or digit"
+    return None
+
+
+def slug_collisions(names: list[str]) -> Iterator[tuple[str, str]]:
+    """(name, other) for groups whose AWS-safe names would be equal (`a_b` and `a-b`)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        s = slug(name)
+        if s in seen:
+            yield name, seen[s]
+        else:
+            seen[s] = name
+
+
+def _instance_type(key: str, value: str) -> Iterator[Finding]:
+    known = known_instance_types()
+    if value not in known:
+        yield key, f"unknown EC2 instance type {value!r}{did_you_mean(value, known)}"
+
+
+def check_merged(g: Mapping[str, Any]) -> Iterator[Finding]:
+    """Findings for one merged group mapping (already structurally valid)."""
+    if "instance_type" not in g:
+        yield "instance_type", "is required (set it on the group or on __base__)"
+    else:
+        yield from _instance_type("instance_type", g["instance_type"])
+
+    image = g.get("image", {})
+    builder = image.get("builder", "packer")
+    if builder in ("packer", "ami") and "source_ami" not in g:
+        yield "source_ami", f"is required with image.builder {builder}"
+    if builder == "raw":
+        given = [k for k in ("path", "command") if k in image]
+        if len(given) != 1:
+            yield "image", "builder raw needs exactly one of image.path or image.command"
+    else:
+        for k in ("path", "command"):
+            if k in image:
+                yield f"image.{k}", f"only applies to image.builder raw (this group uses {builder})"
+
+    auto = g.get("autoscale", False)
+    if isinstance(auto, dict):
+        lo, hi = auto.get("node_min", 1), auto.get("node_max", 4)
+        if lo > hi:
+            yield "autoscale.node_min", f"node_min {lo} is above node_max {hi}"
+        od = auto.get("on_demand", {})
+        if "max" in od and od.get("base", 1) > od["max"]:
+            yield "autoscale.on_demand.base", f"on-demand base {od.get('base', 1)} is above on_demand.max {od['max']}"
+        for i, t in enumerate(auto.get("spot", {}).get("instance_types", [])):
+            yield from _instance_type(f"autoscale.spot.instance_types[{i}]", t)
+        if "instances" in g:
+            yield "instances", "only applies to autoscale: false groups (use autoscale.node_min/node_max)"
+    elif "http" in g:
+        yield "http", "needs autoscale: one-off instances (autoscale: false) are not put behind the load balancer"
+
+    http = g.get("http")
+    if http:
+        hc = http.get("health_check")
+        if isinstance(hc, dict) and hc.get("timeout", 2) >= hc.get("interval", 5):
+            yield "http.health_check.timeout", \
+                f"timeout {hc.get('timeout', 2)} s must be shorter than interval {hc.get('interval', 5)} s"
+        values = len(http.get("hosts", [])) + len(http.get("paths", []))
+        if values == 0:
+            yield "http", "needs hosts or paths for its listener rule"
+        elif values > ALB_CONDITION_VALUES:
+            yield "http", f"{values} hosts+paths; an ALB listener rule takes at most {ALB_CONDITION_VALUES}"
+        slow = http.get("slow_start", 0)
+        if slow and slow < 30:
+            yield "http.slow_start", f"must be 0 (off) or 30-900 seconds, got {slow}"
+
+    s = g.get("scaling", {})
+    target = s.get("target_cpu", 50)
+    burst = s.get("burst", {}).get("cpu", 85)
+    low = s.get("scale_in", {}).get("cpu", 30)
+    od = s.get("on_demand", {})
+    od_target, od_burst = od.get("target_cpu", 75), od.get("burst_cpu", 95)
+    if not low < target < burst:
+        yield "scaling", f"needs scale_in.cpu < target_cpu < burst.cpu, got {low} / {target} / {burst}"
+    if od_target < target:
+        yield "scaling.on_demand.target_cpu", \
+            f"{od_target} is below the spot target {target}: the fallback must scale later than spot"
+    if od_burst < burst:
+        yield "scaling.on_demand.burst_cpu", f"{od_burst} is below burst.cpu {burst}: the fallback must scale later"
+    if not od_target < od_burst:
+        yield "scaling.on_demand", f"target_cpu {od_target} must be below burst_cpu {od_burst}"

@@ -1,0 +1,138 @@
+"""Load a fleet: nodes.yaml + the stack's overrides -> validated, merged, typed groups.
+
+Order: parse (syntax, duplicates) -> schema (structure) -> group names -> merge
+(__base__, group, stack override) -> cross-field rules -> typed Group objects.
+Every problem found is collected; SpecError carries them all, nothing is half-built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from fleet import rules, schema_check
+from fleet.errors import Problem, SpecError, did_you_mean
+from fleet.merge import merge_group
+from fleet.model import Group, build_group
+from fleet.stack import StackConfig, read_stack_values, stack_file, stack_from_values
+from fleet.yamlfile import YamlDoc, load_yaml_file
+
+BASE = "__base__"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    groups: Mapping[str, Group]
+    stack: StackConfig | None
+    nodes_file: str
+
+
+def _parse_nodes(doc: YamlDoc, file: str) -> list[Problem]:
+    data = doc.data
+    if data is None:
+        return [Problem(file, None, None, None, "file is empty: define __base__ and at least one group")]
+    if not isinstance(data, dict):
+        return [Problem(file, 1, None, None, f"must be a mapping of node groups, not {type(data).__name__}")]
+    problems = []
+    for name in data:
+        why = rules.check_group_name(name)
+        if why:
+            problems.append(Problem(file, doc.line_of((str(name),)), str(name), None, why))
+    if not [n for n in data if n != BASE]:
+        problems.append(Problem(file, None, None, None, "no node groups: define at least one group besides __base__"))
+    names = [n for n in data if isinstance(n, str) and n != BASE]
+    for name, other in rules.slug_collisions(names):
+        problems.append(Problem(file, doc.line_of((name,)), name, None,
+                                f"AWS-safe name clashes with group '{other}' ('_' and '-' both become '-')"))
+    problems += schema_check.check(data, "document", file, doc.line_of)
+    return problems
+
+
+def merge_for(name: str, nodes: Mapping[str, Any], override: Mapping[str, Any] | None) -> tuple[dict, dict]:
+    """(merged mapping, origin) for one group; origin[key] = 'nodes' or 'stack' (who set it last)."""
+    merged = merge_group(nodes.get(BASE) or {}, nodes[name] or {})
+    origin = {k: "nodes" for k in merged}
+    if override:
+        merged = merge_group(merged, override)
+        origin.update({k: "stack" for k in override})
+    return merged, origin
+
+
+def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
+               stack_values: Mapping[str, Any] | None = None) -> Fleet:
+    """Load and check everything for `stack` (None: nodes.yaml alone).
+
+    `stack_values` are the stack's config values (the Pulumi program passes them from
+    pulumi.Config); when None they are read from Pulumi.<stack>.yaml beside nodes.yaml.
+    """
+    nodes_path = Path(nodes_path)
+    nfile = str(nodes_path)
+    doc = load_yaml_file(nodes_path)
+    problems = _parse_nodes(doc, nfile)
+    if not isinstance(doc.data, dict) or not doc.data:
+        raise SpecError(problems)
+    nodes: dict[str, Any] = doc.data
+
+    stack_cfg, sfile, sdoc = None, "", None
+    if stack is not None:
+        if stack_values is None:
+            spath = stack_file(nodes_path.parent, stack)
+            if not spath.exists():
+                raise SpecError([Problem(str(spath), None, None, None, f"no stack file for stack '{stack}'")])
+            stack_values, sdoc = read_stack_values(spath)
+            sfile = str(spath)
+        else:
+            sfile = f"Pulumi.{stack}.yaml"
+        line = (lambda key: sdoc.line_of(("config", key))) if sdoc else (lambda key: None)
+        stack_cfg = stack_from_values(stack, stack_values, sfile, line)
+        problems += _check_overrides(stack_cfg, nodes, sfile, sdoc)
+        for group in stack_cfg.amis:
+            if group not in nodes or group == BASE:
+                problems.append(Problem(sfile, line("fleet:amis"), str(group), "fleet:amis",
+                                        f"no such group{did_you_mean(str(group), [n for n in nodes if n != BASE])}"))
+    # Cross-field rules run on every group whose own entries are structurally sound, so one
+    # run lists everything: a schema problem in one group does not hide a rule broken in another.
+    broken = {p.group for p in problems}
+    groups: dict[str, Group] = {}
+    for name in nodes:
+        if name == BASE or name in broken or BASE in broken or not isinstance(name, str):
+            continue
+        override = stack_cfg.groups.get(name) if stack_cfg else None
+        merged, origin = merge_for(name, nodes, override)
+        found = list(rules.check_merged(merged))
+        for key, msg in found:
+            top = key.split(".")[0].split("[")[0]
+            in_stack = origin.get(top) == "stack"
+            file = sfile if in_stack else nfile
+            path = ("config", "fleet:groups", name, *key.split(".")) if in_stack else (name, *key.split("."))
+            line = (sdoc.line_of(path) if sdoc else None) if in_stack else doc.line_of(path)
+            if line is None and not in_stack:
+                line = doc.line_of((BASE, *key.split(".")))
+            problems.append(Problem(file, line, name, key, msg))
+        if not found:
+            groups[name] = build_group(name, merged)
+    if problems:
+        raise SpecError(problems)
+    return Fleet(groups=groups, stack=stack_cfg, nodes_file=nfile)
+
+
+def _check_overrides(stack_cfg: StackConfig, nodes: Mapping[str, Any], sfile: str, sdoc) -> list[Problem]:
+    problems = []
+    names = [n for n in nodes if n != BASE]
+    for group, override in stack_cfg.groups.items():
+        prefix = ("config", "fleet:groups", str(group))
+
+        def line_of(path, prefix=prefix):
+            return sdoc.line_of((*prefix, *path[1:])) if sdoc else None
+
+        if group not in names:
+            problems.append(Problem(sfile, line_of((group,)), str(group), "fleet:groups",
+                                    f"no such group in nodes.yaml{did_you_mean(str(group), names)}"))
+            continue
+        if not isinstance(override, dict):
+            problems.append(Problem(sfile, line_of((group,)), str(group), "fleet:groups",
+                                    f"override must be a mapping, not {type(override).__name__}"))
+            continue
+        problems += schema_check.check(override, "group", sfile, line_of, group=str(group))
+    return problems
