@@ -29,6 +29,7 @@ _HINTS = {
     "owners": "12-digit account ids, self, amazon or aws-marketplace",
     "security_groups": "names of letters, digits, '.', '_' and '-'",
     "matcher": "HTTP codes like 200 or 200-399",
+    "tags": "tag keys that do not start with aws: or fleet: (those are reserved; fleet sets its own)",
 }
 
 _TYPE_NAMES = {

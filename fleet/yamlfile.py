@@ -75,8 +75,9 @@ def load_yaml_text(text: str, filename: str) -> YamlDoc:
         _walk(node, (), lines, dups)
     if dups:
         raise SpecError(
-            Problem(filename, line, path[0] if len(path) > 1 else None, ".".join(path[1:]) or path[0],
-                    f"duplicate key (first defined on line {first}; YAML would silently keep the last)")
+            Problem(filename, line, path[0], ".".join(path[1:]) or None,
+                    f"duplicate {'key' if len(path) > 1 else 'entry'} (first defined on line {first}; "
+                    "YAML would silently keep the last)")
             for path, line, first in dups
         )
     return YamlDoc(data, lines)

@@ -12,6 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests check logic, not speed: no per-example deadline on a noisy 2-core machine.
+settings.register_profile("fleet", deadline=None, max_examples=200)
+settings.load_profile("fleet")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +45,7 @@ def moto_server():
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError("moto server did not start")
+                raise RuntimeError("moto server did not start") from None
             time.sleep(0.1)
     yield url
     proc.terminate()
