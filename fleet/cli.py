@@ -109,8 +109,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Later modules register their subcommands here (image, deploy, plan) without editing the parser.
-_EXTRA_COMMANDS: list[Callable] = []
+def cmd_image(args) -> int:
+    """`fleet image build|clean|delete GROUP`: boto3 work lives in image_builds (imported lazily)."""
+    if args.image_command == "build":
+        from image_builds.build import run
+
+        return run(args.group, nodes=args.nodes, stack=args.stack, region=args.region,
+                   endpoint_url=args.endpoint_url)
+    from image_builds.clean import run as run_clean
+
+    keep = 0 if args.image_command == "delete" else args.keep
+    return run_clean(args.group, nodes=args.nodes, stack=args.stack, keep=keep, dry_run=args.dry_run,
+                     region=args.region, endpoint_url=args.endpoint_url)
+
+
+def _add_image(sub, add) -> None:
+    sp = add("image", cmd_image, "bake, reuse, clean or delete a group's AMIs (seed 001 packer:run/clean/delete)")
+    image_sub = sp.add_subparsers(dest="image_command", required=True, parser_class=_Parser, metavar="ACTION")
+    for action, help in (("build", "bake the group's image, or reuse the AMI with the same image hash"),
+                         ("clean", "deregister all but the newest --keep AMIs of the group (and their snapshots)"),
+                         ("delete", "deregister every AMI of the group not in use (and their snapshots)")):
+        a = image_sub.add_parser(action, help=help, description=help)
+        a.add_argument("group", metavar="GROUP")
+        a.add_argument("--stack", default=argparse.SUPPRESS, help="stack name (its aws:region and overrides)")
+        a.add_argument("--region", default=None, help="AWS region (default: the stack's, else us-east-1)")
+        a.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
+        if action == "clean":
+            a.add_argument("--keep", "-n", type=int, required=True, help="how many of the newest AMIs to keep")
+        if action != "build":
+            a.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+
+
+_EXTRA_COMMANDS: list[Callable] = [_add_image]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

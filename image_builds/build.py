@@ -1,0 +1,153 @@
+"""Bake or reuse a group's image; what the BakedImage Command runs.
+
+    python -m image_builds.build GROUP [--stack S] [--region R] [--nodes PATH] [--endpoint-url URL]
+
+1. hash the group's image inputs (fleet.image_hash);
+2. look up an available AMI of this account tagged fleet:image-hash=<hash>: reuse it (this is how
+   staging's AMI reaches prod unchanged);
+3. otherwise bake with the group's builder and tag the AMI and its snapshots;
+4. print ONE JSON line last on stdout: {"ami_id", "image_hash", "cached"}. Logs go to stderr.
+
+`builder: ami` bakes nothing: the group's source_ami (an id, or the newest image matching the
+name pattern and owners) is the image, reported with "cached": true.
+Exit 0 ok; 1 the build failed (nothing left behind); 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, TextIO
+
+from fleet.aws import client
+from fleet.errors import Problem, SpecError, did_you_mean
+from fleet.image_hash import image_hash
+from fleet.model import Group, SourceAmiFilter
+from fleet.names import slug
+from fleet.render.packer import image_tags
+from fleet.spec import load_fleet
+from image_builds import ebs_upload, packer_builder, register, registry
+from image_builds.convert import ensure_raw
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class BuildError(RuntimeError):
+    """The image could not be made; nothing was left behind."""
+
+
+def resolve_source(ec2, source: str | SourceAmiFilter) -> str:
+    """An AMI id, or the newest available image matching {name, owners}."""
+    if isinstance(source, str):
+        return source
+    images = ec2.describe_images(Owners=list(source.owners), Filters=[
+        {"Name": "name", "Values": [source.name]}, {"Name": "state", "Values": ["available"]}])["Images"]
+    if not images:
+        raise BuildError(f"no available image named {source.name!r} owned by {', '.join(source.owners)}")
+    return registry.newest_first(images)[0]["ImageId"]
+
+
+def raw_image_path(group: Group, project_dir: Path, log: TextIO) -> Path:
+    """The group's raw image: `image.path`, or the last stdout line of `image.command`."""
+    if group.image.path:
+        path = project_dir / group.image.path
+    else:
+        print(f"running image command: {group.image.command}", file=log)
+        proc = subprocess.run(shlex.split(group.image.command), cwd=project_dir, stdout=subprocess.PIPE,
+                              stderr=log if hasattr(log, "fileno") else None, text=True)
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            raise BuildError(f"image.command exited {proc.returncode} without printing an image path")
+        path = project_dir / lines[-1].strip()
+    if not path.is_file():
+        raise BuildError(f"raw image {path} does not exist")
+    return path
+
+
+def bake_raw(group: Group, h: str, *, region: str, endpoint_url: str | None, project_dir: Path,
+             log: TextIO) -> str:
+    """Upload the raw image into a snapshot with the EBS direct APIs and register it."""
+    path = raw_image_path(group, project_dir, log)
+    tags = {**image_tags(group, h), "fleet:built-at": _now()}
+    with tempfile.TemporaryDirectory(prefix="fleet-raw-") as tmp:
+        raw = ensure_raw(path, tmp)  # qemu-img converts qcow2/vmdk/...; a raw file is used in place
+        result = ebs_upload.upload(raw, description=f"fleet {group.name} {h[:12]}", tags=tags,
+                                   region=region, endpoint_url=endpoint_url, progress=True)
+    print(f"uploaded {result.blocks_sent} blocks ({result.bytes_sent} bytes) into {result.snapshot_id}", file=log)
+    ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
+    return register.register(ec2, snapshot_id=result.snapshot_id, name=f"fleet-{slug(group.name)}-{h[:12]}-"
+                             f"{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}", architecture=group.image.architecture,
+                             boot_mode=group.image.boot_mode, tags=tags, volume_size_gib=result.volume_size_gib)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build(group: Group, *, region: str, endpoint_url: str | None = None, project_dir: Path = PROJECT_DIR,
+          log: TextIO = sys.stderr) -> dict[str, Any]:
+    """Bake or reuse the group's image; return {"ami_id", "image_hash", "cached"}."""
+    h = image_hash(group, project_dir)
+    ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
+    if group.image.builder == "ami":
+        return {"ami_id": resolve_source(ec2, group.source_ami), "image_hash": h, "cached": True}
+    cached = registry.find_cached(ec2, h)
+    if cached:
+        print(f"{group.name}: reusing {cached} (fleet:image-hash={h[:12]})", file=log)
+        return {"ami_id": cached, "image_hash": h, "cached": True}
+    print(f"{group.name}: no image with fleet:image-hash={h[:12]}; baking with {group.image.builder}", file=log)
+    if group.image.builder == "packer":
+        ami = packer_builder.bake(group, region=region, image_hash=h, project_dir=project_dir,
+                                  endpoint_url=endpoint_url, log=log)
+        registry.tag_image(ec2, ami, {**image_tags(group, h), "fleet:built-at": _now()})
+    else:
+        ami = bake_raw(group, h, region=region, endpoint_url=endpoint_url, project_dir=project_dir, log=log)
+    return {"ami_id": ami, "image_hash": h, "cached": False}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--region", default=None, help="AWS region (default: the stack's aws:region)")
+    p.add_argument("--endpoint-url", default=None, help="AWS endpoint (a local moto server); else AWS_ENDPOINT_URL")
+
+
+def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, endpoint_url: str | None) -> int:
+    """Load, build, print the JSON line; the exit status of `fleet image build`."""
+    fleet = load_fleet(nodes, stack)
+    if group_name not in fleet.groups:
+        raise SpecError([Problem(fleet.nodes_file, None, group_name, None,
+                                 f"no such group{did_you_mean(group_name, fleet.groups)}")])
+    region = region or (fleet.stack.region if fleet.stack else "us-east-1")
+    try:
+        result = build(fleet.groups[group_name], region=region, endpoint_url=endpoint_url,
+                       project_dir=Path(nodes).resolve().parent)
+    except (BuildError, packer_builder.PackerError, ebs_upload.UploadError, register.RegisterError) as exc:
+        print(f"fleet image build {group_name}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m image_builds.build", description=__doc__.split("\n\n")[0])
+    p.add_argument("group")
+    p.add_argument("--stack", default=None)
+    p.add_argument("--nodes", default=str(PROJECT_DIR / "nodes.yaml"))
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args.group, nodes=args.nodes, stack=args.stack, region=args.region,
+                   endpoint_url=args.endpoint_url)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
