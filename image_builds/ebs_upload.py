@@ -1,0 +1,360 @@
+"""Upload a raw disk image into a new EBS snapshot with the EBS direct APIs, like coldsnap.
+
+    result = upload("disk.raw", description="web 2024-05-01", tags={"fleet:group": "web"})
+    result.snapshot_id  # completed snapshot, ready for register.register_image
+
+StartSnapshot (volume size = image size rounded up to whole GiB, ClientToken, Timeout) -> a pool of
+`workers` threads, each reading its own blocks with os.pread at the BlockSize StartSnapshot
+returned; holes (SEEK_DATA) and all-zero blocks are never sent -> PutSnapshotBlock with the block's
+SHA-256 -> CompleteSnapshot with ChangedBlocksCount and the LINEAR aggregate checksum -> wait for the
+snapshot to be `completed`. Every call has connect/read timeouts and goes through `retry.call`
+(throttling, 5xx, and "snapshot does not exist" for up to `NOT_FOUND_WINDOW` s after StartSnapshot).
+Any failure after StartSnapshot deletes the incomplete snapshot and raises `UploadError`.
+
+One thin function per AWS operation (`start_snapshot`, `put_snapshot_block`, `complete_snapshot`,
+`describe_snapshot`, `list_snapshot_blocks`, `get_snapshot_block`); `upload`
+orchestrates them, `verify_snapshot` reads a snapshot back and compares it with the file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+from fleet.aws import client as make_client
+from image_builds import blocks, retry
+from image_builds.progress import Progress
+from image_builds.registry import delete_snapshot, tag_list
+
+DEFAULT_WORKERS = 64
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+NOT_FOUND_WINDOW = 120.0          # seconds after StartSnapshot: "does not exist" is retried (coldsnap#43)
+SNAPSHOT_TIMEOUT_MINUTES = 10     # AWS cancels a started snapshot idle this long (min 10)
+WAIT_TIMEOUT = 900.0              # bound on waiting for `completed`
+WAIT_INTERVAL = 5.0
+SHA256 = "SHA256"
+LINEAR = "LINEAR"
+
+
+class UploadError(RuntimeError):
+    """The upload failed; `snapshot_id` (if one was started) was deleted unless `leftover` says not."""
+
+    def __init__(self, message: str, *, snapshot_id: str | None = None, step: str = "",
+                 leftover: str | None = None):
+        super().__init__(message)
+        self.snapshot_id = snapshot_id
+        self.step = step
+        self.leftover = leftover
+
+
+class SnapshotMismatch(AssertionError):
+    """verify_snapshot found a block that differs from the file, or a missing/extra block."""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What `upload` did. `bytes_sent` counts block payloads only (full padded blocks)."""
+
+    snapshot_id: str
+    block_size: int
+    volume_size_gib: int
+    image_bytes: int
+    blocks_total: int
+    blocks_read: int
+    blocks_sent: int
+    bytes_sent: int
+    checksum: str
+    seconds: float
+    retries: Mapping[str, int] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- clients
+
+
+def make_clients(*, region: str | None = None, endpoint_url: str | None = None, workers: int = DEFAULT_WORKERS,
+                 connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT):
+    """(ebs, ec2) clients with explicit timeouts, a connection pool as large as the worker pool,
+    and botocore's retries off: `retry.call` is the only retry layer."""
+    common = dict(region=region, endpoint_url=endpoint_url, connect_timeout=connect_timeout,
+                  read_timeout=read_timeout, max_attempts=1)
+    ebs = make_client("ebs", max_pool_connections=max(10, workers), **common)
+    ec2 = make_client("ec2", **common)
+    return ebs, ec2
+
+
+# ---------------------------------------------------------------- one function per AWS operation
+
+
+def start_snapshot(ebs, *, volume_size_gib: int, description: str, tags: Mapping[str, str] | None,
+                   client_token: str, timeout_minutes: int = SNAPSHOT_TIMEOUT_MINUTES) -> dict[str, Any]:
+    """StartSnapshot; returns the response (SnapshotId, BlockSize, Status, ...). Idempotent per
+    `client_token`, so retrying after a lost response returns the same snapshot."""
+    kwargs: dict[str, Any] = dict(VolumeSize=volume_size_gib, Description=description,
+                                  ClientToken=client_token, Timeout=timeout_minutes)
+    if tags:
+        kwargs["Tags"] = tag_list(tags)
+    return ebs.start_snapshot(**kwargs)
+
+
+def put_snapshot_block(ebs, snapshot_id: str, index: int, data: bytes, checksum_b64: str) -> dict[str, Any]:
+    """PutSnapshotBlock of one full block with its base64 SHA-256."""
+    return ebs.put_snapshot_block(SnapshotId=snapshot_id, BlockIndex=index, BlockData=data,
+                                  DataLength=len(data), Checksum=checksum_b64, ChecksumAlgorithm=SHA256)
+
+
+def complete_snapshot(ebs, snapshot_id: str, changed_blocks: int, aggregate_b64: str) -> str:
+    """CompleteSnapshot with the LINEAR SHA-256 aggregate; returns the status it reports."""
+    resp = ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=changed_blocks,
+                                 Checksum=aggregate_b64, ChecksumAlgorithm=SHA256,
+                                 ChecksumAggregationMethod=LINEAR)
+    return resp.get("Status", "")
+
+
+def describe_snapshot(ec2, snapshot_id: str) -> dict[str, Any]:
+    """DescribeSnapshots for one id; the snapshot dict (State, Progress, ...)."""
+    snaps = ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+    if not snaps:
+        raise LookupError(f"snapshot {snapshot_id} not found")
+    return snaps[0]
+
+
+def list_snapshot_blocks(ebs, snapshot_id: str) -> tuple[int, list[tuple[int, str]]]:
+    """ListSnapshotBlocks, all pages: (block size, [(block index, block token), ...])."""
+    out: list[tuple[int, str]] = []
+    block_size = 0
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"SnapshotId": snapshot_id}
+        if token:
+            kwargs["NextToken"] = token
+        page = ebs.list_snapshot_blocks(**kwargs)
+        block_size = page.get("BlockSize", block_size)
+        out.extend((b["BlockIndex"], b.get("BlockToken", "")) for b in page.get("Blocks", []))
+        token = page.get("NextToken")
+        if not token:
+            return block_size, out
+
+
+def get_snapshot_block(ebs, snapshot_id: str, index: int, block_token: str) -> bytes:
+    """GetSnapshotBlock; the block's bytes."""
+    resp = ebs.get_snapshot_block(SnapshotId=snapshot_id, BlockIndex=index, BlockToken=block_token)
+    with resp["BlockData"] as body:
+        return body.read()
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def wait_completed(ec2, snapshot_id: str, *, timeout: float = WAIT_TIMEOUT, interval: float = WAIT_INTERVAL,
+                   policy: retry.RetryPolicy | None = None) -> dict[str, Any]:
+    """Poll DescribeSnapshots until the snapshot is `completed` (bounded by `timeout`)."""
+    policy = policy or retry.RetryPolicy()
+    deadline = time.monotonic() + timeout
+    while True:
+        snap = retry.call(lambda: describe_snapshot(ec2, snapshot_id), policy=policy,
+                          what=f"DescribeSnapshots {snapshot_id}")
+        state = snap.get("State")
+        if state == "completed":
+            return snap
+        if state == "error":
+            raise RuntimeError(f"snapshot {snapshot_id} went to state 'error': {snap.get('StateMessage', '')}")
+        if time.monotonic() + interval > deadline:
+            raise TimeoutError(f"snapshot {snapshot_id} still '{state}' ({snap.get('Progress', '?')}) "
+                               f"after {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def _run_workers(count: int, indices: Iterator[int], job: Callable[[int], None], cancel: threading.Event) -> None:
+    """Run `job(index)` for every index on `count` threads; the first error cancels the rest and is
+    re-raised after every thread has stopped (in-flight calls end within their read timeout)."""
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while not cancel.is_set():
+            with lock:
+                index = next(indices, None)
+            if index is None:
+                return
+            try:
+                job(index)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                with lock:
+                    errors.append(exc)
+                cancel.set()
+                return
+
+    threads = [threading.Thread(target=worker, name=f"ebs-upload-{i}", daemon=True) for i in range(count)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+    except BaseException:
+        cancel.set()
+        for t in threads:
+            t.join()
+        raise
+    if errors:
+        real = [e for e in errors if not isinstance(e, retry.Cancelled)]
+        raise (real or errors)[0]
+
+
+def upload(path: str | os.PathLike, *, description: str | None = None, tags: Mapping[str, str] | None = None,
+           workers: int = DEFAULT_WORKERS, volume_size_gib: int | None = None, ebs=None, ec2=None,
+           region: str | None = None, endpoint_url: str | None = None, wait: bool = True,
+           wait_timeout: float = WAIT_TIMEOUT, wait_interval: float = WAIT_INTERVAL,
+           policy: retry.RetryPolicy | None = None, not_found_window: float = NOT_FOUND_WINDOW,
+           timeout_minutes: int = SNAPSHOT_TIMEOUT_MINUTES, progress: Progress | bool | None = True,
+           ) -> UploadResult:
+    """Upload the raw image at `path` into a new EBS snapshot and return an `UploadResult`.
+
+    `ebs`/`ec2`: clients to use (default: `make_clients`; tests pass their own to inject faults).
+    `volume_size_gib`: at least the image size rounded up to whole GiB (the default).
+    `progress`: True = report on stderr, False/None = silent, or a `Progress` to use.
+    On any failure after StartSnapshot the snapshot is deleted and `UploadError` raised (chained)."""
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+    path = os.fspath(path)
+    policy = policy or retry.RetryPolicy()
+    if ebs is None or ec2 is None:
+        made_ebs, made_ec2 = make_clients(region=region, endpoint_url=endpoint_url, workers=workers)
+        ebs, ec2 = ebs or made_ebs, ec2 or made_ec2
+    retries: dict[str, int] = {}
+    retries_lock = threading.Lock()
+
+    def count_retry(kind: str, _exc: BaseException) -> None:
+        with retries_lock:
+            retries[kind] = retries.get(kind, 0) + 1
+
+    began = time.monotonic()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = blocks.image_size(fd)
+        needed = blocks.volume_size_gib(size)
+        volume = volume_size_gib or needed
+        if volume < needed:
+            raise ValueError(f"volume size {volume} GiB is too small for {path} ({size} bytes needs {needed} GiB)")
+        token = str(uuid.uuid4())
+        desc = description if description is not None else os.path.basename(path)
+        try:
+            started = retry.call(
+                lambda: start_snapshot(ebs, volume_size_gib=volume, description=desc, tags=tags,
+                                       client_token=token, timeout_minutes=timeout_minutes),
+                policy=policy, what="StartSnapshot", on_retry=count_retry)
+        except Exception as exc:
+            raise UploadError(f"EBS upload of {path} failed at StartSnapshot: {exc} (no snapshot was started)",
+                              step="StartSnapshot") from exc
+        snapshot_id = started["SnapshotId"]
+        step = "StartSnapshot response"
+        try:
+            block_size = int(started.get("BlockSize") or 0)
+            if block_size <= 0:
+                raise RuntimeError(f"StartSnapshot returned no usable BlockSize: {started.get('BlockSize')!r}")
+            not_found_deadline = policy.clock() + not_found_window
+            ranges = blocks.blocks_of_extents(blocks.data_extents(fd, size), block_size)
+            to_read = sum(len(r) for r in ranges)
+            total = blocks.block_count(size, block_size)
+            if isinstance(progress, Progress):
+                bar = progress
+            elif progress:
+                bar = Progress(f"upload {snapshot_id}", to_read)
+            else:
+                bar = None
+            digests: dict[int, bytes] = {}
+            cancel = threading.Event()
+
+            def put_one(index: int) -> None:
+                data = blocks.read_block(fd, index, block_size, size)
+                if blocks.is_zero(data):
+                    if bar:
+                        bar.add(1)
+                    return
+                digest = blocks.block_digest(data)
+                checksum = blocks.b64(digest)
+                retry.call(lambda: put_snapshot_block(ebs, snapshot_id, index, data, checksum),
+                           policy=policy, what=f"PutSnapshotBlock {snapshot_id} #{index}",
+                           not_found_deadline=not_found_deadline, cancel=cancel, on_retry=count_retry)
+                digests[index] = digest
+                if bar:
+                    bar.add(1, len(data))
+
+            step = "PutSnapshotBlock"
+            if to_read:
+                _run_workers(min(workers, to_read), blocks.iter_indices(ranges), put_one, cancel)
+            step = "CompleteSnapshot"
+            aggregate = blocks.aggregate_checksum(digests)
+            status = retry.call(lambda: complete_snapshot(ebs, snapshot_id, len(digests), aggregate),
+                                policy=policy, what=f"CompleteSnapshot {snapshot_id}",
+                                not_found_deadline=not_found_deadline, on_retry=count_retry)
+            if status == "error":
+                raise RuntimeError(f"CompleteSnapshot reported status 'error' for {snapshot_id}")
+            if wait:
+                step = "wait for completed"
+                wait_completed(ec2, snapshot_id, timeout=wait_timeout, interval=wait_interval, policy=policy)
+            if bar:
+                bar.finish("completed")
+        except BaseException as exc:
+            leftover = _cleanup(ec2, snapshot_id, policy)
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: cleaned up, re-raise as is
+                raise
+            what = f"snapshot {snapshot_id} deleted" if leftover is None else leftover
+            raise UploadError(f"EBS upload of {path} failed at {step}: {exc} ({what})",
+                              snapshot_id=snapshot_id, step=step, leftover=leftover) from exc
+    finally:
+        os.close(fd)
+    return UploadResult(snapshot_id=snapshot_id, block_size=block_size, volume_size_gib=volume, image_bytes=size,
+                        blocks_total=total, blocks_read=to_read, blocks_sent=len(digests),
+                        bytes_sent=len(digests) * block_size, checksum=aggregate,
+                        seconds=time.monotonic() - began, retries=dict(retries))
+
+
+def _cleanup(ec2, snapshot_id: str, policy: retry.RetryPolicy) -> str | None:
+    """Delete an incomplete snapshot; None when gone, else a sentence saying what is left."""
+    try:
+        retry.call(lambda: delete_snapshot(ec2, snapshot_id), policy=policy, what=f"DeleteSnapshot {snapshot_id}")
+        return None
+    except Exception as exc:  # noqa: BLE001 - reported in the UploadError message
+        return f"could NOT delete incomplete snapshot {snapshot_id}: {exc}; delete it by hand"
+
+
+def verify_snapshot(ebs, snapshot_id: str, path: str | os.PathLike, *, threads: int = 16,
+                    policy: retry.RetryPolicy | None = None) -> int:
+    """Read every block of the snapshot back (ListSnapshotBlocks + GetSnapshotBlock) and compare it
+    with the file at the snapshot's block size; also check that exactly the file's non-zero blocks
+    are present. Returns the number of blocks checked; raises SnapshotMismatch. (Useful where the
+    server does not verify checksums, e.g. moto.)"""
+    policy = policy or retry.RetryPolicy()
+    block_size, listed = retry.call(lambda: list_snapshot_blocks(ebs, snapshot_id), policy=policy,
+                                    what=f"ListSnapshotBlocks {snapshot_id}")
+    expected = set(blocks.nonzero_blocks(path, block_size))
+    present = {i for i, _ in listed}
+    if present != expected:
+        missing = sorted(expected - present)[:5]
+        extra = sorted(present - expected)[:5]
+        raise SnapshotMismatch(f"{snapshot_id}: blocks missing {missing}..., unexpected {extra}...")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = blocks.image_size(fd)
+
+        def check(item: tuple[int, str]) -> None:
+            index, token = item
+            got = retry.call(lambda: get_snapshot_block(ebs, snapshot_id, index, token), policy=policy,
+                             what=f"GetSnapshotBlock {snapshot_id} #{index}")
+            want = blocks.read_block(fd, index, block_size, size)
+            if got != want:
+                raise SnapshotMismatch(f"{snapshot_id}: block {index} differs from {path}")
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for _ in pool.map(check, listed):
+                pass
+    finally:
+        os.close(fd)
+    return len(listed)
