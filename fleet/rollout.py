@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleet.aws import client as aws_client
+from fleet.names import slug
 
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 FAILED = {
@@ -196,11 +197,15 @@ def _wait(autoscaling, asg_name, refresh_id, deadline, timeout, poll, log, sleep
         sleep(poll)
 
 
+def health_alarm_prefix(group: str, stack: str) -> str:
+    """Name prefix of a group's health alarms (5xx, unhealthy hosts): the ones that gate a rollout.
+    Scaling alarms (CPU) never use it, or a busy hour would roll every deploy back."""
+    return f"fleet-{stack}-{slug(group)}-health-"
+
+
 def discover_alarms(cloudwatch, group: str, stack: str) -> list[str]:
-    """Alarms named `fleet-<stack>-<group>-...`: that prefix is reserved for health alarms that should
-    stop a rollout (5xx, unhealthy hosts). Scaling alarms (CPU burst) must not use it, or a busy hour
-    would roll every deploy back."""
-    prefix = f"fleet-{stack}-{group}-"
+    """The group's health alarms, found by `health_alarm_prefix`."""
+    prefix = health_alarm_prefix(group, stack)
     pages = cloudwatch.get_paginator("describe_alarms").paginate(
         AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
     return [a["AlarmName"] for page in pages for a in page.get("MetricAlarms", []) + page.get("CompositeAlarms", [])]

@@ -122,15 +122,15 @@ class TestRoll:
         script.history()
         script.start("r-1")
         script.poll(refresh("r-1", "InProgress", 40),
-                    refresh("r-1", "RollbackInProgress", 20, "Alarm fleet-staging-web-5xx is in ALARM state"),
-                    refresh("r-1", "RollbackSuccessful", 0, "Alarm fleet-staging-web-5xx is in ALARM state"))
+                    refresh("r-1", "RollbackInProgress", 20, "Alarm fleet-staging-web-health-5xx is in ALARM state"),
+                    refresh("r-1", "RollbackSuccessful", 0, "Alarm fleet-staging-web-health-5xx is in ALARM state"))
 
         with pytest.raises(RolloutError) as err:
             script.roll()
 
         message = str(err.value)
         assert "rolled back to the previous launch template version" in message
-        assert "fleet-staging-web-5xx is in ALARM state" in message
+        assert "fleet-staging-web-health-5xx is in ALARM state" in message
         assert "r-1" in message and ASG in message
         assert "\n" not in message
 
@@ -234,9 +234,9 @@ class TestRoll:
         script.group(group("1"))
         script.history()
         script.start("r-1", prefs=dict(PREFS, InstanceWarmup=90,
-                                       AlarmSpecification={"Alarms": ["fleet-staging-web-5xx", "other"]}))
+                                       AlarmSpecification={"Alarms": ["fleet-staging-web-health-5xx", "other"]}))
         script.poll(refresh("r-1", "Successful", 100))
-        script.roll(alarms=("fleet-staging-web-5xx", "other"), warmup=90)
+        script.roll(alarms=("fleet-staging-web-health-5xx", "other"), warmup=90)
 
     def test_missing_asg(self, script):
         script.stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []},
@@ -276,7 +276,8 @@ def pair(aws):
     make("web-spot", "spot", "staging", lt)
     make("web-od", "on-demand", "staging", lt)
     make("prod-web-od", "on-demand", "prod", prod_lt)
-    for name in ("fleet-staging-web-5xx", "fleet-staging-api-5xx", "fleet-prod-web-5xx"):
+    for name in ("fleet-staging-web-health-5xx", "fleet-staging-api-health-5xx", "fleet-prod-web-health-5xx",
+                 "fleet-staging-web-cpu-burst"):
         cw.put_metric_alarm(AlarmName=name, MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB",
                             Statistic="Sum", Period=60, EvaluationPeriods=2, Threshold=10,
                             ComparisonOperator="GreaterThanThreshold")
@@ -300,8 +301,8 @@ class TestDeploy:
         calls = self.record(monkeypatch)
         results = rollout.deploy("web", "staging", alarms=["extra"], log=lambda m: None)
         assert calls == [
-            ("web-od", pair, 2, ("extra", "fleet-staging-web-5xx")),
-            ("web-spot", pair, 2, ("extra", "fleet-staging-web-5xx")),
+            ("web-od", pair, 2, ("extra", "fleet-staging-web-health-5xx")),
+            ("web-spot", pair, 2, ("extra", "fleet-staging-web-health-5xx")),
         ]
         assert [r.asg for r in results] == ["web-od", "web-spot"]
 
@@ -319,7 +320,7 @@ class TestDeploy:
 
     def test_discovered_alarms_are_the_groups_only(self, pair):
         cw = boto3.client("cloudwatch")
-        assert rollout.discover_alarms(cw, "web", "staging") == ["fleet-staging-web-5xx"]
+        assert rollout.discover_alarms(cw, "web", "staging") == ["fleet-staging-web-health-5xx"]
 
 
 class TestMain:
