@@ -1,0 +1,143 @@
+"""AsgPair: seed 004's spot Auto Scaling group and its on-demand fallback, for one node group.
+
+Spot ASG: mixed instances policy, 100% spot over 3+ instance types (PITFALLS 25),
+price-capacity-optimized, capacity rebalance, and headroom above node_max so a rebalance can
+launch before it terminates (PITFALLS 26). On-demand ASG: `on_demand.base` instances (at least 1
+for http groups: seed 004's steady state), up to `on_demand_max`; the spot interruption handler
+raises its desired capacity by one per warning.
+
+Both: on `launch_template.latest_version` (PITFALLS 1), autonamed (2), private subnets,
+`ignore_changes` on desired capacity (3) plus `extra_ignore_changes` (the rollout issue adds the
+launch template version there), target groups only via `target_group_arns` (4), an explicit
+`wait_for_capacity_timeout` (5; "0": `pulumi up` does not wait for capacity, the health-gated
+rollout does, so a spot shortage or slow boot never fails the update and orphans the ASG),
+ELB health checks for http groups with grace = `autoscale.timeout` (28), default instance warmup,
+1-minute group metrics, tags fleet:group / fleet:stack / fleet:capacity propagated to instances,
+and a termination lifecycle hook with a short heartbeat and CONTINUE (29).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from fleet.model import Group
+from fleet.names import slug
+
+SPOT, ON_DEMAND = "spot", "on-demand"
+GROUP_METRICS = [
+    "GroupMinSize", "GroupMaxSize", "GroupDesiredCapacity", "GroupInServiceInstances", "GroupPendingInstances",
+    "GroupStandbyInstances", "GroupTerminatingInstances", "GroupTotalInstances",
+]
+DRAIN_HOOK_NAME = "fleet-drain"
+MIN_HEARTBEAT = 30  # AWS minimum
+DEFAULT_DRAIN_SECONDS = 60
+
+
+def spot_capacity(group: Group) -> tuple[int, int, int]:
+    """(min, initial desired, max) of the spot ASG: max = node_max + max(1, 10%) headroom."""
+    a = group.autoscale
+    return a.node_min, a.node_min, a.node_max + max(1, math.ceil(a.node_max * 0.1))
+
+
+def on_demand_capacity(group: Group) -> tuple[int, int, int]:
+    """(min, initial desired, max) of the on-demand ASG: base (>= 1 with http) up to on_demand_max."""
+    a = group.autoscale
+    base = max(a.on_demand.base, 1) if group.http else a.on_demand.base
+    return base, base, max(a.on_demand_max, base)
+
+
+def drain_seconds(group: Group) -> int:
+    """Heartbeat of the termination hook: the group's drain time (the deregistration delay for http)."""
+    drain = group.http.deregistration_delay if group.http else DEFAULT_DRAIN_SECONDS
+    return max(MIN_HEARTBEAT, drain)
+
+
+@dataclass
+class AsgPairArgs:
+    group: Group
+    stack: str
+    launch_template_id: pulumi.Input[str]
+    launch_template_version: pulumi.Input[int]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    spot_instance_types: Sequence[str]
+    target_group_arns: Sequence[pulumi.Input[str]] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    wait_for_capacity_timeout: str = "0"
+    extra_ignore_changes: Sequence[str] = ()
+
+
+class AsgPair(pulumi.ComponentResource):
+    spot: aws.autoscaling.Group
+    on_demand: aws.autoscaling.Group
+    hooks: dict[str, aws.autoscaling.LifecycleHook]
+
+    def __init__(self, name: str, args: AsgPairArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("fleet:asg_pair:AsgPair", name, None, opts)
+        group = args.group
+        if group.autoscale is None:
+            raise ValueError(f"group {group.name} has autoscale: false; it gets Instances, not an AsgPair")
+        if len(args.spot_instance_types) < 3:
+            raise ValueError(f"group {group.name}: the spot ASG needs 3+ instance types")
+        gslug = slug(group.name)
+        version = pulumi.Output.from_input(args.launch_template_version).apply(str)
+        asg_opts = pulumi.ResourceOptions(
+            parent=self, ignore_changes=["desired_capacity", *args.extra_ignore_changes])
+        http = group.http is not None
+        common = dict(
+            vpc_zone_identifiers=list(args.subnet_ids),
+            target_group_arns=list(args.target_group_arns) if http else None,
+            health_check_type="ELB" if http else "EC2",
+            health_check_grace_period=group.autoscale.timeout,
+            default_instance_warmup=group.autoscale.timeout,
+            enabled_metrics=GROUP_METRICS,
+            metrics_granularity="1Minute",
+            wait_for_capacity_timeout=args.wait_for_capacity_timeout,
+        )
+
+        lo, desired, hi = spot_capacity(group)
+        self.spot = aws.autoscaling.Group(f"{gslug}-spot", aws.autoscaling.GroupArgs(
+            min_size=lo, desired_capacity=desired, max_size=hi,
+            capacity_rebalance=True,
+            mixed_instances_policy=aws.autoscaling.GroupMixedInstancesPolicyArgs(
+                instances_distribution=aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
+                    on_demand_base_capacity=0, on_demand_percentage_above_base_capacity=0,
+                    spot_allocation_strategy=group.autoscale.spot.allocation_strategy),
+                launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
+                    launch_template_specification=(
+                        aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs(
+                            launch_template_id=args.launch_template_id, version=version)),
+                    overrides=[aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(instance_type=t)
+                               for t in args.spot_instance_types])),
+            tags=self._tags(args, SPOT),
+            **common), opts=asg_opts)
+
+        lo, desired, hi = on_demand_capacity(group)
+        self.on_demand = aws.autoscaling.Group(f"{gslug}-on-demand", aws.autoscaling.GroupArgs(
+            min_size=lo, desired_capacity=desired, max_size=hi,
+            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=args.launch_template_id, version=version),
+            tags=self._tags(args, ON_DEMAND),
+            **common), opts=asg_opts)
+
+        self.asgs = {SPOT: self.spot, ON_DEMAND: self.on_demand}
+        self.hooks = {}
+        for capacity, asg in self.asgs.items():
+            self.hooks[capacity] = aws.autoscaling.LifecycleHook(
+                f"{gslug}-{capacity}-drain", aws.autoscaling.LifecycleHookArgs(
+                    # fixed name: unique within its ASG, and an ASG replacement replaces the hook with it
+                    name=DRAIN_HOOK_NAME,
+                    autoscaling_group_name=asg.name,
+                    lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+                    heartbeat_timeout=drain_seconds(group),
+                    default_result="CONTINUE"), opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"spot_name": self.spot.name, "on_demand_name": self.on_demand.name})
+
+    @staticmethod
+    def _tags(args: AsgPairArgs, capacity: str) -> list[aws.autoscaling.GroupTagArgs]:
+        tags = {**dict(args.tags), "fleet:group": args.group.name, "fleet:stack": args.stack,
+                "fleet:capacity": capacity, "Name": f"fleet-{args.stack}-{args.group.name}-{capacity}"}
+        return [aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=True) for k, v in sorted(tags.items())]

@@ -1,0 +1,102 @@
+"""LaunchTemplate: how every instance of a group boots.
+
+IMDSv2 required (hop limit 1, or 2 when the group runs containers), an encrypted root (gp3 unless
+the group sets volume.type) on the AMI's root device name (else AWS adds a second volume), detailed
+monitoring (the scaling alarms use 60-second periods), an instance profile whose role has the
+AmazonSSMManagedInstanceCore policy and nothing else, the group's security groups, cloud-init
+user data from fleet.render.userdata (names only, nothing secret), `tag_specifications` for
+instances and volumes (ASG tags never reach volumes, PITFALLS 7), `update_default_version`,
+and `name_prefix` (never a fixed name, PITFALLS 2). ASGs use `template.latest_version`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.naming import resource_prefix
+from fleet.model import Group
+from fleet.names import slug
+from fleet.render.userdata import render_user_data
+
+SSM_POLICY_ARN = aws.iam.ManagedPolicy.AMAZON_SSM_MANAGED_INSTANCE_CORE.value
+EC2_ASSUME_ROLE = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+})
+
+
+@dataclass
+class LaunchTemplateArgs:
+    group: Group
+    stack: str
+    environment: str
+    ami_id: pulumi.Input[str]
+    root_device_name: pulumi.Input[str]
+    security_group_ids: Sequence[pulumi.Input[str]]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def hop_limit(group: Group) -> int:
+    """IMDS hop limit: 1, or 2 so containers (one more network hop) can reach IMDSv2."""
+    return 2 if group.containers else 1
+
+
+class LaunchTemplate(pulumi.ComponentResource):
+    template: aws.ec2.LaunchTemplate
+    role: aws.iam.Role
+    instance_profile: aws.iam.InstanceProfile
+    id: pulumi.Output[str]
+    latest_version: pulumi.Output[int]
+
+    def __init__(self, name: str, args: LaunchTemplateArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("fleet:launch_template:LaunchTemplate", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        group = args.group
+        gslug = slug(group.name)
+        tags = dict(args.tags)
+
+        self.role = aws.iam.Role(f"{gslug}-node", aws.iam.RoleArgs(
+            assume_role_policy=EC2_ASSUME_ROLE, description=f"fleet {args.stack} {group.name} instances (SSM only)",
+            tags=tags), opts=child)
+        self.ssm_policy = aws.iam.RolePolicyAttachment(f"{gslug}-node-ssm", aws.iam.RolePolicyAttachmentArgs(
+            role=self.role.name, policy_arn=SSM_POLICY_ARN), opts=child)
+        self.instance_profile = aws.iam.InstanceProfile(f"{gslug}-node", aws.iam.InstanceProfileArgs(
+            role=self.role.name, tags=tags), opts=child)
+
+        instance_tags = {**tags, "Name": f"fleet-{args.stack}-{group.name}"}
+        user_data = render_user_data(group, args.stack, args.environment)
+        self.template = aws.ec2.LaunchTemplate(f"{gslug}-lt", aws.ec2.LaunchTemplateArgs(
+            name_prefix=resource_prefix(args.stack, group.name),
+            description=f"fleet {args.stack} {group.name}",
+            image_id=args.ami_id,
+            instance_type=group.instance_type,
+            update_default_version=True,
+            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=self.instance_profile.arn),
+            vpc_security_group_ids=list(args.security_group_ids),
+            user_data=base64.b64encode(user_data.encode()).decode(),
+            monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required",
+                http_put_response_hop_limit=hop_limit(group), instance_metadata_tags="enabled"),
+            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name=args.root_device_name,
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_size=group.volume.size, volume_type=group.volume.type, encrypted="true",
+                    delete_on_termination="true"))],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type="instance", tags=instance_tags),
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type="volume", tags=instance_tags),
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type="network-interface", tags=instance_tags),
+            ],
+            tags=tags,
+        ), opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ssm_policy]))
+        self.id = self.template.id
+        self.latest_version = self.template.latest_version
+        self.register_outputs({"id": self.id, "latest_version": self.latest_version,
+                               "instance_profile_arn": self.instance_profile.arn})

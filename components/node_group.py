@@ -1,0 +1,121 @@
+"""NodeGroup: everything one node group runs on.
+
+BakedImage -> LaunchTemplate -> (autoscaled) AsgPair [+ TargetGroup + listener rule for http]
++ ScalingPolicies + alarms, or (autoscale: false) Instances; and a Dashboard.
+
+Hooks for the rollout issue: `asg_pair.spot`, `asg_pair.on_demand`, `launch_template.template`,
+`alarms` (every alarm of the group) and `health_alarms` (target 5xx, unhealthy hosts) are
+attributes; `asg_extra_ignore_changes` reaches both ASGs' `ignore_changes` (add
+"launch_template" / "mixed_instances_policy" there when the Rollout Command owns the version).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.asg_pair import AsgPair, AsgPairArgs
+from components.baked_image import BakedImage, BakedImageArgs
+from components.dashboard import Dashboard, DashboardArgs
+from components.instance_mix import spot_instance_types
+from components.instances import Instances, InstancesArgs
+from components.launch_template import LaunchTemplate, LaunchTemplateArgs
+from components.naming import group_tags
+from components.scaling import ScalingPolicies, ScalingPoliciesArgs
+from components.target_group import TargetGroup, TargetGroupArgs
+from fleet.model import Group
+from fleet.names import slug
+from fleet.stack import StackConfig
+
+
+@dataclass
+class NodeGroupArgs:
+    group: Group
+    stack: StackConfig
+    image_hash: str
+    project_dir: Path
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_ids: Sequence[pulumi.Input[str]]
+    listener_arn: pulumi.Input[str] | None = None
+    load_balancer_arn_suffix: pulumi.Input[str] | None = None
+    rule_priority: int | None = None
+    asg_extra_ignore_changes: Sequence[str] = ()
+
+
+class NodeGroup(pulumi.ComponentResource):
+    image: BakedImage
+    launch_template: LaunchTemplate
+    asg_pair: AsgPair | None
+    target_group: TargetGroup | None
+    scaling: ScalingPolicies | None
+    instances: Instances | None
+    dashboard: Dashboard
+    alarms: list[aws.cloudwatch.MetricAlarm]
+    health_alarms: list[aws.cloudwatch.MetricAlarm]
+
+    def __init__(self, name: str, args: NodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("fleet:node_group:NodeGroup", name, None, opts)
+        group, stack = args.group, args.stack
+        gslug = slug(group.name)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = group_tags(group, stack.name)
+
+        self.image = BakedImage(gslug, BakedImageArgs(
+            group=group, image_hash=args.image_hash, stack=stack.name, region=stack.region,
+            pin=stack.amis.get(group.name), project_dir=args.project_dir), opts=child)
+        self.launch_template = LaunchTemplate(gslug, LaunchTemplateArgs(
+            group=group, stack=stack.name, environment=stack.environment or stack.name,
+            ami_id=self.image.ami_id, root_device_name=self.image.root_device_name,
+            security_group_ids=args.security_group_ids, tags=tags), opts=child)
+        lt = self.launch_template
+        self.asg_pair = self.target_group = self.scaling = self.instances = None
+        self.alarms, self.health_alarms = [], []
+
+        if group.autoscale is None:
+            self.instances = Instances(gslug, InstancesArgs(
+                group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
+                subnet_ids=args.private_subnet_ids, tags=tags), opts=child)
+            self.dashboard = Dashboard(gslug, DashboardArgs(
+                group=group.name, stack=stack.name, region=stack.region, instance_ids=self.instances.ids), opts=child)
+        else:
+            if group.http is not None:
+                if args.listener_arn is None or args.load_balancer_arn_suffix is None or args.rule_priority is None:
+                    raise ValueError(f"group {group.name} has http but no load balancer listener was given")
+                self.target_group = TargetGroup(gslug, TargetGroupArgs(
+                    group=group, stack=stack.name, vpc_id=args.vpc_id, listener_arn=args.listener_arn,
+                    load_balancer_arn_suffix=args.load_balancer_arn_suffix, priority=args.rule_priority,
+                    tags=tags), opts=child)
+                self.health_alarms = list(self.target_group.health_alarms)
+            self.asg_pair = AsgPair(gslug, AsgPairArgs(
+                group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
+                subnet_ids=args.private_subnet_ids, spot_instance_types=spot_instance_types(group),
+                target_group_arns=[self.target_group.arn] if self.target_group else [],
+                tags=tags, extra_ignore_changes=args.asg_extra_ignore_changes), opts=child)
+            self.scaling = ScalingPolicies(gslug, ScalingPoliciesArgs(
+                group=group, stack=stack.name,
+                asg_names={capacity: asg.name for capacity, asg in self.asg_pair.asgs.items()}, tags=tags),
+                opts=child)
+            self.alarms = [a for kinds in self.scaling.alarms.values() for a in kinds.values()]
+            self.alarms += self.health_alarms
+            self.dashboard = Dashboard(gslug, DashboardArgs(
+                group=group.name, stack=stack.name, region=stack.region,
+                asg_names={capacity: asg.name for capacity, asg in self.asg_pair.asgs.items()},
+                target_group_arn_suffix=self.target_group.arn_suffix if self.target_group else None,
+                load_balancer_arn_suffix=args.load_balancer_arn_suffix if self.target_group else None), opts=child)
+
+        self.outputs = {
+            "ami_id": self.image.ami_id,
+            "launch_template_id": lt.id,
+            "launch_template_version": lt.latest_version,
+            "spot_asg_name": self.asg_pair.spot.name if self.asg_pair else None,
+            "on_demand_asg_name": self.asg_pair.on_demand.name if self.asg_pair else None,
+            "target_group_arn": self.target_group.arn if self.target_group else None,
+            "instance_ids": self.instances.ids if self.instances else None,
+            "health_alarm_names": [a.name for a in self.health_alarms],
+        }
+        self.register_outputs(self.outputs)

@@ -1,0 +1,161 @@
+"""The Pulumi program: one stack's fleet from nodes.yaml and the stack's config.
+
+`__main__.py` calls `build_program(project_dir)`; the offline plan runs that same `__main__.py`
+under Pulumi's mocks. Everything is checked before the first resource is registered: on bad
+input each problem is logged as one error line (file, group, key) and the program stops with a
+`pulumi.RunError`, which the Pulumi CLI prints without a traceback; nothing is created.
+
+Stack outputs: `alb_dns_name` (when a group has http) and `groups`, per group: `ami_id`,
+`launch_template_id`, `launch_template_version`, `spot_asg_name`, `on_demand_asg_name`,
+`target_group_arn`, `instance_ids`, `health_alarm_names`.
+
+Moving resources between components: every resource here was created inside its component from
+the first release, so no alias is needed today. A later change that moves a resource to another
+parent (or renames a component) must pass `aliases=[pulumi.Alias(parent=<old parent>)]` (or
+`pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)` for a resource that used to be top level) on it,
+and show a zero-replacement `pulumi preview` (PITFALLS 18). Logical names depend only on the
+group's own name, never on its position among the groups, so adding or removing a group moves
+nothing else (tests/test_program.py checks both).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import pulumi
+
+from components.instance_mix import MIN_SPOT_TYPES, spot_instance_types
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.network import Network, NetworkArgs
+from components.node_group import NodeGroup, NodeGroupArgs
+from components.security_groups import SecurityGroups, SecurityGroupsArgs
+from fleet.errors import Problem, SpecError
+from fleet.image_hash import hash_groups
+from fleet.names import rule_priorities, slug
+from fleet.spec import Fleet, load_fleet
+from fleet.stack import FLEET_KEYS
+
+
+def _all_config_keys() -> list[str]:
+    """Every `fleet:*` key set on the stack (so misspelled keys are reported, not ignored)."""
+    try:
+        from pulumi.runtime.config import CONFIG
+        return [k for k in CONFIG.get() if k.startswith("fleet:")]
+    except (ImportError, AttributeError):  # older SDKs: only the declared keys
+        return []
+
+
+def _parse(raw: str, want: type) -> Any:
+    """A config string as fleet.stack expects it; unparsable values stay strings so fleet.stack
+    reports them as one clear line ("must be a mapping, not str") instead of a traceback."""
+    if want is dict:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    if want is bool:
+        return {"true": True, "false": False}.get(raw.strip().lower(), raw)
+    return raw
+
+
+def stack_values_from_config(get: Callable[[str], str | None] | None = None,
+                             keys: list[str] | None = None) -> dict[str, Any]:
+    """The stack's config as `{"aws:region": ..., "fleet:groups": {...}, ...}` for fleet.spec.load_fleet.
+
+    Same semantics as `pulumi.Config("fleet").get_object/get_bool/get`, but a malformed value is
+    left for fleet.stack to report with the other problems.
+    """
+    if get is None:
+        fleet_cfg, aws_cfg = pulumi.Config("fleet"), pulumi.Config("aws")
+
+        def get(full: str) -> str | None:
+            ns, _, key = full.partition(":")
+            return (fleet_cfg if ns == "fleet" else aws_cfg).get(key)
+    names = [f"fleet:{k}" for k in FLEET_KEYS]
+    names += [k for k in (keys if keys is not None else _all_config_keys()) if k not in names]
+    values: dict[str, Any] = {}
+    for full in names:
+        raw = get(full)
+        if raw is not None:
+            key = full.partition(":")[2]
+            values[full] = _parse(raw, FLEET_KEYS[key][0]) if key in FLEET_KEYS else raw
+    region = get("aws:region")
+    if region is not None:
+        values["aws:region"] = region
+    return values
+
+
+def _display_path(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path(os.getcwd()).resolve())
+    except ValueError:
+        return path
+
+
+def load_for_stack(project_dir: Path, stack: str, values: dict[str, Any]) -> Fleet:
+    """Load and check the fleet for `stack`; raise SpecError with every problem found."""
+    nodes_file = values.get("fleet:nodesFile")
+    nodes_path = _display_path(Path(project_dir) / (nodes_file if isinstance(nodes_file, str) else "nodes.yaml"))
+    fleet = load_fleet(nodes_path, stack=stack, stack_values=values)
+    problems = []
+    for name, group in fleet.groups.items():
+        if group.autoscale is not None and len(spot_instance_types(group)) < MIN_SPOT_TYPES:
+            problems.append(Problem(str(nodes_path), None, name, "autoscale.spot.instance_types",
+                                    f"only {len(spot_instance_types(group))} spot type(s) known for "
+                                    f"{group.instance_type}; list {MIN_SPOT_TYPES}+ instance types"))
+    if problems:
+        raise SpecError(problems)
+    return fleet
+
+
+def fail(problems: list[Problem] | SpecError, stack: str) -> None:
+    """Log one error line per problem, then stop the program cleanly (no traceback, no resource)."""
+    problems = problems.problems if isinstance(problems, SpecError) else problems
+    for p in problems:
+        pulumi.log.error(str(p))
+    raise pulumi.RunError(f"fleet: {len(problems)} problem(s) in the nodes file or Pulumi.{stack}.yaml "
+                          "(listed above); no resource was registered")
+
+
+def build_program(project_dir: Path) -> dict[str, NodeGroup]:
+    """Register the whole fleet of the current stack. Returns the NodeGroups by group name."""
+    project_dir = Path(project_dir)
+    stack_name = pulumi.get_stack()
+    try:
+        fleet = load_for_stack(project_dir, stack_name, stack_values_from_config())
+    except SpecError as exc:
+        fail(exc, stack_name)
+    stack = fleet.stack
+    groups = fleet.groups
+    hashes = hash_groups(groups, project_dir)
+
+    network = Network("network", NetworkArgs(stack=stack.name, config=stack.network))
+    http_groups = {n: g for n, g in groups.items() if g.http is not None}
+    lb = None
+    if http_groups:
+        lb = LoadBalancer("alb", LoadBalancerArgs(
+            stack=stack.name, vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
+            certificate_arn=stack.certificate_arn, deletion_protection=stack.deletion_protection,
+            access_logs_bucket=stack.access_logs_bucket))
+    sgs = SecurityGroups("security-groups", SecurityGroupsArgs(
+        stack=stack.name, vpc_id=network.vpc_id, groups=groups, existing=dict(stack.security_groups),
+        alb_security_group_id=lb.security_group.id if lb else None))
+    priorities = rule_priorities([(n, g.http.priority) for n, g in http_groups.items()])
+
+    nodes: dict[str, NodeGroup] = {}
+    for name, group in groups.items():
+        nodes[name] = NodeGroup(slug(name), NodeGroupArgs(
+            group=group, stack=stack, image_hash=hashes[name], project_dir=project_dir,
+            vpc_id=network.vpc_id, private_subnet_ids=network.private_subnet_ids,
+            security_group_ids=sgs.ids_for(name),
+            listener_arn=lb.listener.arn if lb and group.http else None,
+            load_balancer_arn_suffix=lb.arn_suffix if lb and group.http else None,
+            rule_priority=priorities.get(name)))
+
+    if lb is not None:
+        pulumi.export("alb_dns_name", lb.dns_name)
+    pulumi.export("groups", {name: node.outputs for name, node in nodes.items()})
+    return nodes
