@@ -1,0 +1,173 @@
+"""Retention: pure selection, then `plan_clean` / `clean` / `delete_all` against the moto server.
+
+Ordering note: moto stamps CreationDate to the second, so AMIs registered in one test tie; they are
+ordered by Name then (`registry.sort_key`), and the test names them web-000 ... web-011 in creation
+order, like the build timestamps fleet puts at the end of AMI names. moto's RegisterImage ignores
+BlockDeviceMappings and gives every AMI its own auto-created snapshot: "an AMI's snapshots" below
+are the ones DescribeImages reports for it, which is what `clean` deletes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet.aws import client
+from image_builds import registry, retention
+
+GROUP = "web"
+
+
+# ---------------------------------------------------------------- pure selection
+
+
+def fake(i: int, *, date: str | None = None, state: str = "available") -> dict:
+    return {"ImageId": f"ami-{i:03d}", "Name": f"web-{i:03d}", "State": state,
+            "CreationDate": date or f"2024-05-{i + 1:02d}T00:00:00.000Z",
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": f"snap-{i:03d}"}}]}
+
+
+def ids(images) -> list[str]:
+    return [i.image_id for i in images]
+
+
+def test_select_keeps_the_newest_and_everything_in_use():
+    images = [fake(i) for i in range(12)]
+    kept, removed = retention.select(images, 10, {"ami-000": "instance i-1"})
+    assert ids(kept) == [f"ami-{i:03d}" for i in range(11, 1, -1)] + ["ami-000"]
+    assert ids(removed) == ["ami-001"] and removed[0].snapshot_ids == ("snap-001",)
+    assert kept[-1].in_use == "instance i-1"
+    kept, removed = retention.select(images, 0, {})
+    assert kept == [] and len(removed) == 12
+    assert retention.select(images, 20, {})[1] == []
+    with pytest.raises(ValueError):
+        retention.select(images, -1, {})
+
+
+def test_select_never_removes_pending_images_and_orders_ties_by_name():
+    same = "2024-05-01T00:00:00.000Z"
+    images = [fake(2, date=same), fake(0, date=same), fake(1, date=same, state="pending")]
+    kept, removed = retention.select(images, 0, {})
+    assert ids(kept) == ["ami-001"] and ids(removed) == ["ami-002", "ami-000"]
+
+
+def test_template_refs_and_version_resolution():
+    groups = [
+        {"AutoScalingGroupName": "a", "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "$Latest"}},
+        {"AutoScalingGroupName": "b", "MixedInstancesPolicy": {"LaunchTemplate": {
+            "LaunchTemplateSpecification": {"LaunchTemplateName": "two"},
+            "Overrides": [{"InstanceType": "m7g.large",
+                           "LaunchTemplateSpecification": {"LaunchTemplateId": "lt-3", "Version": "4"}}]}}},
+        {"AutoScalingGroupName": "c", "LaunchConfigurationName": "old"},
+    ]
+    assert retention.template_refs(groups) == [("a", "lt-1", "$Latest"), ("b", "two", "$Default"), ("b", "lt-3", "4")]
+    template = {"LatestVersionNumber": 7, "DefaultVersionNumber": 2}
+    assert [retention.resolve_version(v, template) for v in ("$Latest", "$Default", "5")] == [7, 2, 5]
+
+
+# ---------------------------------------------------------------- against moto
+
+
+@pytest.fixture
+def fleet(aws):
+    """12 tagged AMIs of group web (a0 oldest ... a11 newest), one of group api, and what uses them:
+
+    - ASG asg-mixed: MixedInstancesPolicy on untagged template shared-lt, version $Default (v1 -> a0;
+      its v2 -> a7 is not used by anyone);
+    - ASG asg-plain: LaunchTemplate old-lt (untagged) $Latest (v2 -> a4; v1 -> a3 unused);
+    - template web-lt tagged fleet:group=web, no ASG: default v1 -> a5, latest v2 -> a6;
+    - a running instance of a2, a terminated one of a1.
+    """
+    ec2, autoscaling = client("ec2"), client("autoscaling")
+    images = []
+    for i in range(12):
+        ami = ec2.register_image(Name=f"web-{i:03d}", Description="test")["ImageId"]
+        ec2.create_tags(Resources=[ami], Tags=[{"Key": "fleet:group", "Value": GROUP}])
+        images.append(ami)
+    other = ec2.register_image(Name="api-000")["ImageId"]
+    ec2.create_tags(Resources=[other], Tags=[{"Key": "fleet:group", "Value": "api"}])
+
+    def template(name, first, second, tags=None):
+        kwargs = {}
+        if tags:
+            kwargs["TagSpecifications"] = [{"ResourceType": "launch-template", "Tags": registry.tag_list(tags)}]
+        lt = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={
+            "ImageId": images[first], "InstanceType": "t3.micro"}, **kwargs)["LaunchTemplate"]
+        ec2.create_launch_template_version(LaunchTemplateId=lt["LaunchTemplateId"], LaunchTemplateData={
+            "ImageId": images[second], "InstanceType": "t3.micro"})
+        return lt["LaunchTemplateId"]
+
+    shared = template("shared-lt", 0, 7)
+    template("old-lt", 3, 4)
+    template("web-lt", 5, 6, {"fleet:group": GROUP})
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="asg-mixed", MinSize=0, MaxSize=2, DesiredCapacity=0, AvailabilityZones=["us-east-1a"],
+        MixedInstancesPolicy={"LaunchTemplate": {
+            "LaunchTemplateSpecification": {"LaunchTemplateId": shared, "Version": "$Default"},
+            "Overrides": [{"InstanceType": "t3.micro"}, {"InstanceType": "t3a.micro"}]}})
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="asg-plain", MinSize=0, MaxSize=2, DesiredCapacity=0, AvailabilityZones=["us-east-1a"],
+        LaunchTemplate={"LaunchTemplateName": "old-lt", "Version": "$Latest"})
+    ec2.run_instances(ImageId=images[2], MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    gone = ec2.run_instances(ImageId=images[1], MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+    ec2.terminate_instances(InstanceIds=[gone["InstanceId"]])
+    snapshots = {i["ImageId"]: registry.snapshot_ids(i) for i in ec2.describe_images(ImageIds=images)["Images"]}
+    return ec2, autoscaling, images, other, snapshots
+
+
+def existing_snapshots(ec2, wanted) -> set[str]:
+    found = set()
+    for page in ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"]):
+        found.update(s["SnapshotId"] for s in page["Snapshots"] if s["SnapshotId"] in wanted)
+    return found
+
+
+def test_keep_10_removes_only_the_old_unused_ami_and_its_snapshots(fleet):
+    ec2, autoscaling, a, other, snapshots = fleet
+    kept, removed = retention.plan_clean(ec2, autoscaling, GROUP, 10)
+    assert ids(removed) == [a[1]]  # a0 is older but its template version is used by asg-mixed
+    assert ids(kept) == [a[i] for i in range(11, 1, -1)] + [a[0]]
+    reasons = {k.image_id: k.in_use for k in kept}
+    assert "shared-lt v1 used by ASG asg-mixed" in reasons[a[0]]
+    assert reasons[a[2]].startswith("instance i-")
+
+    dry = retention.clean(ec2, autoscaling, GROUP, 10, dry_run=True)
+    assert [(r.image_id, r.snapshot_ids) for r in dry] == [(a[1], tuple(snapshots[a[1]]))]
+    assert len(ec2.describe_images(ImageIds=a)["Images"]) == 12, "a dry run removes nothing"
+    all_snaps = {s for v in snapshots.values() for s in v}
+    assert existing_snapshots(ec2, all_snaps) == all_snaps
+
+    done = retention.clean(ec2, autoscaling, GROUP, 10)
+    assert [(r.image_id, r.name, r.snapshot_ids, r.errors) for r in done] == [
+        (a[1], "web-001", tuple(snapshots[a[1]]), ())]
+    left = {i["ImageId"] for i in retention.group_images(ec2, GROUP)}
+    assert left == set(a) - {a[1]}
+    assert existing_snapshots(ec2, all_snaps) == all_snaps - set(snapshots[a[1]])
+    assert retention.clean(ec2, autoscaling, GROUP, 10) == []  # idempotent
+    assert ec2.describe_images(ImageIds=[other])["Images"], "another group's AMI is never touched"
+
+
+def test_delete_all_keeps_only_what_is_in_use(fleet):
+    ec2, autoscaling, a, other, snapshots = fleet
+    in_use = {a[0], a[2], a[4], a[5], a[6]}  # asg-mixed $Default, instance, asg-plain $Latest, web-lt default+latest
+    dry = retention.delete_all(ec2, autoscaling, GROUP, dry_run=True)
+    assert {r.image_id for r in dry} == set(a) - in_use
+    removed = retention.delete_all(ec2, autoscaling, GROUP)
+    assert {r.image_id for r in removed} == set(a) - in_use and all(not r.errors for r in removed)
+    assert {i["ImageId"] for i in retention.group_images(ec2, GROUP)} == in_use
+    all_snaps = {s for v in snapshots.values() for s in v}
+    assert existing_snapshots(ec2, all_snaps) == {s for i in in_use for s in snapshots[i]}
+    assert ec2.describe_images(ImageIds=[other])["Images"]
+
+
+def test_stopped_instances_protect_and_the_cache_lookup_picks_the_newest(fleet):
+    ec2, autoscaling, a, _, _ = fleet
+    inst = ec2.run_instances(ImageId=a[3], MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+    ec2.stop_instances(InstanceIds=[inst["InstanceId"]])
+    assert a[3] not in ids(retention.delete_all(ec2, autoscaling, GROUP, dry_run=True))
+    for ami in (a[8], a[9]):
+        ec2.create_tags(Resources=[ami], Tags=[{"Key": registry.IMAGE_HASH_TAG, "Value": "h1"}])
+    assert registry.find_cached(ec2, "h1") == a[9]
+    tagged = registry.tag_image(ec2, a[10], {"fleet:image-hash": "h2"})
+    assert tagged[0] == a[10] and len(tagged) >= 2  # the AMI and its snapshot(s)
+    snap = ec2.describe_snapshots(SnapshotIds=tagged[1:])["Snapshots"][0]
+    assert registry.tags_of(snap)["fleet:image-hash"] == "h2"
