@@ -140,7 +140,35 @@ def _add_image(sub, add) -> None:
             a.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
 
 
-_EXTRA_COMMANDS: list[Callable] = [_add_image]
+def cmd_deploy(args) -> int:
+    """`fleet deploy GROUP --stack S`: the health-gated rollout now (seed 001 instance:deploy)."""
+    from fleet.rollout import RolloutError, deploy
+
+    fleet = _load(args)
+    if fleet.stack is None:
+        raise SpecError([Problem(fleet.nodes_file, None, args.group, None, "deploy needs --stack")])
+    group = _group(fleet, args.group)
+    warmup = group.autoscale.timeout if group.autoscale else None
+    try:
+        results = deploy(group.name, fleet.stack.name, region=args.region or fleet.stack.region,
+                         endpoint_url=args.endpoint_url, warmup=warmup, timeout=args.timeout)
+    except RolloutError as exc:
+        print(f"fleet deploy {args.group}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for r in results:
+        print(json.dumps(r.as_json()))
+    return EXIT_OK
+
+
+def _add_deploy(sub, add) -> None:
+    sp = add("deploy", cmd_deploy, "roll the group's ASGs to the latest launch template now, on-demand first "
+             "(seed 001 instance:deploy)", group=True)
+    sp.add_argument("--region", default=None, help="AWS region (default: the stack's)")
+    sp.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
+    sp.add_argument("--timeout", type=float, default=1800, help="seconds to wait for each ASG's refresh")
+
+
+_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
