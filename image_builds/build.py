@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -93,6 +94,8 @@ def _now() -> str:
 def build(group: Group, *, region: str, endpoint_url: str | None = None, project_dir: Path = PROJECT_DIR,
           log: TextIO = sys.stderr) -> dict[str, Any]:
     """Bake or reuse the group's image; return {"ami_id", "image_hash", "cached"}."""
+    # boto3 reads AWS_ENDPOINT_URL by itself, Packer does not: hand it over explicitly.
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
     h = image_hash(group, project_dir)
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
     if group.image.builder == "ami":
