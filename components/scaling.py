@@ -9,10 +9,10 @@ so the fallback scales later than spot):
 - simple scale-in: -scale_in.remove_percent % when CPU < scale_in.cpu for scale_in.periods x
   scale_in.period s, then scale_in.cooldown s before the next scaling activity, with its alarm.
 
-Alarms are autonamed with the prefix `fleet-<stack>-<group-slug>-` (Pulumi appends a random
-suffix, so a replacement never collides with or deletes its predecessor; the rollout finds them
-by that prefix or, better, through `alarms`). Periods of 60 s need detailed monitoring, which the
-launch template enables.
+Alarms are autonamed `fleet-<stack>-<group-slug>-<capacity>-cpu-high|low-<random>` (Pulumi's
+suffix: a replacement never collides with, or deletes, its predecessor). They never start with
+the `...-health-` prefix that gates rollouts: a busy hour must not roll a deploy back.
+Periods of 60 s need detailed monitoring, which the launch template enables.
 """
 
 from __future__ import annotations

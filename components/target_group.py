@@ -8,7 +8,9 @@ suffix = 32, the AWS limit). The listener rule matches the group's hosts and pat
 priority given by fleet.names.rule_priorities (stable when other groups come and go).
 
 `health_alarms` (target 5xx count and unhealthy hosts) are what the rollout's alarm
-specification uses; their names start with `fleet-<stack>-<group-slug>-`.
+specification uses. They are autonamed with the prefix `fleet-<stack>-<group-slug>-health-`
+(fleet.rollout.health_alarm_prefix, which `fleet deploy` discovers them by) plus Pulumi's random
+suffix, so a replacement never collides with, or deletes, its predecessor.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from components.naming import alarm_prefix, short_logical_name
+from components.naming import short_logical_name
 from fleet.model import Group
 from fleet.names import slug
+from fleet.rollout import health_alarm_prefix
 
 ERROR_5XX_THRESHOLD = 10  # target 5xx responses per minute, two minutes running
 
@@ -73,9 +76,9 @@ class TargetGroup(pulumi.ComponentResource):
             actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=self.target_group.arn)],
             tags=tags), opts=child)
 
-        prefix = alarm_prefix(args.stack, group.name)
+        prefix = health_alarm_prefix(group.name, args.stack)
         dims = {"TargetGroup": self.target_group.arn_suffix, "LoadBalancer": args.load_balancer_arn_suffix}
-        self.alarm_5xx = aws.cloudwatch.MetricAlarm(f"{prefix}target-5xx", aws.cloudwatch.MetricAlarmArgs(
+        self.alarm_5xx = aws.cloudwatch.MetricAlarm(f"{prefix}5xx", aws.cloudwatch.MetricAlarmArgs(
             alarm_description=f"{group.name}: targets answer 5xx ({args.stack})",
             namespace="AWS/ApplicationELB", metric_name="HTTPCode_Target_5XX_Count", dimensions=dims,
             statistic="Sum", period=60, evaluation_periods=2, datapoints_to_alarm=2,

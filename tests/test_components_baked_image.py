@@ -1,0 +1,98 @@
+"""BakedImage under mocks: pin -> no Command; `builder: ami` -> the id, or one getAmi per distinct
+filter for the whole run; otherwise a local Command re-run only by the image hash, whose last
+stdout line gives the AMI id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.baked_image import RAW_ROOT_DEVICE, UBUNTU_ROOT_DEVICE, BakedImage, BakedImageArgs, parse_build_output
+from image_builds.register import ROOT_DEVICE_NAME
+from tests.pulumi_mocks import MOCK_AMI, group, run
+
+COMMAND = "command:local:Command"
+FILTER = {"name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*", "owners": ["099720109477"]}
+HASH = "ab" * 32
+
+
+def _image(g, pin=None, name=None):
+    return BakedImage(name or g.name, BakedImageArgs(group=g, image_hash=HASH, stack="staging", region="us-east-1",
+                                                    pin=pin, project_dir=Path("/srv/fleet")))
+
+
+def _outputs(img):
+    return [img.ami_id, img.root_device_name]
+
+
+def test_pin_skips_the_build():
+    r = run(lambda: _outputs(_image(group("web"), pin="ami-0fedcba9876543210")))
+    assert not r.of_type(COMMAND) and not r.calls
+    assert r.value == ["ami-0fedcba9876543210", UBUNTU_ROOT_DEVICE]
+
+
+def test_packer_group_runs_the_build_command_triggered_by_the_image_hash():
+    r = run(lambda: _outputs(_image(group("12_04-www"))))
+    (cmd,) = r.of_type(COMMAND)
+    assert cmd.inputs["create"] == "python -m image_builds.build 12_04-www --stack staging --region us-east-1"
+    assert cmd.inputs["triggers"] == [HASH]
+    assert cmd.inputs["dir"] == "/srv/fleet"
+    assert cmd.inputs["environment"] == {"PYTHONPATH": "/srv/fleet"}
+    assert "update" not in cmd.inputs and "delete" not in cmd.inputs
+    assert cmd.parent_type == "fleet:baked_image:BakedImage" and cmd.name == "12-04-www-image"
+    last = json.loads(cmd.outputs["stdout"].strip().splitlines()[-1])
+    assert r.value == [last["ami_id"], UBUNTU_ROOT_DEVICE]
+
+
+def test_nothing_secret_reaches_the_command():
+    r = run(lambda: _outputs(_image(group("web"))))
+    (cmd,) = r.of_type(COMMAND)
+    text = json.dumps(cmd.inputs).lower()
+    for word in ("secret", "password", "token", "aws_access_key", "aws_secret"):
+        assert word not in text
+
+
+def test_raw_images_use_the_root_device_image_builds_registers():
+    assert RAW_ROOT_DEVICE == ROOT_DEVICE_NAME
+    g = group("disk", image={"builder": "raw", "path": "images/disk.raw"}, source_ami=None)
+    r = run(lambda: _outputs(_image(g)))
+    assert len(r.of_type(COMMAND)) == 1
+    assert r.value[1] == "/dev/xvda"
+
+
+def test_ami_builder_with_an_id_uses_it_as_is():
+    g = group("cron", image={"builder": "ami"}, source_ami="ami-0aaaabbbbccccdddd")
+    r = run(lambda: _outputs(_image(g)))
+    assert not r.of_type(COMMAND) and not r.calls
+    assert r.value == ["ami-0aaaabbbbccccdddd", UBUNTU_ROOT_DEVICE]
+
+
+def test_ami_builder_with_a_filter_looks_it_up_once_per_distinct_filter():
+    a = group("cron", image={"builder": "ami"}, source_ami=FILTER)
+    b = group("cron2", image={"builder": "ami"}, source_ami=FILTER)
+    c = group("other", image={"builder": "ami"}, source_ami={"name": "debian-12-*", "owners": ["136693071363"]})
+    r = run(lambda: [_outputs(_image(g)) for g in (a, b, c)])
+    assert not r.of_type(COMMAND)
+    lookups = [args for token, args in r.calls if token == "aws:ec2/getAmi:getAmi"]
+    assert len(lookups) == 2
+    first = next(x for x in lookups if x["owners"] == ["099720109477"])
+    assert first["mostRecent"] is True
+    assert {"name": "name", "values": [FILTER["name"]]} in first["filters"]
+    assert r.value[0] == r.value[1] == [MOCK_AMI, "/dev/sda1"]
+
+
+def test_the_lookup_cache_does_not_leak_between_program_runs():
+    g = group("cron", image={"builder": "ami"}, source_ami=FILTER)
+    for _ in range(2):
+        r = run(lambda: _outputs(_image(g)))
+        assert [t for t, _ in r.calls] == ["aws:ec2/getAmi:getAmi"]
+        assert r.value[0] == MOCK_AMI
+
+
+def test_parse_build_output_reads_the_last_json_line():
+    out = 'Build started\n{"progress": 1}\n{"ami_id": "ami-0123", "image_hash": "x", "cached": true}\n\n'
+    assert parse_build_output(out) == "ami-0123"
+    with pytest.raises(ValueError, match="printed nothing"):
+        parse_build_output("  \n")
