@@ -269,6 +269,14 @@ class Run:
     def by_urn(self) -> dict[str, Registered]:
         return {r.urn: r for r in self.resources}
 
+    def views(self) -> list[dict[str, Any]]:
+        """Resource views as fleet.guardrails and `fleet plan --json` take them: type, name, parent
+        (logical name or None), inputs (camelCase), options, outputs (with the id)."""
+        return [{"type": r.type, "name": r.name, "parent": r.parent_name, "inputs": r.inputs,
+                 "options": r.options,
+                 "outputs": {**r.outputs, "id": r.id} if r.custom else dict(self.component_outputs.get(r.urn, {}))}
+                for r in self.resources]
+
     def warnings(self) -> list[str]:
         return [m for level, m in self.logs if level in ("WARNING", "ERROR", "CRITICAL")]
 

@@ -348,3 +348,18 @@ def test_no_python_warnings_from_our_code():
         run_program("prod")
     ours = [w for w in caught if any(part in w.filename for part in ("/components/", "/fleet/", "__main__.py"))]
     assert ours == []
+
+
+def test_both_stacks_pass_the_guardrails(stack_run):
+    from fleet.guardrails import check_all
+
+    stack, r = stack_run
+    assert check_all(r.views(), stack) == []
+
+
+def test_a_group_without_three_spot_types_is_refused_before_anything_is_registered():
+    cfg = stack_config("staging")
+    cfg["fleet:groups"]["api"]["instance_type"] = "x1.16xlarge"  # no x86 neighbours of the same size
+    r = _bad(cfg)
+    (error,) = [m for level, m in r.logs if level == "ERROR"]
+    assert "group 'api'" in error and "autoscale.spot.instance_types" in error and "3+" in error
