@@ -21,7 +21,6 @@ import pulumi_aws as aws
 from components.asg_pair import AsgPair, AsgPairArgs
 from components.baked_image import BakedImage, BakedImageArgs
 from components.dashboard import Dashboard, DashboardArgs
-from components.instance_mix import spot_instance_types
 from components.instances import Instances, InstancesArgs
 from components.launch_template import LaunchTemplate, LaunchTemplateArgs
 from components.naming import group_tags
@@ -29,6 +28,7 @@ from components.scaling import ScalingPolicies, ScalingPoliciesArgs
 from components.target_group import TargetGroup, TargetGroupArgs
 from fleet.model import Group
 from fleet.names import slug
+from fleet.spot_types import spot_instance_types
 from fleet.stack import StackConfig
 
 

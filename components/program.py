@@ -27,7 +27,6 @@ from typing import Any, Callable
 
 import pulumi
 
-from components.instance_mix import MIN_SPOT_TYPES, spot_instance_types
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
@@ -36,6 +35,7 @@ from fleet.errors import Problem, SpecError
 from fleet.image_hash import hash_groups
 from fleet.names import rule_priorities, slug
 from fleet.spec import Fleet, load_fleet
+from fleet.spot_types import MIN_SPOT_TYPES, spot_instance_types
 from fleet.stack import FLEET_KEYS
 
 

@@ -28,6 +28,9 @@ def check_group_name(name: Any) -> str | None:
         return f"group name longer than {MAX_GROUP_NAME} characters (AWS target group names are short)"
     if not GROUP_NAME_RE.match(name):
         return "group names use letters, digits, '_' and '-', starting with a letter or digit"
+    if "-health" in f"-{slug(name)}":
+        # health alarms are found by the prefix fleet-<stack>-<slug>-health-: 'api' would claim 'api-health-x''s
+        return "group names must not contain the word 'health' (it marks the group's health alarms)"
     return None
 
 

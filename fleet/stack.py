@@ -120,7 +120,7 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
         if ns != "fleet":
             continue
         if name not in FLEET_KEYS:
-            problem(key, f"unknown config key{did_you_mean(name, FLEET_KEYS)}")
+            problem(key, f"unknown config key{did_you_mean(key, [f'fleet:{k}' for k in FLEET_KEYS])}")
             continue
         want = FLEET_KEYS[name][0]
         if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):

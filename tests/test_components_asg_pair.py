@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from components.asg_pair import AsgPair, AsgPairArgs, drain_seconds, on_demand_capacity, spot_capacity
-from components.instance_mix import derived_types, spot_instance_types
 from fleet.instance_types import known_instance_types
+from fleet.spot_types import derived_types, spot_instance_types
 from tests.pulumi_mocks import group, http_group, run, worker_group
 
 ASG = "aws:autoscaling/group:Group"
