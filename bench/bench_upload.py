@@ -1,0 +1,265 @@
+"""Benchmark (not a test): image_builds.ebs_upload vs a straightforward sequential boto3
+put_snapshot_block loop, side by side in one run, against bench_upload_sink.py in a separate
+process (AWS's 512 KiB block size by default, a per-PUT latency standing in for the network).
+
+Measures per uploader: wall-clock seconds, client CPU seconds (time.process_time of this process,
+all threads; the sink's CPU is not counted) per GiB of image, PUT calls and bytes the sink
+received. Prints a Markdown table (and JSON with --json).
+
+    .venv/bin/python bench/bench_upload.py --suite            # what bench/RESULTS.md records
+    .venv/bin/python bench/bench_upload.py --size-mib 1024 --data-percent 10 --layout aligned \\
+        --latency-ms 10 --block-size 524288 --baselines loop,loop-skip
+
+Image layouts: `aligned` = data in random runs of whole blocks (so bytes needed = data exactly);
+`fs` = runs of 4 KiB-aligned lengths at 4 KiB-aligned offsets, like a file system (blocks at run
+edges are partly data); `dense` = random data everywhere. `--zeros holes` leaves the rest sparse,
+`written` writes the zeros out (no holes: the uploader must read and compare every block).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+
+from image_builds import blocks, ebs_upload  # noqa: E402
+
+MIB = 1 << 20
+
+
+# ---------------------------------------------------------------- image
+
+
+def make_image(path: Path, *, size: int, data_percent: float, layout: str, zeros: str, block_size: int,
+               seed: int = 1) -> int:
+    """Write the test image; returns the number of data bytes written."""
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        if zeros == "written":
+            chunk = bytes(8 * MIB)
+            for off in range(0, size, len(chunk)):
+                f.write(chunk[:min(len(chunk), size - off)])
+        else:
+            f.truncate(size)
+        if layout == "dense":
+            for off in range(0, size, 8 * MIB):
+                f.seek(off)
+                f.write(rng.randbytes(min(8 * MIB, size - off)))
+            return size
+        target = int(size * data_percent / 100)
+        unit = block_size if layout == "aligned" else 4096
+        units = size // unit
+        taken = bytearray(units)
+        written = 0
+        while written < target:
+            length = rng.randint(1, 16) if layout == "aligned" else rng.randint(4, 512)  # 16 KiB .. 2 MiB in fs
+            length = min(length, (target - written + unit - 1) // unit)
+            start = rng.randrange(0, units - length)
+            if any(taken[start - 1 if start else 0:start + length + 1]):
+                continue
+            taken[start:start + length] = b"\x01" * length
+            f.seek(start * unit)
+            f.write(rng.randbytes(length * unit))
+            written += length * unit
+        return written
+
+
+# ---------------------------------------------------------------- uploaders
+
+
+def loop_upload(path: Path, ebs, *, skip_zeros: bool) -> str:
+    """The straightforward way: read the file block by block and PUT each one, in order."""
+    size = path.stat().st_size
+    started = ebs.start_snapshot(VolumeSize=blocks.volume_size_gib(size), Description="bench loop",
+                                 ClientToken=str(uuid.uuid4()))
+    sid, bs = started["SnapshotId"], started["BlockSize"]
+    digests = []
+    with open(path, "rb") as f:
+        index = 0
+        while True:
+            data = f.read(bs)
+            if not data:
+                break
+            if len(data) < bs:
+                data += bytes(bs - len(data))
+            if not (skip_zeros and data == bytes(bs)):
+                digest = hashlib.sha256(data).digest()
+                ebs.put_snapshot_block(SnapshotId=sid, BlockIndex=index, BlockData=data, DataLength=bs,
+                                       Checksum=base64.b64encode(digest).decode(), ChecksumAlgorithm="SHA256")
+                digests.append(digest)
+            index += 1
+    ebs.complete_snapshot(SnapshotId=sid, ChangedBlocksCount=len(digests),
+                          Checksum=base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode(),
+                          ChecksumAlgorithm="SHA256", ChecksumAggregationMethod="LINEAR")
+    return sid
+
+
+@dataclass
+class Run:
+    scenario: str
+    uploader: str
+    wall_s: float
+    cpu_s: float
+    cpu_s_per_gib: float
+    user_s: float
+    sys_s: float
+    puts: int
+    bytes_sent: int
+    sent_ratio: float
+
+
+def stats(url: str, sid: str) -> dict:
+    with urllib.request.urlopen(f"{url}/stats/{sid}", timeout=10) as r:
+        return json.load(r)
+
+
+def measure(scenario: str, name: str, fn, url: str, image_size: int) -> Run:
+    ru0, cpu0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
+    sid = fn()
+    wall, cpu, ru1 = time.perf_counter() - t0, time.process_time() - cpu0, resource.getrusage(resource.RUSAGE_SELF)
+    st = stats(url, sid)
+    assert st["status"] == "completed", st
+    return Run(scenario, name, wall, cpu, cpu / (image_size / (1 << 30)), ru1.ru_utime - ru0.ru_utime,
+               ru1.ru_stime - ru0.ru_stime, st["puts"], st["bytes"], st["bytes"] / image_size)
+
+
+def start_sink(block_size: int, latency_ms: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bench_upload_sink.py"), "--port", "0",
+                             "--block-size", str(block_size), "--latency-ms", str(latency_ms)],
+                            stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def scenario(args, name: str, *, size_mib: int, data_percent: float, layout: str, zeros: str, latency_ms: float,
+             baselines: list[str], workdir: Path) -> list[Run]:
+    size = size_mib * MIB
+    image = workdir / f"{name}.img"
+    data = make_image(image, size=size, data_percent=data_percent, layout=layout, zeros=zeros,
+                      block_size=args.block_size)
+    needed = len(blocks.nonzero_blocks(image, args.block_size)) * args.block_size
+    label = (f"{name}: {size_mib} MiB, {layout} {data_percent if layout != 'dense' else 100:g}% data "
+             f"({data / size:.2%} of bytes; non-zero {args.block_size // 1024} KiB blocks = {needed / size:.2%}), "
+             f"zeros {zeros}, latency {latency_ms:g} ms")
+    print(f"# {label}", file=sys.stderr)
+    proc, url = start_sink(args.block_size, latency_ms)
+    runs: list[Run] = []
+    try:
+        # Clients are made outside the timed part for both (a fixed cost, mostly loading service models).
+        loop_ebs = boto3.session.Session().client("ebs", endpoint_url=url, region_name="us-east-1")
+        ebs, ec2 = ebs_upload.make_clients(endpoint_url=url, workers=args.workers)
+        uploaders = []
+        for b in baselines:
+            uploaders.append((b, lambda skip=(b == "loop-skip"): loop_upload(image, loop_ebs, skip_zeros=skip)))
+        uploaders.append((f"ebs_upload ({args.workers} workers)", lambda: ebs_upload.upload(
+            image, workers=args.workers, ebs=ebs, ec2=ec2, progress=False, wait_interval=0.05).snapshot_id))
+        for _ in range(args.repeat):
+            for uname, fn in uploaders:
+                run = measure(name, uname, fn, url, size)
+                print(f"  {uname}: {run.wall_s:.2f}s wall, {run.cpu_s:.2f}s cpu, {run.puts} PUTs", file=sys.stderr)
+                runs.append(run)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        image.unlink(missing_ok=True)
+    for r in runs:
+        r.scenario = label
+    return runs
+
+
+def median_runs(runs: list[Run]) -> list[Run]:
+    out: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:
+        out.setdefault((r.scenario, r.uploader), []).append(r)
+    merged = []
+    for (sc, up), rs in out.items():
+        med = {k: statistics.median(getattr(r, k) for r in rs)
+               for k in ("wall_s", "cpu_s", "cpu_s_per_gib", "user_s", "sys_s")}
+        merged.append(Run(sc, up, puts=rs[0].puts, bytes_sent=rs[0].bytes_sent, sent_ratio=rs[0].sent_ratio, **med))
+    return merged
+
+
+def markdown(runs: list[Run]) -> str:
+    lines = []
+    for sc in dict.fromkeys(r.scenario for r in runs):
+        rows = [r for r in runs if r.scenario == sc]
+        ours = next(r for r in rows if r.uploader.startswith("ebs_upload"))
+        lines += [f"**{sc}**", "",
+                  "| uploader | wall s | client CPU s/GiB (total user + sys s) | PUTs | bytes sent / image "
+                  "| wall / ours' | CPU / ours' |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r.uploader} | {r.wall_s:.2f} | {r.cpu_s_per_gib:.3f} ({r.user_s:.2f}+{r.sys_s:.2f} s) "
+                         f"| {r.puts} | {r.sent_ratio:.2%} | {r.wall_s / ours.wall_s:.1f}x "
+                         f"| {r.cpu_s_per_gib / max(ours.cpu_s_per_gib, 1e-9):.1f}x |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+SUITE = [
+    # name, size MiB, data %, layout, zeros, latency ms, baselines
+    ("A", 1024, 10, "aligned", "holes", 10, ["loop", "loop-skip"]),
+    ("B", 1024, 10, "aligned", "written", 10, ["loop", "loop-skip"]),
+    ("C", 1024, 10, "fs", "holes", 10, ["loop-skip"]),
+    ("D", 256, 100, "dense", "holes", 10, ["loop"]),
+    ("E", 1024, 10, "aligned", "holes", 0, ["loop", "loop-skip"]),
+    ("F", 256, 100, "dense", "holes", 0, ["loop"]),
+]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="EBS direct upload benchmark (see module docstring)")
+    ap.add_argument("--suite", action="store_true", help="run scenarios A-F (what RESULTS.md records)")
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--data-percent", type=float, default=10)
+    ap.add_argument("--layout", choices=["aligned", "fs", "dense"], default="aligned")
+    ap.add_argument("--zeros", choices=["holes", "written"], default="holes")
+    ap.add_argument("--block-size", type=int, choices=[512, 524288], default=524288,
+                    help="BlockSize the sink's StartSnapshot returns: 524288 = AWS, 512 = moto")
+    ap.add_argument("--latency-ms", type=float, default=10)
+    ap.add_argument("--workers", type=int, default=ebs_upload.DEFAULT_WORKERS)
+    ap.add_argument("--baselines", default="loop,loop-skip", help="comma list of loop, loop-skip (or empty)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per uploader; the table shows medians")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--dir", default=None, help="where to write the image (default: a temp dir)")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        plan = SUITE if args.suite else [("run", args.size_mib, args.data_percent, args.layout, args.zeros,
+                                          args.latency_ms, [b for b in args.baselines.split(",") if b])]
+        for name, size_mib, pct, layout, zeros, latency, baselines in plan:
+            runs += scenario(args, name, size_mib=size_mib, data_percent=pct, layout=layout, zeros=zeros,
+                             latency_ms=latency, baselines=baselines, workdir=Path(tmp))
+    runs = median_runs(runs)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"boto3 {boto3.__version__}; block size {args.block_size}, repeat {args.repeat}\n")
+    print(markdown(runs))
+    if args.json:
+        print(json.dumps([asdict(r) for r in runs], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
