@@ -19,10 +19,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	@touch $@
 
 # The main job on the local default: the offline view of the staging stack (no cloud, no credentials).
+# Exit 1 when a guardrail is violated, 2 on bad input.
 plan: $(VENV)/.runtime
-	$(PY) -m fleet --stack $(STACK) validate
-	@for g in $$($(PY) -c 'from fleet.spec import load_fleet; print(*load_fleet("nodes.yaml", "$(STACK)").groups)'); do \
-		echo "== $$g"; $(PY) -m fleet --stack $(STACK) show $$g || exit $$?; done
+	$(PY) -m fleet plan --stack $(STACK)
 
 tools:
 	@missing=""; command -v packer >/dev/null || missing="$$missing packer"; \

@@ -168,7 +168,14 @@ def _add_deploy(sub, add) -> None:
     sp.add_argument("--timeout", type=float, default=1800, help="seconds to wait for each ASG's refresh")
 
 
-_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy]
+def _add_plan(sub, add) -> None:
+    """`fleet plan` and `fleet plan diff OLD NEW` (fleet/plan_cli.py; Pulumi is imported only when a plan runs)."""
+    from fleet.plan_cli import add_plan_command
+
+    add_plan_command(sub, add)
+
+
+_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,317 @@
+"""The `fleet plan` subcommand: argparse wiring and the human-readable plan (pure; no Pulumi here).
+
+    fleet plan [--stack S] [--group G] [--json] [--nodes PATH]   offline plan (default stack: staging)
+    fleet plan diff OLD.json NEW.json                            what changes between two `--json` plans
+
+fleet.plan (the only module that imports pulumi) is imported when a plan runs, so `fleet --help`
+and the other subcommands stay fast. Exit status: 0 ok; 1 guardrail violations (the plan, or its
+JSON, is still printed in full); 2 bad input (nodes.yaml, stack file, arguments, unreadable plan
+files): one line per problem on stderr, nothing on stdout. `plan diff` exits 0 whatever changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_NODES = "nodes.yaml"  # the global --nodes default (fleet.cli)
+
+
+def add_plan_command(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Register `plan` (and `plan diff OLD NEW`) on fleet.cli's subparsers (an _EXTRA_COMMANDS hook)."""
+    sp = add("plan", cmd_plan, "offline plan: the real program under Pulumi's mock engine, no cloud or "
+             "credentials (`plan diff OLD.json NEW.json` compares two --json plans)")
+    sp.add_argument("action", nargs="?", choices=["diff"], metavar="diff",
+                    help="compare two plans: fleet plan diff OLD.json NEW.json")
+    sp.add_argument("files", nargs="*", metavar="PLAN.json", help="with diff: the old and the new plan")
+    sp.add_argument("--json", action="store_true", help="print the plan as JSON (project, stack, resources, "
+                    "outputs, violations)")
+    sp.add_argument("--group", default=None, metavar="GROUP",
+                    help="only this group's resources (its NodeGroup and the resources tagged with it)")
+
+
+def cmd_plan(args) -> int:
+    from fleet.errors import Problem, SpecError
+
+    if args.action == "diff" or args.files:
+        if args.action != "diff" or len(args.files) != 2:
+            raise SpecError([Problem("fleet plan", None, None, None,
+                                     "usage: fleet plan diff OLD.json NEW.json (two plan files)")])
+        return cmd_plan_diff(*args.files)
+
+    from fleet.plan import DEFAULT_STACK, default_project_dir, plan_result
+
+    stack = args.stack or DEFAULT_STACK
+    nodes = None if args.nodes == DEFAULT_NODES else args.nodes
+    result = plan_result(default_project_dir(), stack, nodes=nodes, group=args.group)
+    for message in result.run.warnings():
+        print(f"warning: {message}", file=sys.stderr)
+    if args.json:
+        sys.stdout.write(json.dumps(result.data, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_plan(result.data, result.depths, result.groups, result.homes,
+                                     result.group_names) + "\n")
+    return EXIT_VIOLATIONS if result.data["violations"] else EXIT_OK
+
+
+def cmd_plan_diff(old_path: str, new_path: str) -> int:
+    from fleet.plan_diff import diff_plans, format_diff, load_plan
+
+    old, new = load_plan(old_path), load_plan(new_path)
+    print(format_diff(diff_plans(old, new)))
+    return EXIT_OK
+
+
+# -- the human-readable plan ----------------------------------------------------------------------
+
+def short_type(token: str) -> str:
+    """`aws:autoscaling/group:Group` -> `autoscaling:Group`; `fleet:node_group:NodeGroup` -> `NodeGroup`."""
+    parts = token.split(":")
+    if len(parts) != 3:
+        return token
+    pkg, module, name = parts
+    if pkg == "fleet":
+        return name
+    return f"{module.split('/')[0]}:{name}"
+
+
+def _n(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _dig(value: Any, *path: str | int) -> Any:
+    for p in path:
+        if isinstance(p, int):
+            value = value[p] if isinstance(value, list) and len(value) > p else None
+        else:
+            value = value.get(p) if isinstance(value, Mapping) else None
+    return value
+
+
+def _tag(inputs: Mapping[str, Any], key: str) -> Any:
+    tags = inputs.get("tags")
+    if isinstance(tags, Mapping):
+        return tags.get(key)
+    for t in tags or []:
+        if isinstance(t, Mapping) and t.get("key") == key:
+            return t.get("value")
+    return None
+
+
+def _ami(image: Any) -> str:
+    text = str(image)
+    if text.startswith("(baked at deploy: ") and len(text) > 40:
+        return text[:30] + "…)"  # the hash's first 12 characters
+    return text
+
+
+def _launch_template(i: Mapping[str, Any]) -> str:
+    ebs = _dig(i, "blockDeviceMappings", 0, "ebs") or {}
+    tokens = _dig(i, "metadataOptions", "httpTokens")
+    out = [str(i.get("instanceType", "?")), f"AMI {_ami(i.get('imageId'))}",
+           "IMDSv2 required" if tokens == "required" else f"IMDS tokens {tokens or 'optional'}"]
+    if ebs:
+        enc = " encrypted" if str(ebs.get("encrypted")).lower() == "true" else " NOT encrypted"
+        out.append(f"root {ebs.get('volumeType', '?')} {_n(ebs.get('volumeSize', '?'))} GiB{enc}")
+    return ", ".join(out)
+
+
+def _asg(i: Mapping[str, Any]) -> str:
+    capacity = _tag(i, "fleet:capacity")
+    out = [f"{capacity + ' ' if capacity else ''}min {_n(i.get('minSize'))} max {_n(i.get('maxSize'))} "
+           f"desired {_n(i.get('desiredCapacity'))}"]
+    mip = i.get("mixedInstancesPolicy")
+    if mip:
+        types = [o.get("instanceType") for o in _dig(mip, "launchTemplate", "overrides") or []]
+        out.append("types " + ",".join(str(t) for t in types))
+        strategy = _dig(mip, "instancesDistribution", "spotAllocationStrategy")
+        if strategy:
+            out.append(str(strategy))
+        version = _dig(mip, "launchTemplate", "launchTemplateSpecification", "version")
+    else:
+        version = _dig(i, "launchTemplate", "version")
+    out.append(f"LT version {version}")
+    if i.get("capacityRebalance"):
+        out.append("capacity rebalance")
+    out.append(f"health {i.get('healthCheckType', 'EC2')} grace {_n(i.get('healthCheckGracePeriod', 300))}s")
+    return ", ".join(out)
+
+
+def _target_group(i: Mapping[str, Any]) -> str:
+    hc = i.get("healthCheck") or {}
+    out = [f"{i.get('protocol', '?')}:{_n(i.get('port', '?'))}",
+           f"health {hc.get('path', '/')} every {_n(hc.get('interval', 30))}s "
+           f"(healthy {_n(hc.get('healthyThreshold', '?'))}, unhealthy {_n(hc.get('unhealthyThreshold', '?'))})",
+           f"deregistration {_n(i.get('deregistrationDelay', 300))}s"]
+    if i.get("slowStart"):
+        out.append(f"slow start {_n(i['slowStart'])}s")
+    return ", ".join(out)
+
+
+def _listener_rule(i: Mapping[str, Any]) -> str:
+    out = [f"priority {_n(i.get('priority'))}"]
+    for cond in i.get("conditions") or []:
+        if _dig(cond, "hostHeader", "values"):
+            out.append("hosts " + ",".join(cond["hostHeader"]["values"]))
+        if _dig(cond, "pathPattern", "values"):
+            out.append("paths " + ",".join(cond["pathPattern"]["values"]))
+    actions = [a.get("type") for a in i.get("actions") or []]
+    out.append("-> " + ",".join(str(a) for a in actions))
+    return ", ".join(out)
+
+
+def _listener(i: Mapping[str, Any]) -> str:
+    out = [f"{i.get('protocol', '?')}:{_n(i.get('port', '?'))}"]
+    if i.get("sslPolicy"):
+        out.append(str(i["sslPolicy"]))
+    for a in i.get("defaultActions") or []:
+        if a.get("type") == "redirect":
+            r = a.get("redirect") or {}
+            out.append(f"redirect -> {r.get('protocol', '')}:{r.get('port', '')} ({r.get('statusCode', '')})")
+        elif a.get("type") == "fixed-response":
+            out.append(f"default {_dig(a, 'fixedResponse', 'statusCode')}")
+        else:
+            out.append(f"default {a.get('type')}")
+    return ", ".join(out)
+
+
+def _load_balancer(i: Mapping[str, Any]) -> str:
+    return ", ".join([str(i.get("loadBalancerType", "application")),
+                      "internal" if i.get("internal") else "internet-facing",
+                      f"deletion protection {'on' if i.get('enableDeletionProtection') else 'off'}"])
+
+
+def _adjust(value: Any, kind: Any) -> str:
+    sign = "+" if isinstance(value, (int, float)) and value > 0 else ""
+    unit = "%" if kind == "PercentChangeInCapacity" else (" instances" if kind == "ChangeInCapacity" else "")
+    return f"{sign}{_n(value)}{unit}" + (f" ({kind})" if kind and not unit else "")
+
+
+def _policy(i: Mapping[str, Any]) -> str:
+    kind = i.get("policyType", "SimpleScaling")
+    if kind == "TargetTrackingScaling":
+        cfg = i.get("targetTrackingConfiguration") or {}
+        metric = _dig(cfg, "predefinedMetricSpecification", "predefinedMetricType") or "custom metric"
+        return (f"target tracking {metric} {_n(cfg.get('targetValue'))}"
+                + (", no scale-in" if cfg.get("disableScaleIn") else ", scales in"))
+    if kind == "StepScaling":
+        steps = ", ".join(_adjust(s.get("scalingAdjustment"), i.get("adjustmentType"))
+                          for s in i.get("stepAdjustments") or [])
+        return f"step {steps}"
+    return (f"simple {_adjust(i.get('scalingAdjustment'), i.get('adjustmentType'))}, "
+            f"cooldown {_n(i.get('cooldown'))}s")
+
+
+_OPS = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">=", "LessThanThreshold": "<",
+        "LessThanOrEqualToThreshold": "<="}
+
+
+def _alarm(i: Mapping[str, Any]) -> str:
+    op = _OPS.get(str(i.get("comparisonOperator")), str(i.get("comparisonOperator")))
+    return (f"{i.get('metricName')} {op} {_n(i.get('threshold'))} for {_n(i.get('evaluationPeriods'))}"
+            f" x {_n(i.get('period'))}s")
+
+
+def _command(i: Mapping[str, Any]) -> str:
+    create = str(i.get("create", ""))
+    triggers = i.get("triggers") or []
+    if "image_builds.build" in create:
+        return f"bakes or reuses the image at deploy (image hash {str(triggers[0])[:12] if triggers else '?'})"
+    return "runs at deploy: " + (create if len(create) <= 70 else create[:69] + "…")
+
+
+def _rule(i: Mapping[str, Any]) -> str:
+    proto = i.get("ipProtocol")
+    ports = "all" if proto == "-1" else f"{proto} {_n(i.get('fromPort'))}" + (
+        f"-{_n(i.get('toPort'))}" if i.get("toPort") != i.get("fromPort") else "")
+    peer = i.get("cidrIpv4") or i.get("cidrIpv6") or i.get("referencedSecurityGroupId") or i.get("prefixListId")
+    return f"{ports} {'from' if 'Ingress' in str(i.get('_type')) else 'to'} {peer}"
+
+
+SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
+    "aws:autoscaling/group:Group": _asg,
+    "aws:lb/targetGroup:TargetGroup": _target_group,
+    "aws:lb/listenerRule:ListenerRule": _listener_rule,
+    "aws:lb/listener:Listener": _listener,
+    "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
+    "aws:autoscaling/policy:Policy": _policy,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
+    "command:local:Command": _command,
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": lambda i: _rule({**i, "_type": "Ingress"}),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": lambda i: _rule({**i, "_type": "Egress"}),
+    "aws:ec2/vpc:Vpc": lambda i: str(i.get("cidrBlock", "")),
+    "aws:ec2/subnet:Subnet": lambda i: f"{i.get('cidrBlock')} {i.get('availabilityZone', '')}".strip()
+    + (" public" if i.get("mapPublicIpOnLaunch") else ""),
+    "aws:autoscaling/lifecycleHook:LifecycleHook": lambda i: (
+        f"{str(i.get('lifecycleTransition', '')).split(':')[-1]}, heartbeat {_n(i.get('heartbeatTimeout'))}s, "
+        f"then {i.get('defaultResult')}"),
+    "aws:ec2/instance:Instance": lambda i: f"launch template version {_dig(i, 'launchTemplate', 'version')}",
+    "aws:lambda/function:Function": lambda i: (f"{i.get('runtime')} {i.get('handler')}, timeout "
+                                               f"{_n(i.get('timeout', 3))}s, {_n(i.get('memorySize', 128))} MB"),
+}
+
+
+def describe(resource: Mapping[str, Any]) -> str:
+    """One line of key settings for a resource ('' when there is nothing to say)."""
+    fn = SUMMARIES.get(resource["type"])
+    if fn is None:
+        return ""
+    try:
+        return fn(resource.get("inputs") or {})
+    except (AttributeError, TypeError, KeyError, IndexError):  # an odd shape must not break the plan
+        return ""
+
+
+def _line(resource: Mapping[str, Any], depth: int, note: str = "") -> str:
+    what = describe(resource)
+    return f"{'  ' * (depth + 1)}{short_type(resource['type'])} {resource['name']}{note}" + (
+        f"  {what}" if what else "")
+
+
+def summary_line(resources: Sequence[Mapping[str, Any]]) -> str:
+    components = sum(1 for r in resources if r["type"].startswith("fleet:"))
+    counts = Counter(short_type(r["type"]) for r in resources if not r["type"].startswith("fleet:"))
+    parts = ", ".join(f"{n} {t}" for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return (f"{len(resources) - components} resources in {components} components"
+            + (f": {parts}" if parts else ""))
+
+
+def render_plan(data: Mapping[str, Any], depths: Sequence[int], groups: Sequence[str | None],
+                homes: Sequence[tuple[str, str]], group_names: Sequence[str]) -> str:
+    """The plan as text: one tree per group (component -> resources, with key settings), then the
+    shared resources, then a summary line of counts per resource type, then the violations.
+
+    `depths`, `groups` (owning group or None) and `homes` (type and name of the top-level
+    ancestor) run parallel to `data["resources"]` (fleet.plan.PlanResult)."""
+    resources = data["resources"]
+    lines = [f"fleet plan: stack {data['stack']} (project {data['project']}): offline, Pulumi's mock engine; "
+             "nothing is created and no image is built"]
+    for g in group_names:
+        rows = [i for i, owner in enumerate(groups) if owner == g]
+        if not rows:
+            continue
+        lines += ["", f"group {g}"]
+        inside = [i for i in rows if homes[i][0] == "fleet:node_group:NodeGroup"]
+        outside = [i for i in rows if i not in inside]
+        lines += [_line(resources[i], depths[i]) for i in inside]
+        lines += [_line(resources[i], 1, f" (in {homes[i][1]})") for i in outside]
+    shared = [i for i, owner in enumerate(groups) if owner is None]
+    if shared:
+        lines += ["", "shared"]
+        lines += [_line(resources[i], depths[i]) for i in shared]
+    lines += ["", summary_line(resources)]
+    violations = data.get("violations") or []
+    if violations:
+        lines.append(f"{len(violations)} guardrail violation(s):")
+        lines += [f"  {v['policy']}: {v['resource']}: {v['message']}" for v in violations]
+    else:
+        lines.append("guardrails: no violations")
+    return "\n".join(lines)
