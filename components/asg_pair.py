@@ -7,8 +7,9 @@ for http groups: seed 004's steady state), up to `on_demand_max`; the spot inter
 raises its desired capacity by one per warning.
 
 Both: on `launch_template.latest_version` (PITFALLS 1), autonamed (2), private subnets,
-`ignore_changes` on desired capacity (3) plus `extra_ignore_changes` (the rollout issue adds the
-launch template version there), target groups only via `target_group_arns` (4), an explicit
+`ignore_changes` on desired capacity (3) plus `extra_ignore_changes` (NodeGroup adds
+`VERSION_PATHS` there: after creation the Rollout Command alone moves an ASG to a new launch
+template version), target groups only via `target_group_arns` (4), an explicit
 `wait_for_capacity_timeout` (5; "0": `pulumi up` does not wait for capacity, the health-gated
 rollout does, so a spot shortage or slow boot never fails the update and orphans the ASG),
 ELB health checks for http groups with grace = `autoscale.timeout` (28), default instance warmup,
@@ -34,6 +35,12 @@ GROUP_METRICS = [
     "GroupStandbyInstances", "GroupTerminatingInstances", "GroupTotalInstances",
 ]
 DRAIN_HOOK_NAME = "fleet-drain"
+# Where each ASG keeps its launch template version, as ignore_changes paths (camelCase: the SDK
+# translates top-level names only). Nested paths are engine property paths; a path that neither the
+# old nor the new inputs contain is a no-op (pulumi PropertyPath.Reset), so both ASGs can take both.
+ON_DEMAND_VERSION_PATH = "launchTemplate.version"
+SPOT_VERSION_PATH = "mixedInstancesPolicy.launchTemplate.launchTemplateSpecification.version"
+VERSION_PATHS = (ON_DEMAND_VERSION_PATH, SPOT_VERSION_PATH)
 MIN_HEARTBEAT = 30  # AWS minimum
 DEFAULT_DRAIN_SECONDS = 60
 

@@ -1,12 +1,20 @@
 """NodeGroup: everything one node group runs on.
 
 BakedImage -> LaunchTemplate -> (autoscaled) AsgPair [+ TargetGroup + listener rule for http]
-+ ScalingPolicies + alarms, or (autoscale: false) Instances; and a Dashboard.
++ ScalingPolicies + alarms + Rollouts, or (autoscale: false) Instances; and a Dashboard.
 
-Hooks for the rollout issue: `asg_pair.spot`, `asg_pair.on_demand`, `launch_template.template`,
-`alarms` (every alarm of the group) and `health_alarms` (target 5xx, unhealthy hosts) are
-attributes; `asg_extra_ignore_changes` reaches both ASGs' `ignore_changes` (add
-"launch_template" / "mixed_instances_policy" there when the Rollout Command owns the version).
+Rollouts (autoscaled groups): one `Rollout` per ASG (`rollouts["on-demand"]`, `rollouts["spot"]`),
+each a Command triggered by the launch template's `latest_version` that instance-refreshes its ASG
+to that version, gated by the group's `health_alarms` (target 5xx, unhealthy hosts; none for groups
+without http, where the refresh is gated by instance health alone) with warmup = `autoscale.timeout`.
+The on-demand ASG rolls first as the canary; the spot rollout depends on it, so a bad image fails
+(and rolls back) on the small on-demand group while spot keeps serving the old version. Both ASGs
+ignore changes to their launch template version (`asg_pair.VERSION_PATHS`, added to
+`asg_extra_ignore_changes`), so the rollouts alone move instances to a new version.
+
+`asg_pair.spot`, `asg_pair.on_demand`, `launch_template.template`, `alarms` (every alarm of the
+group), `health_alarms` and `rollouts` are attributes; `asg_extra_ignore_changes` reaches both
+ASGs' `ignore_changes`.
 """
 
 from __future__ import annotations
@@ -18,12 +26,13 @@ from typing import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.asg_pair import AsgPair, AsgPairArgs
+from components.asg_pair import ON_DEMAND, SPOT, VERSION_PATHS, AsgPair, AsgPairArgs
 from components.baked_image import BakedImage, BakedImageArgs
 from components.dashboard import Dashboard, DashboardArgs
 from components.instances import Instances, InstancesArgs
 from components.launch_template import LaunchTemplate, LaunchTemplateArgs
 from components.naming import group_tags
+from components.rollout import Rollout, RolloutArgs
 from components.scaling import ScalingPolicies, ScalingPoliciesArgs
 from components.target_group import TargetGroup, TargetGroupArgs
 from fleet.model import Group
@@ -57,6 +66,7 @@ class NodeGroup(pulumi.ComponentResource):
     dashboard: Dashboard
     alarms: list[aws.cloudwatch.MetricAlarm]
     health_alarms: list[aws.cloudwatch.MetricAlarm]
+    rollouts: dict[str, Rollout]
 
     def __init__(self, name: str, args: NodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleet:node_group:NodeGroup", name, None, opts)
@@ -75,6 +85,7 @@ class NodeGroup(pulumi.ComponentResource):
         lt = self.launch_template
         self.asg_pair = self.target_group = self.scaling = self.instances = None
         self.alarms, self.health_alarms = [], []
+        self.rollouts = {}
 
         if group.autoscale is None:
             self.instances = Instances(gslug, InstancesArgs(
@@ -95,13 +106,24 @@ class NodeGroup(pulumi.ComponentResource):
                 group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
                 subnet_ids=args.private_subnet_ids, spot_instance_types=spot_instance_types(group),
                 target_group_arns=[self.target_group.arn] if self.target_group else [],
-                tags=tags, extra_ignore_changes=args.asg_extra_ignore_changes), opts=child)
+                tags=tags, extra_ignore_changes=list(dict.fromkeys([*args.asg_extra_ignore_changes, *VERSION_PATHS]))),
+                opts=child)
             self.scaling = ScalingPolicies(gslug, ScalingPoliciesArgs(
                 group=group, stack=stack.name,
                 asg_names={capacity: asg.name for capacity, asg in self.asg_pair.asgs.items()}, tags=tags),
                 opts=child)
             self.alarms = [a for kinds in self.scaling.alarms.values() for a in kinds.values()]
             self.alarms += self.health_alarms
+            for capacity in (ON_DEMAND, SPOT):  # on-demand first: the canary
+                # the refresh's terminations go through the ASG's drain hook; spot waits for the canary
+                after = [self.asg_pair.hooks[capacity]]
+                if capacity == SPOT:
+                    after.append(self.rollouts[ON_DEMAND].command)
+                self.rollouts[capacity] = Rollout(f"{gslug}-{capacity}-rollout", RolloutArgs(
+                    asg_name=self.asg_pair.asgs[capacity].name, launch_template_id=lt.id,
+                    launch_template_version=lt.latest_version, region=stack.region, project_dir=args.project_dir,
+                    alarm_names=[a.name for a in self.health_alarms], warmup=group.autoscale.timeout,
+                    after=after), opts=child)
             self.dashboard = Dashboard(gslug, DashboardArgs(
                 group=group.name, stack=stack.name, region=stack.region,
                 asg_names={capacity: asg.name for capacity, asg in self.asg_pair.asgs.items()},

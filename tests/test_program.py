@@ -20,6 +20,7 @@ SG = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 TG = "aws:lb/targetGroup:TargetGroup"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+ROLLOUT = "fleet:rollout:Rollout"
 GROUPS = ["12_04-bee", "12_04-www", "api", "12_04-cron"]
 SLUGS = {"12_04-bee": "12-04-bee", "12_04-www": "12-04-www", "api": "api", "12_04-cron": "12-04-cron"}
 
@@ -68,14 +69,15 @@ def test_resource_counts_per_group(stack_run):
     worker, www, api, cron = (counts(r, g) for g in GROUPS)
     for c in (worker, www, api):
         assert c[ASG] == 2 and c["aws:autoscaling/lifecycleHook:LifecycleHook"] == 2
-        assert c["aws:autoscaling/policy:Policy"] == 6 and c[LT] == 1 and c["command:local:Command"] == 1
+        assert c["aws:autoscaling/policy:Policy"] == 6 and c[LT] == 1
+        assert c["command:local:Command"] == 3 and c[ROLLOUT] == 2, "image build + one rollout per ASG"
         assert c["aws:iam/role:Role"] == 1 and c["aws:iam/rolePolicyAttachment:RolePolicyAttachment"] == 1
         assert c["aws:cloudwatch/dashboard:Dashboard"] == 1 and c["aws:ec2/instance:Instance"] == 0
     assert worker[TG] == 0 and worker[ALARM] == 4
     for c in (www, api):
         assert c[TG] == 1 and c["aws:lb/listenerRule:ListenerRule"] == 1 and c[ALARM] == 6
     assert cron[ASG] == 0 and cron["aws:ec2/instance:Instance"] == 1 and cron[LT] == 1
-    assert cron["command:local:Command"] == 0, "builder ami: nothing to bake"
+    assert cron["command:local:Command"] == 0, "builder ami: nothing to bake, no ASG to roll"
     assert len(r.of_type("fleet:node_group:NodeGroup")) == 4
     assert len(r.of_type("aws:lb/loadBalancer:LoadBalancer")) == 1
 
@@ -169,7 +171,8 @@ def test_every_derived_aws_name_is_valid(stack_run):
     for sg in r.of_type(SG):
         assert len(sg.inputs["namePrefix"]) <= 255 - 26
     for cmd in r.of_type("command:local:Command"):
-        assert "12_04" in cmd.inputs["create"] or "api" in cmd.inputs["create"]  # group names, as the CLI wants
+        if cmd.parent_type == "fleet:baked_image:BakedImage":
+            assert "12_04" in cmd.inputs["create"] or "api" in cmd.inputs["create"]  # group names, as the CLI wants
 
 
 def test_staging_overrides_change_staging_only(staging, prod):
@@ -363,3 +366,31 @@ def test_a_group_without_three_spot_types_is_refused_before_anything_is_register
     r = _bad(cfg)
     (error,) = [m for level, m in r.logs if level == "ERROR"]
     assert "group 'api'" in error and "autoscale.spot.instance_types" in error and "3+" in error
+
+
+# -- operations (issue 5): rollouts per ASG, one spot interruption handler per stack ----------------
+
+def test_every_autoscaled_group_rolls_on_demand_first_then_spot(stack_run):
+    from components.asg_pair import ON_DEMAND_VERSION_PATH, SPOT_VERSION_PATH
+
+    stack, r = stack_run
+    for g in ("12_04-bee", "12_04-www", "api"):
+        (lt,) = [x for x in r.descendants(node_of(r, g)) if x.type == LT]
+        pair = asgs_of(r, g)
+        cmds = {x.parent_name.removeprefix(f"{SLUGS[g]}-").removesuffix("-rollout"): x
+                for x in r.descendants(node_of(r, g)) if x.parent_type == ROLLOUT}
+        assert set(cmds) == {"spot", "on-demand"}
+        for capacity, cmd in cmds.items():
+            assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
+            line = cmd.inputs["create"]
+            assert line.startswith("python -m fleet.rollout ")
+            assert f"--asg {pair[capacity].outputs['name']} --launch-template-id {lt.id} --version 1" in line
+            assert f"--region {stack_config(stack).get('aws:region', 'us-east-1')}" in line
+            for name in r.outputs["groups"][g]["health_alarm_names"]:
+                assert f"--alarm {name}" in line
+            assert "desiredCapacity" in pair[capacity].options["ignoreChanges"]
+            assert {ON_DEMAND_VERSION_PATH, SPOT_VERSION_PATH} <= set(pair[capacity].options["ignoreChanges"])
+        assert cmds["on-demand"].name in cmds["spot"].options["dependsOn"]
+        assert cmds["spot"].name not in cmds["on-demand"].options["dependencies"]
+    assert not [x for x in r.descendants(node_of(r, "12_04-cron")) if x.type == ROLLOUT]
+
