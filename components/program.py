@@ -5,8 +5,12 @@ under Pulumi's mocks. Everything is checked before the first resource is registe
 input each problem is logged as one error line (file, group, key) and the program stops with a
 `pulumi.RunError`, which the Pulumi CLI prints without a traceback; nothing is created.
 
-Stack outputs: `alb_dns_name` (when a group has http) and `groups`, per group: `ami_id`,
-`launch_template_id`, `launch_template_version`, `spot_asg_name`, `on_demand_asg_name`,
+One `SpotInterruption` per stack when any group autoscales (the handler finds the pair of any
+of the stack's spot ASGs by tags; its role may deregister from the stack's target groups).
+
+Stack outputs: `alb_dns_name` (when a group has http), `spot_interruption` (when a group
+autoscales: `function_name`, `dead_letter_queue_url`, `log_group_name`) and `groups`, per group:
+`ami_id`, `launch_template_id`, `launch_template_version`, `spot_asg_name`, `on_demand_asg_name`,
 `target_group_arn`, `instance_ids`, `health_alarm_names`.
 
 Moving resources between components: every resource here was created inside its component from
@@ -31,6 +35,7 @@ from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
+from components.spot_interruption import SpotInterruption, SpotInterruptionArgs
 from fleet.errors import Problem, SpecError
 from fleet.image_hash import hash_groups
 from fleet.names import rule_priorities, slug
@@ -154,6 +159,14 @@ def build_program(project_dir: Path) -> dict[str, NodeGroup]:
             listener_arn=lb.listener.arn if lb and group.http else None,
             load_balancer_arn_suffix=lb.arn_suffix if lb and group.http else None,
             rule_priority=priorities.get(name)))
+
+    if any(g.autoscale is not None for g in groups.values()):
+        spot = SpotInterruption("spot-interruption", SpotInterruptionArgs(
+            stack=stack.name, region=stack.region,
+            target_group_arns=[n.target_group.arn for n in nodes.values() if n.target_group is not None]))
+        pulumi.export("spot_interruption", {"function_name": spot.function.name,
+                                            "dead_letter_queue_url": spot.dead_letter_queue.id,
+                                            "log_group_name": spot.log_group.name})
 
     if lb is not None:
         pulumi.export("alb_dns_name", lb.dns_name)

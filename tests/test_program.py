@@ -4,6 +4,7 @@ instance, valid AWS names, staging-only overrides, bad input -> no resource, URN
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 
@@ -394,3 +395,27 @@ def test_every_autoscaled_group_rolls_on_demand_first_then_spot(stack_run):
         assert cmds["spot"].name not in cmds["on-demand"].options["dependencies"]
     assert not [x for x in r.descendants(node_of(r, "12_04-cron")) if x.type == ROLLOUT]
 
+
+def test_one_spot_interruption_handler_per_stack(stack_run):
+    stack, r = stack_run
+    (si,) = r.of_type("fleet:spot_interruption:SpotInterruption")
+    assert si.parent is None
+    (fn,) = r.of_type("aws:lambda/function:Function")
+    assert fn.parent == si.urn and fn.inputs["environment"]["variables"] == {"FLEET_STACK": stack}
+    (policy,) = [p for p in r.children(si, "aws:iam/rolePolicy:RolePolicy") if "Drain" in p.inputs["policy"]]
+    drain = next(st for st in json.loads(policy.inputs["policy"])["Statement"] if st["Sid"] == "Drain")
+    assert sorted(drain["Resource"]) == sorted(x.outputs["arn"] for x in r.of_type(TG)), "the stack's target groups"
+    assert set(r.outputs["spot_interruption"]) == {"function_name", "dead_letter_queue_url", "log_group_name"}
+
+
+def test_no_spot_interruption_handler_without_autoscaled_groups(tmp_path):
+    nodes = yaml.safe_load((ROOT / "nodes.yaml").read_text())
+    only = tmp_path / "nodes.yaml"
+    kept = {k: v for k, v in nodes.items() if k in ("__base__", "12_04-cron")}
+    only.write_text(yaml.safe_dump(kept, sort_keys=False))
+    cfg = stack_config("staging")
+    del cfg["fleet:groups"]
+    cfg["fleet:nodesFile"] = str(only)
+    r = run_program("staging", cfg)
+    assert not r.of_type("fleet:spot_interruption:SpotInterruption") and "spot_interruption" not in r.outputs
+    assert not r.of_type(ROLLOUT)
