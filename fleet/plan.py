@@ -635,7 +635,7 @@ def plan_result(project_dir: str | Path, stack: str, nodes: str | Path | None = 
     where = str(project_dir.resolve())
     resources = [{"type": x.type, "name": x.name, "parent": x.parent_name,
                   "inputs": _jsonable(x.inputs, where),
-                  "options": _jsonable(_plan_options(x), where)}
+                  "options": {k: _jsonable(v, where) for k, v in _plan_options(x).items()}}
                  for x, _ in tree]
     data = {"project": project, "stack": stack, "resources": resources, "outputs": _jsonable(outputs, where),
             "violations": sorted(violations, key=lambda v: (v["policy"], v["resource"], v["message"]))}

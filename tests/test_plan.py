@@ -1,0 +1,421 @@
+"""`fleet plan`: the real program of both stacks under the mock engine (JSON contract, stable
+ordering, no run-to-run noise, violations -> exit 1, bad input -> exit 2, --group, the human
+tree) and `fleet plan diff` (hand-made plans and two real ones).
+
+Plans cost ~1 s each under the SDK: the stacks' plans are module fixtures, shared by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleet.cli import main
+from fleet.plan import PLAN_OPTIONS, ROOT, plan, plan_result
+from fleet.plan_cli import render_plan
+from fleet.plan_diff import CRITICAL, REPLACE_ON, changed_paths, diff_plans, format_diff
+
+ASG = "aws:autoscaling/group:Group"
+TG = "aws:lb/targetGroup:TargetGroup"
+LB = "aws:lb/loadBalancer:LoadBalancer"
+LT = "aws:ec2/launchTemplate:LaunchTemplate"
+COMMAND = "command:local:Command"
+NODE_GROUP = "fleet:node_group:NodeGroup"
+
+
+@pytest.fixture(scope="module")
+def staging():
+    return plan_result(ROOT, "staging")
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return plan_result(ROOT, "prod")
+
+
+@pytest.fixture(params=["staging", "prod"])
+def stack_plan(request, staging, prod):
+    return request.param, {"staging": staging, "prod": prod}[request.param].data
+
+
+def by_name(data, name, typ=None):
+    found = [r for r in data["resources"] if r["name"] == name and (typ is None or r["type"] == typ)]
+    assert len(found) == 1, (name, typ, len(found))
+    return found[0]
+
+
+# ------------------------------------------------------------------------------------------ the JSON
+
+def test_json_has_exactly_the_contract_shape(stack_plan):
+    stack, data = stack_plan
+    assert list(data) == ["project", "stack", "resources", "outputs", "violations"]
+    assert data["project"] == "fleet" and data["stack"] == stack
+    names = {r["name"] for r in data["resources"]}
+    for r in data["resources"]:
+        assert set(r) == {"type", "name", "parent", "inputs", "options"}
+        assert r["parent"] is None or r["parent"] in names
+        assert list(r["options"]) == list(PLAN_OPTIONS)
+        assert isinstance(r["options"]["ignoreChanges"], list) and isinstance(r["options"]["dependsOn"], list)
+        assert isinstance(r["options"]["protect"], bool) and isinstance(r["options"]["deleteBeforeReplace"], bool)
+        assert set(r["options"]["dependsOn"]) <= names
+        if r["type"].startswith("aws:"):
+            assert all("_" not in k for k in r["inputs"]), f"{r['name']}: inputs are camelCase, as the engine sees them"
+    json.dumps(data)  # plain JSON
+    assert data["violations"] == [], "the project's own stacks pass every guardrail"
+    assert set(data["outputs"]["groups"]) == {"12_04-bee", "12_04-www", "api", "12_04-cron"}
+
+
+def test_images_are_not_built_their_ami_is_named_by_hash(staging):
+    data = staging.data
+    assert not staging.run.logs or all(level != "ERROR" for level, _ in staging.run.logs)
+    cmd = by_name(data, "api-image", COMMAND)
+    image_hash = cmd["inputs"]["triggers"][0]
+    assert len(image_hash) == 64
+    assert by_name(data, "api-lt", LT)["inputs"]["imageId"] == f"(baked at deploy: {image_hash})"
+    assert data["outputs"]["groups"]["api"]["ami_id"] == f"(baked at deploy: {image_hash})"
+    cron = by_name(data, "12-04-cron-lt", LT)["inputs"]["imageId"]
+    assert cron.startswith("(looked up at deploy: ubuntu/images/") and "099720109477" in cron
+    lookups = [t for t, _ in staging.run.calls if t == "aws:ec2/getAmi:getAmi"]
+    assert len(lookups) == 1, "one lookup per distinct image filter"
+
+
+def test_the_project_directory_is_a_placeholder_so_checkouts_diff_cleanly(staging):
+    text = json.dumps(staging.data)
+    assert str(ROOT) not in text
+    assert by_name(staging.data, "api-image", COMMAND)["inputs"]["dir"] == "<project>"
+
+
+def test_options_carry_ignore_changes_and_explicit_depends_on(staging):
+    data = staging.data
+    spot = by_name(data, "api-spot", ASG)
+    assert "desiredCapacity" in spot["options"]["ignoreChanges"]
+    assert spot["inputs"]["minSize"] == 1 and isinstance(spot["inputs"]["minSize"], int), "2.0 is shown as 2"
+    assert by_name(data, "api-lt", LT)["options"] == {
+        "ignoreChanges": [], "dependsOn": ["api-node-ssm"], "protect": False, "deleteBeforeReplace": False,
+        "replaceOnChanges": [], "retainOnDelete": False, "aliases": []}, "explicit depends_on only, by name"
+    assert "api-lt" not in by_name(data, "api-spot", ASG)["options"]["dependsOn"], "property dependencies are not"
+
+
+def test_ordering_is_depth_first_with_siblings_by_type_and_name(staging):
+    resources, depths = staging.data["resources"], staging.depths
+    assert depths[0] == 0
+    for i in range(1, len(resources)):
+        assert depths[i] <= depths[i - 1] + 1
+        if depths[i] > 0:  # the parent is the nearest shallower entry above
+            parent = next(resources[j] for j in range(i - 1, -1, -1) if depths[j] == depths[i] - 1)
+            assert resources[i]["parent"] == parent["name"]
+    tops = [(r["type"], r["name"]) for r, d in zip(resources, depths, strict=True) if d == 0]
+    assert tops == sorted(tops)
+
+
+def test_two_runs_in_two_processes_print_the_same_json(staging, tmp_path):
+    """The CLI in a fresh process (other hash seed): byte for byte the plan the fixture made."""
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-m", "fleet", "plan", "--stack", "staging", "--json"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == json.dumps(staging.data, indent=2) + "\n"
+
+
+def test_prod_plan_is_https_with_deletion_protection(prod):
+    data = prod.data
+    (lb,) = [r for r in data["resources"] if r["type"] == LB]
+    assert lb["inputs"]["enableDeletionProtection"] is True and lb["inputs"]["internal"] is False
+    listeners = [r["inputs"] for r in data["resources"] if r["type"] == "aws:lb/listener:Listener"]
+    assert {x["protocol"] for x in listeners} == {"HTTP", "HTTPS"}
+    assert not [r for r in data["resources"] if r["type"] == "aws:ec2/vpc:Vpc"], "prod adopts its VPC"
+
+
+# -------------------------------------------------------------------------------------- --group
+
+def test_group_keeps_the_groups_resources_and_no_shared_ones():
+    data = plan(ROOT, "staging", group="api")
+    names = {r["name"] for r in data["resources"]}
+    assert {"api", "api-lt", "api-spot", "api-on-demand", "api-rule", "api-image"} <= names
+    assert {"api-node", "api-node-from-alb", "alb-to-api"} <= names, "its instance SG and rules"
+    types = {r["type"] for r in data["resources"]}
+    assert LB not in types and "aws:ec2/vpc:Vpc" not in types and "fleet:network:Network" not in types
+    assert not any(r["name"].startswith(("12-04-", "www-", "internal-")) for r in data["resources"])
+    assert list(data["outputs"]) == ["groups"] and list(data["outputs"]["groups"]) == ["api"]
+    nodes = [r for r in data["resources"] if r["type"] == NODE_GROUP]
+    assert [n["name"] for n in nodes] == ["api"]
+
+
+def test_unknown_group_is_bad_input(capsys):
+    assert main(["plan", "--stack", "staging", "--group", "apx"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip().splitlines() == ["nodes.yaml: group 'apx': no such group (did you mean 'api'?)"]
+
+
+# ------------------------------------------------------------------------------------ bad input
+
+def _nodes_copy(tmp_path: Path, old: str, new: str) -> Path:
+    text = (ROOT / "nodes.yaml").read_text()
+    assert old in text
+    path = tmp_path / "nodes.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_bad_nodes_file_exits_2_with_one_line_and_nothing_on_stdout(tmp_path, capsys):
+    bad = _nodes_copy(tmp_path, "  instance_type: c6i.large\n", "  instance_typ: c6i.large\n")
+    assert main(["plan", "--stack", "staging", "--json", "--nodes", str(bad)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "group 'api'" in lines[0] and "instance_typ" in lines[0] and "did you mean 'instance_type'" in lines[0]
+
+
+def test_problems_only_the_program_finds_are_bad_input_too(tmp_path, capsys):
+    """c1.medium has too few spot neighbours: components/program.py rejects it (not fleet.spec)."""
+    bad = _nodes_copy(tmp_path, "  instance_type: c6i.large\n", "  instance_type: c1.medium\n")
+    assert main(["plan", "--stack", "staging", "--nodes", str(bad)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "group 'api'" in lines[0] and "spot" in lines[0], lines
+
+
+def test_unknown_stack_and_bad_arguments_exit_2(capsys):
+    assert main(["plan", "--stack", "stagin"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "no stack file for stack 'stagin'" in err and "did you mean 'staging'" in err
+    for argv in (["plan", "diff", "only-one.json"], ["plan", "staging"], ["plan", "a.json", "b.json"],
+                 ["plan", "diff", "a.json", "b.json", "c.json"]):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code
+        assert code == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.strip().splitlines()) == 1, (argv, err)
+    assert main(["plan", "diff", "/nonexistent/a.json", "/nonexistent/b.json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+
+
+# -------------------------------------------------------------------------- violations -> exit 1
+
+TINY_PROGRAM = '''\
+import pulumi_aws as aws
+
+# one launch template that does not require IMDSv2 and leaves its root volume unencrypted
+aws.ec2.LaunchTemplate("bad-lt", name_prefix="bad-", instance_type="m5.large", image_id="ami-0123456789abcdef0",
+                       tags={"fleet:group": "api", "fleet:stack": "staging"},
+                       block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                           device_name="/dev/sda1", ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                               volume_size=20, volume_type="gp3"))])
+'''
+
+
+@pytest.fixture
+def tiny_project(tmp_path, monkeypatch):
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "nodes.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "__main__.py").write_text(TINY_PROGRAM)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_violations_are_reported_and_exit_1(tiny_project, capsys):
+    assert main(["plan", "--stack", "staging", "--json"]) == 1
+    out, _ = capsys.readouterr()
+    data = json.loads(out)
+    assert [r["name"] for r in data["resources"]] == ["bad-lt"]
+    policies = {v["policy"] for v in data["violations"] if v["resource"] == "bad-lt"}
+    assert {"imdsv2-required", "ebs-encrypted"} <= policies
+    assert main(["plan", "--stack", "staging"]) == 1
+    out, _ = capsys.readouterr()
+    assert "guardrail violation(s):" in out and "imdsv2-required: bad-lt:" in out
+
+
+# ------------------------------------------------------------------------------- the human tree
+
+def test_human_tree_shows_key_settings_per_group(staging):
+    text = render_plan(staging.data, staging.depths, staging.groups, staging.homes, staging.group_names)
+    lines = text.splitlines()
+    assert lines[0].startswith("fleet plan: stack staging")
+    assert [x for x in lines if x.startswith("group ")] == [
+        "group 12_04-bee", "group 12_04-www", "group api", "group 12_04-cron"]
+    assert "shared" in lines
+    api = "\n".join(lines[lines.index("group api"):lines.index("group 12_04-cron")])
+    assert "NodeGroup api" in api
+    assert "ec2:LaunchTemplate api-lt  c6i.large, AMI (baked at deploy: " in api and "IMDSv2 required" in api
+    assert "autoscaling:Group api-spot  spot min 1 max 4" in api and "c6i.large,c6a.large" in api
+    assert "autoscaling:Group api-on-demand  on-demand min 1 max 3" in api
+    assert "lb:ListenerRule api-rule  priority " in api and "hosts api.example.com" in api
+    assert "lb:TargetGroup api  HTTP:8000, health /status every 5s" in api
+    assert "target tracking ASGAverageCPUUtilization 45, no scale-in" in api
+    assert "CPUUtilization > 85 for 2 x 60s" in api and "CPUUtilization < 30 for 10 x 60s" in api
+    assert "vpc:SecurityGroupIngressRule api-node-from-alb (in security-groups)  tcp 8000 from sg-" in api
+    www = "\n".join(lines[lines.index("group 12_04-www"):lines.index("group api")])
+    assert "paths /*" in www and "hosts www.example.com,example.com" in www
+    cron = "\n".join(lines[lines.index("group 12_04-cron"):lines.index("shared")])
+    assert "(looked up at deploy: ubuntu/images/" in cron
+    assert lines[-2].startswith(f"{sum(1 for r in staging.data['resources'] if not r['type'].startswith('fleet:'))}"
+                                " resources in ")
+    assert "6 autoscaling:Group" in lines[-2] and "1 lb:LoadBalancer" in lines[-2]
+    assert lines[-1] == "guardrails: no violations"
+
+
+def test_cli_default_stack_is_staging(capsys):
+    assert main(["plan", "--group", "12_04-cron"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("fleet plan: stack staging") and "group 12_04-cron" in out and "group api" not in out
+    assert err == ""
+
+
+# ------------------------------------------------------------------------------------------ diff
+
+def res(typ, rname, parent=None, options=None, /, **inputs):
+    return {"type": typ, "name": rname, "parent": parent, "inputs": inputs,
+            "options": {"ignoreChanges": [], "dependsOn": [], "protect": False, "deleteBeforeReplace": False,
+                        **(options or {})}}
+
+
+def doc(*resources, violations=()):
+    return {"project": "fleet", "stack": "staging", "resources": list(resources), "outputs": {},
+            "violations": list(violations)}
+
+
+def test_changed_paths_nested_lists_and_numbers():
+    old = {"a": {"b": 1, "c": [1, 2, {"d": "x"}]}, "gone": 1, "n": 2, "flag": True}
+    new = {"a": {"b": 1, "c": [1, 3, {"d": "y"}, 4]}, "added": 1, "n": 2.0, "flag": 1}
+    assert changed_paths(old, new) == ["a.c[1]", "a.c[2].d", "a.c[3]", "added", "flag", "gone"]
+
+
+def test_diff_added_removed_changed_and_ignored():
+    old = doc(res(ASG, "api-spot", "api", {"ignoreChanges": ["desiredCapacity"]}, minSize=1, maxSize=4,
+                  desiredCapacity=1, tags=[{"key": "team", "value": "a"}]),
+              res(TG, "old", "old"),
+              violations=[{"policy": "p", "resource": "old", "message": "m"}])
+    new = doc(res(ASG, "api-spot", "api", {"ignoreChanges": ["desiredCapacity"]}, minSize=1, maxSize=6,
+                  desiredCapacity=3, tags=[{"key": "team", "value": "b"}]),
+              res(TG, "new", "new"),
+              violations=[{"policy": "q", "resource": "new", "message": "m"}])
+    d = diff_plans(old, new)
+    assert [r["name"] for r in d.added] == ["new"] and [r["name"] for r in d.removed] == ["old"]
+    (c,) = d.changed
+    assert c.paths == ["desiredCapacity", "maxSize", "tags[0].value"] and c.ignored == ["desiredCapacity"]
+    assert not c.replace
+    assert [v["policy"] for v in d.new_violations] == ["q"] and [v["policy"] for v in d.fixed_violations] == ["p"]
+    text = format_diff(d)
+    assert text.splitlines()[0] == "fleet plan diff (staging): 1 to add, 1 to remove, 1 to change (0 replaced)"
+    assert f"+ {TG} new (in new)" in text and f"- {TG} old (in old)" in text
+    assert f"~ {ASG} api-spot (in api): desiredCapacity (ignored), maxSize, tags[0].value" in text
+    assert "new violation: q on new: m" in text and "fixed violation: p on old: m" in text
+
+
+@pytest.mark.parametrize("typ,field,old,new", [
+    (TG, "port", 8000, 8001), (TG, "protocol", "HTTP", "HTTPS"), (TG, "vpcId", "vpc-1", "vpc-2"),
+    (TG, "targetType", "instance", "ip"), (TG, "namePrefix", "a-", "b-"), (TG, "name", "a", "b"),
+    (ASG, "name", "a", "b"), (ASG, "namePrefix", "a-", "b-"),
+    (LB, "internal", False, True), (LB, "loadBalancerType", "application", "network"), (LB, "name", "a", "b"),
+])
+def test_diff_flags_replacements_of_asgs_target_groups_and_load_balancers(typ, field, old, new):
+    d = diff_plans(doc(res(typ, "x", "p", **{field: old, "tags": {"a": "1"}})),
+                   doc(res(typ, "x", "p", **{field: new, "tags": {"a": "2"}})))
+    (c,) = d.changed
+    assert c.replace == [f"{field} changed"] and c.critical
+    assert field in REPLACE_ON[typ]
+    text = format_diff(d)
+    assert f"! {typ} x (in p): " in text and "WARNING: 1 replacement(s)" in text
+    assert sorted(c.paths) == sorted([field, "tags.a"]) and f"REPLACE {CRITICAL[typ]}: {field} changed" in text
+
+
+def test_diff_in_place_updates_are_not_replacements():
+    for typ, field in ((TG, "deregistrationDelay"), (TG, "healthCheck"), (ASG, "maxSize"), (LB, "idleTimeout"),
+                       (LB, "subnets")):
+        d = diff_plans(doc(res(typ, "x", None, **{field: 1})), doc(res(typ, "x", None, **{field: 2})))
+        assert not d.changed[0].replace, (typ, field)
+    nlb = diff_plans(doc(res(LB, "x", None, loadBalancerType="network", subnets=["a", "b"])),
+                     doc(res(LB, "x", None, loadBalancerType="network", subnets=["a"])))
+    assert nlb.changed[0].replace == ["subnets changed"]
+
+
+def test_diff_parent_or_type_change_is_a_replacement_unless_aliased():
+    moved = diff_plans(doc(res(ASG, "api-spot", "api")), doc(res(ASG, "api-spot", "api-v2")))
+    assert not moved.added and not moved.removed
+    (c,) = moved.changed
+    assert c.note == "moved: parent api -> api-v2" and c.replace and c.critical
+    aliased = diff_plans(doc(res(ASG, "api-spot", "api")),
+                         doc(res(ASG, "api-spot", "api-v2", {"aliases": [{"parentUrn": "urn:...api"}]})))
+    assert not aliased.changed[0].replace and "(aliased)" in aliased.changed[0].note
+    retyped = diff_plans(doc(res("aws:alb/targetGroup:TargetGroup", "tg", "api")), doc(res(TG, "tg", "api")))
+    assert retyped.changed[0].note.startswith("retyped: type aws:alb/") and retyped.changed[0].replace
+    assert "REPLACE target group: retyped" in format_diff(retyped)
+
+
+def test_diff_of_identical_plans_is_empty(staging):
+    d = diff_plans(staging.data, staging.data)
+    assert not (d.added or d.removed or d.changed)
+    assert format_diff(d).splitlines()[1] == "no resource changes"
+
+
+def test_diff_of_two_real_plans(staging, tmp_path, capsys):
+    """staging vs a nodes.yaml where api moves port (its target group is replaced), www checks
+    health every 10 s, and the cron group is renamed (removed + added)."""
+    nodes = (ROOT / "nodes.yaml").read_text()
+    nodes = nodes.replace("    port: 8000\n", "    port: 8001\n").replace("      interval: 5\n", "      interval: 10\n")
+    nodes = nodes.replace("12_04-cron:", "12_04-cronjob:")
+    (tmp_path / "nodes.yaml").write_text(nodes)
+    (tmp_path / "old.json").write_text(json.dumps(staging.data))
+    assert main(["plan", "--stack", "staging", "--json", "--nodes", str(tmp_path / "nodes.yaml")]) == 0
+    new_text, _ = capsys.readouterr()
+    (tmp_path / "new.json").write_text(new_text)
+
+    d = diff_plans(staging.data, json.loads(new_text))
+    assert {r["name"] for r in d.removed} >= {"12-04-cron", "12-04-cron-lt", "12-04-cron-0", "12-04-cron-node"}
+    assert {r["name"] for r in d.added} >= {"12-04-cronjob", "12-04-cronjob-lt", "12-04-cronjob-0"}
+    changed = {(c.type, c.name): c for c in d.changed}
+    assert changed[(TG, "api")].replace == ["port changed"]
+    assert changed[(TG, "12-04-www")].paths == ["healthCheck.interval"] and not changed[(TG, "12-04-www")].replace
+    assert "fromPort" in changed[("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+                                  "api-node-from-alb")].paths
+    assert [c.name for c in d.replacements] == ["api"]
+
+    assert main(["plan", "diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 0
+    out, _ = capsys.readouterr()
+    assert f"! {TG} api (in api): port" in out and "REPLACE target group: port changed" in out
+    assert f"~ {TG} 12-04-www (in 12-04-www): healthCheck.interval" in out
+    assert "- fleet:node_group:NodeGroup 12-04-cron" in out and "+ fleet:node_group:NodeGroup 12-04-cronjob" in out
+
+
+def test_plan_diff_against_an_empty_plan_as_the_pr_workflow_writes_it(tmp_path, capsys):
+    (tmp_path / "old.json").write_text('{"project": "fleet", "stack": "staging", "resources": [], "outputs": {}, '
+                                       '"violations": []}')
+    (tmp_path / "new.json").write_text(json.dumps(doc(res(TG, "api", "api"))))
+    assert main(["plan", "diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 0
+    out, _ = capsys.readouterr()
+    assert f"+ {TG} api (in api)" in out
+    (tmp_path / "bad.json").write_text('{"resources": [{"no": "type"}]}')
+    assert main(["plan", "diff", str(tmp_path / "old.json"), str(tmp_path / "bad.json")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "not a fleet plan" in err
+
+
+# ------------------------------------------------------------------------------------- plumbing
+
+def test_only_fleet_plan_imports_pulumi():
+    code = ("import sys, fleet.cli, fleet.plan_cli, fleet.plan_diff; fleet.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m == 'pulumi' or m.startswith('pulumi.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+    for path in (ROOT / "fleet").rglob("*.py"):
+        if path.name != "plan.py":
+            assert not re.search(r"^\s*(import|from) pulumi", path.read_text(), re.M), path
+
+
+def test_make_plan_runs_the_offline_plan():
+    makefile = (ROOT / "Makefile").read_text()
+    target = makefile[makefile.index("\nplan:"):].split("\n\n")[0]
+    assert "$(PY) -m fleet plan --stack $(STACK)" in target and "$(VENV)/.runtime" in target
