@@ -7,9 +7,10 @@ for http groups: seed 004's steady state), up to `on_demand_max`; the spot inter
 raises its desired capacity by one per warning.
 
 Both: on `launch_template.latest_version` (PITFALLS 1), autonamed (2), private subnets,
-`ignore_changes` on desired capacity (3) plus `extra_ignore_changes` (NodeGroup adds
-`VERSION_PATHS` there: after creation the Rollout Command alone moves an ASG to a new launch
-template version), target groups only via `target_group_arns` (4), an explicit
+`ignore_changes` on desired capacity (3) plus `extra_ignore_changes`, each ASG after its
+`after[capacity]` resources (NodeGroup: the ASG's Rollout, which refreshes the instances before
+Pulumi moves the ASG's configuration, see components/rollout.py), target groups only via
+`target_group_arns` (4), an explicit
 `wait_for_capacity_timeout` (5; "0": `pulumi up` does not wait for capacity, the health-gated
 rollout does, so a spot shortage or slow boot never fails the update and orphans the ASG),
 ELB health checks for http groups with grace = `autoscale.timeout` (28), default instance warmup,
@@ -35,12 +36,6 @@ GROUP_METRICS = [
     "GroupStandbyInstances", "GroupTerminatingInstances", "GroupTotalInstances",
 ]
 DRAIN_HOOK_NAME = "fleet-drain"
-# Where each ASG keeps its launch template version, as ignore_changes paths (camelCase: the SDK
-# translates top-level names only). Nested paths are engine property paths; a path that neither the
-# old nor the new inputs contain is a no-op (pulumi PropertyPath.Reset), so both ASGs can take both.
-ON_DEMAND_VERSION_PATH = "launchTemplate.version"
-SPOT_VERSION_PATH = "mixedInstancesPolicy.launchTemplate.launchTemplateSpecification.version"
-VERSION_PATHS = (ON_DEMAND_VERSION_PATH, SPOT_VERSION_PATH)
 MIN_HEARTBEAT = 30  # AWS minimum
 DEFAULT_DRAIN_SECONDS = 60
 
@@ -76,6 +71,7 @@ class AsgPairArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     wait_for_capacity_timeout: str = "0"
     extra_ignore_changes: Sequence[str] = ()
+    after: Mapping[str, Sequence[pulumi.Resource]] = field(default_factory=dict)
 
 
 class AsgPair(pulumi.ComponentResource):
@@ -92,8 +88,11 @@ class AsgPair(pulumi.ComponentResource):
             raise ValueError(f"group {group.name}: the spot ASG needs 3+ instance types")
         gslug = slug(group.name)
         version = pulumi.Output.from_input(args.launch_template_version).apply(str)
-        asg_opts = pulumi.ResourceOptions(
-            parent=self, ignore_changes=["desired_capacity", *args.extra_ignore_changes])
+        ignore = ["desired_capacity", *args.extra_ignore_changes]
+
+        def asg_opts(capacity: str) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, ignore_changes=ignore,
+                                          depends_on=list(args.after.get(capacity, ())))
         http = group.http is not None
         common = dict(
             vpc_zone_identifiers=list(args.subnet_ids),
@@ -121,14 +120,14 @@ class AsgPair(pulumi.ComponentResource):
                     overrides=[aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(instance_type=t)
                                for t in args.spot_instance_types])),
             tags=self._tags(args, SPOT),
-            **common), opts=asg_opts)
+            **common), opts=asg_opts(SPOT))
 
         lo, desired, hi = on_demand_capacity(group)
         self.on_demand = aws.autoscaling.Group(f"{gslug}-on-demand", aws.autoscaling.GroupArgs(
             min_size=lo, desired_capacity=desired, max_size=hi,
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=args.launch_template_id, version=version),
             tags=self._tags(args, ON_DEMAND),
-            **common), opts=asg_opts)
+            **common), opts=asg_opts(ON_DEMAND))
 
         self.asgs = {SPOT: self.spot, ON_DEMAND: self.on_demand}
         self.hooks = {}

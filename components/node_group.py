@@ -8,9 +8,9 @@ each a Command triggered by the launch template's `latest_version` that instance
 to that version, gated by the group's `health_alarms` (target 5xx, unhealthy hosts; none for groups
 without http, where the refresh is gated by instance health alone) with warmup = `autoscale.timeout`.
 The on-demand ASG rolls first as the canary; the spot rollout depends on it, so a bad image fails
-(and rolls back) on the small on-demand group while spot keeps serving the old version. Both ASGs
-ignore changes to their launch template version (`asg_pair.VERSION_PATHS`, added to
-`asg_extra_ignore_changes`), so the rollouts alone move instances to a new version.
+(and rolls back) on the small on-demand group while spot keeps serving the old version. Each ASG
+depends on its own rollout: the refresh moves the instances (and, on success, the ASG) to the new
+version first, and Pulumi's update of the ASG follows; components/rollout.py says why.
 
 `asg_pair.spot`, `asg_pair.on_demand`, `launch_template.template`, `alarms` (every alarm of the
 group), `health_alarms` and `rollouts` are attributes; `asg_extra_ignore_changes` reaches both
@@ -26,7 +26,7 @@ from typing import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.asg_pair import ON_DEMAND, SPOT, VERSION_PATHS, AsgPair, AsgPairArgs
+from components.asg_pair import ON_DEMAND, SPOT, AsgPair, AsgPairArgs
 from components.baked_image import BakedImage, BakedImageArgs
 from components.dashboard import Dashboard, DashboardArgs
 from components.instances import Instances, InstancesArgs
@@ -102,11 +102,19 @@ class NodeGroup(pulumi.ComponentResource):
                     load_balancer_arn_suffix=args.load_balancer_arn_suffix, priority=args.rule_priority,
                     tags=tags), opts=child)
                 self.health_alarms = list(self.target_group.health_alarms)
+            for capacity in (ON_DEMAND, SPOT):  # on-demand first: the canary; spot waits for it
+                self.rollouts[capacity] = Rollout(f"{gslug}-{capacity}-rollout", RolloutArgs(
+                    group=group.name, stack=stack.name, capacity=capacity, launch_template_id=lt.id,
+                    launch_template_version=lt.latest_version, region=stack.region, project_dir=args.project_dir,
+                    alarm_names=[a.name for a in self.health_alarms], warmup=group.autoscale.timeout,
+                    after=[self.rollouts[ON_DEMAND].command] if capacity == SPOT else []), opts=child)
             self.asg_pair = AsgPair(gslug, AsgPairArgs(
                 group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
                 subnet_ids=args.private_subnet_ids, spot_instance_types=spot_instance_types(group),
                 target_group_arns=[self.target_group.arn] if self.target_group else [],
-                tags=tags, extra_ignore_changes=list(dict.fromkeys([*args.asg_extra_ignore_changes, *VERSION_PATHS]))),
+                tags=tags, extra_ignore_changes=list(args.asg_extra_ignore_changes),
+                # each ASG is updated only after its rollout refreshed the instances (components/rollout.py)
+                after={capacity: [r.command] for capacity, r in self.rollouts.items()}),
                 opts=child)
             self.scaling = ScalingPolicies(gslug, ScalingPoliciesArgs(
                 group=group, stack=stack.name,
@@ -114,16 +122,6 @@ class NodeGroup(pulumi.ComponentResource):
                 opts=child)
             self.alarms = [a for kinds in self.scaling.alarms.values() for a in kinds.values()]
             self.alarms += self.health_alarms
-            for capacity in (ON_DEMAND, SPOT):  # on-demand first: the canary
-                # the refresh's terminations go through the ASG's drain hook; spot waits for the canary
-                after = [self.asg_pair.hooks[capacity]]
-                if capacity == SPOT:
-                    after.append(self.rollouts[ON_DEMAND].command)
-                self.rollouts[capacity] = Rollout(f"{gslug}-{capacity}-rollout", RolloutArgs(
-                    asg_name=self.asg_pair.asgs[capacity].name, launch_template_id=lt.id,
-                    launch_template_version=lt.latest_version, region=stack.region, project_dir=args.project_dir,
-                    alarm_names=[a.name for a in self.health_alarms], warmup=group.autoscale.timeout,
-                    after=after), opts=child)
             self.dashboard = Dashboard(gslug, DashboardArgs(
                 group=group.name, stack=stack.name, region=stack.region,
                 asg_names={capacity: asg.name for capacity, asg in self.asg_pair.asgs.items()},

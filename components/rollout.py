@@ -1,26 +1,30 @@
 """Rollout: the health-gated instance refresh of one ASG, as a `pulumi_command.local.Command`.
 
-The Command runs `python -m fleet.rollout --asg NAME --launch-template-id ID --version N
-[--alarm A ...] [--warmup S] --region R` (fleet/rollout.py: an instance refresh with
-DesiredConfiguration, AutoRollback, launch-before-terminate, alarm-gated; it waits and exits 1 with a
-one-line reason when the refresh failed, was cancelled or rolled back, so `pulumi up` fails with it).
+The Command runs `python -m fleet.rollout --group G --stack S --capacity C --launch-template-id ID
+--version N [--alarm A ...] [--warmup S] --region R` (fleet/rollout.py: an instance refresh with
+DesiredConfiguration, AutoRollback, launch-before-terminate, alarm-gated; it waits and exits 1 with
+a one-line reason when the refresh failed, was cancelled or rolled back, so `pulumi up` fails).
+
+Ordering is the point (PITFALLS 6). The Command runs BEFORE Pulumi updates the ASG: each ASG
+`depends_on` its own rollout. So when the refresh starts, the ASG is still configured with the
+previous launch template version, and AWS's auto-rollback returns to that version. On success AWS
+itself leaves the ASG on the new version, and Pulumi's update of the ASG that follows (to
+`latest_version`) changes nothing; on failure `pulumi up` stops before that update, and Pulumi's
+state, AWS and the instances all still say the old version. No `ignore_changes` on the version is
+needed, so state never goes stale (a later unrelated ASG update cannot send an old version back).
+
+Because the Command runs before the ASG may exist, it finds the ASG by tags (fleet:group,
+fleet:stack, fleet:capacity), not by name. On a stack's first `pulumi up` there is no ASG yet and
+the Command exits 0: the ASG is then created on this version.
 
 - `triggers=[launch_template_version]`: a new launch template version replaces the Command, which
-  runs `create` again (PITFALLS 9); nothing else re-runs it except a change of the command line itself
-  (ASG renamed, alarms replaced), and that re-run is a no-op when the ASG already runs the version.
-- The ASGs `ignore_changes` their launch template version (components.asg_pair.VERSION_PATHS), so
-  this Command is the only thing that moves instances to a new version, and AWS's auto-rollback
-  returns to the version the ASG had before (PITFALLS 6).
-- First creation: the ASG is created on `latest_version` already, so `fleet.rollout.roll` finds
-  the group configured with that version and reports a no-op.
+  runs `create` again (PITFALLS 9); a re-run at an unchanged version is a no-op in `roll`.
+- The spot rollout `depends_on` the on-demand one: the on-demand ASG is the canary.
 - Like BakedImage's Command it runs in the project directory with PYTHONPATH = the project, and
   `python` is the interpreter on the PATH of the `pulumi` process: run `pulumi up` from the
   project's activated virtualenv.
-- `after`: resources the refresh must wait for (NodeGroup: the drain hooks, and for the spot ASG
-  the on-demand ASG's rollout, the canary).
 
-The command line is built inside `apply` from the ASG name, template id, version and alarm names;
-only a string is computed there, never a resource.
+The command line is built inside `apply` from plain values; only a string is computed there.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ import pulumi
 import pulumi_command as command
 
 
-def rollout_command_line(asg_name: str, launch_template_id: str, version: int | float | str,
-                         alarms: Iterable[str] = (), warmup: int | None = None, region: str | None = None) -> str:
+def rollout_command_line(group: str, stack: str, capacity: str, launch_template_id: str,
+                         version: int | float | str, alarms: Iterable[str] = (), warmup: int | None = None,
+                         region: str | None = None) -> str:
     """`python -m fleet.rollout ...` with every value shell-quoted."""
-    argv = ["python", "-m", "fleet.rollout", "--asg", asg_name, "--launch-template-id", launch_template_id,
-            "--version", str(int(float(version)))]
+    argv = ["python", "-m", "fleet.rollout", "--group", group, "--stack", stack, "--capacity", capacity,
+            "--launch-template-id", launch_template_id, "--version", str(int(float(version)))]
     for alarm in alarms:
         argv += ["--alarm", alarm]
     if warmup is not None:
@@ -50,7 +55,9 @@ def rollout_command_line(asg_name: str, launch_template_id: str, version: int | 
 
 @dataclass
 class RolloutArgs:
-    asg_name: pulumi.Input[str]
+    group: str
+    stack: str
+    capacity: str
     launch_template_id: pulumi.Input[str]
     launch_template_version: pulumi.Input[int]
     region: str
@@ -65,13 +72,13 @@ class Rollout(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RolloutArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleet:rollout:Rollout", name, None, opts)
-        warmup, region = args.warmup, args.region
 
         def line(values: list) -> str:
-            asg, template_id, version, *alarms = values
-            return rollout_command_line(asg, template_id, version, alarms, warmup, region)
+            template_id, version, *alarms = values
+            return rollout_command_line(args.group, args.stack, args.capacity, template_id, version, alarms,
+                                        args.warmup, args.region)
 
-        create = pulumi.Output.all(args.asg_name, args.launch_template_id, args.launch_template_version,
+        create = pulumi.Output.all(args.launch_template_id, args.launch_template_version,
                                    *args.alarm_names).apply(line)
         project_dir = str(args.project_dir)
         self.command = command.local.Command(f"{name}-refresh", command.local.CommandArgs(

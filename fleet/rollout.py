@@ -211,6 +211,19 @@ def discover_alarms(cloudwatch, group: str, stack: str) -> list[str]:
     return [a["AlarmName"] for page in pages for a in page.get("MetricAlarms", []) + page.get("CompositeAlarms", [])]
 
 
+def find_group_asgs(autoscaling, group: str, stack: str) -> dict[str | None, list[dict]]:
+    """The group's ASGs in the stack by their fleet:capacity tag (tags fleet:group and fleet:stack)."""
+    pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(Filters=[
+        {"Name": "tag:fleet:group", "Values": [group]},
+        {"Name": "tag:fleet:stack", "Values": [stack]},
+    ])
+    by_capacity: dict[str | None, list[dict]] = {}
+    for g in (g for page in pages for g in page["AutoScalingGroups"]):
+        capacity = next((t["Value"] for t in g.get("Tags", []) if t["Key"] == "fleet:capacity"), None)
+        by_capacity.setdefault(capacity, []).append(g)
+    return by_capacity
+
+
 def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: str | None = None,
            alarms: Iterable[str] = (), warmup: int | None = None, timeout: float = 1800, poll: float = 15,
            log: Callable[[str], None] = _stderr, sleep: Callable[[float], None] = time.sleep,
@@ -226,14 +239,7 @@ def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: s
     ec2 = ec2 or aws_client("ec2", region=region, endpoint_url=endpoint_url)
     cloudwatch = cloudwatch or aws_client("cloudwatch", region=region, endpoint_url=endpoint_url)
 
-    pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(Filters=[
-        {"Name": "tag:fleet:group", "Values": [group]},
-        {"Name": "tag:fleet:stack", "Values": [stack]},
-    ])
-    by_capacity: dict[str, list[dict]] = {}
-    for g in (g for page in pages for g in page["AutoScalingGroups"]):
-        capacity = next((t["Value"] for t in g.get("Tags", []) if t["Key"] == "fleet:capacity"), None)
-        by_capacity.setdefault(capacity, []).append(g)
+    by_capacity = find_group_asgs(autoscaling, group, stack)
     ordered = by_capacity.pop("on-demand", []) + by_capacity.pop("spot", [])
     for capacity, rest in by_capacity.items():
         log(f"{group}: skipping {[g['AutoScalingGroupName'] for g in rest]}: fleet:capacity={capacity!r}")
@@ -255,10 +261,20 @@ def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m fleet.rollout --asg NAME --launch-template-id ID --version N ...` for the Rollout Command."""
+    """`python -m fleet.rollout (--asg NAME | --group G --stack S --capacity C) --launch-template-id ID
+    --version N ...`: what the Rollout Command runs.
+
+    With --group/--stack/--capacity the ASG is found by its tags, which lets the Command run BEFORE
+    Pulumi updates the ASG (components/rollout.py says why); when no such ASG exists yet (the stack's
+    first `pulumi up`), there is nothing to roll: the ASG is created on this version. Exit 0 then.
+    """
     parser = argparse.ArgumentParser(prog="python -m fleet.rollout",
                                      description="Instance-refresh one ASG to a launch template version and wait.")
-    parser.add_argument("--asg", required=True)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--asg", help="the ASG's name")
+    target.add_argument("--group", help="find the ASG by tags fleet:group (with --stack and --capacity)")
+    parser.add_argument("--stack")
+    parser.add_argument("--capacity", choices=("on-demand", "spot"))
     parser.add_argument("--launch-template-id", required=True)
     parser.add_argument("--version", required=True, type=int)
     parser.add_argument("--alarm", action="append", default=[], help="CloudWatch alarm that stops and rolls back")
@@ -268,9 +284,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--poll", type=float, default=15)
     args = parser.parse_args(argv)
+    if args.group and not (args.stack and args.capacity):
+        parser.error("--group needs --stack and --capacity")
     try:
         autoscaling = aws_client("autoscaling", region=args.region, endpoint_url=args.endpoint_url)
-        result = roll(args.asg, args.launch_template_id, args.version, alarms=args.alarm, warmup=args.warmup,
+        asg = args.asg
+        if asg is None:
+            found = find_group_asgs(autoscaling, args.group, args.stack).get(args.capacity, [])
+            if len(found) > 1:
+                raise RolloutError(f"{len(found)} ASGs tagged fleet:group={args.group} fleet:stack={args.stack} "
+                                   f"fleet:capacity={args.capacity}: {[g['AutoScalingGroupName'] for g in found]}")
+            if not found:
+                print(json.dumps({"asg": None, "version": args.version, "result": "no-op", "refresh_id": None,
+                                  "reason": "no ASG yet: it is created on this version"}), flush=True)
+                return 0
+            asg = found[0]["AutoScalingGroupName"]
+        result = roll(asg, args.launch_template_id, args.version, alarms=args.alarm, warmup=args.warmup,
                       timeout=args.timeout, poll=args.poll, client=autoscaling)
     except (RolloutError, ClientError, BotoCoreError) as e:
         print(f"rollout failed: {' '.join(str(e).split())}", file=sys.stderr, flush=True)

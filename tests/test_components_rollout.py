@@ -1,8 +1,10 @@
 """Rollout under mocks: one Command per ASG of an autoscaled group, triggered by the launch template's
-latest version, running `python -m fleet.rollout` for its ASG; the on-demand canary first, the spot ASG
-after it; both ASGs ignore their launch template version (and desired capacity); none for one-off groups.
-The Command lines the program builds are then run through fleet.rollout's own CLI against a Stubber
-(the real service model): a first creation is a no-op, a rolled-back refresh exits 1 with one line."""
+latest version, running `python -m fleet.rollout` for its ASG (found by tags); the on-demand canary first,
+the spot rollout after it, and each ASG updated only after its own rollout (so AWS's auto-rollback returns
+to the version the ASG had, and Pulumi's state never records a version AWS does not run); none for one-off
+groups. The Command lines the program builds are then run through fleet.rollout's own CLI against a Stubber
+(the real service model): a stack's first creation is a no-op, an ASG already on the version is a no-op, a
+rolled-back refresh exits 1 with one line."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber
 
-from components.asg_pair import ON_DEMAND_VERSION_PATH, SPOT_VERSION_PATH
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.rollout import Rollout, RolloutArgs, rollout_command_line
 from fleet import aws as fleet_aws
@@ -55,34 +56,38 @@ def www() -> Run:
 
 
 def test_command_line_is_shell_quoted_and_parsed_by_fleet_rollouts_cli(monkeypatch):
-    line = rollout_command_line("web od'1", "lt-0123", 7.0, ["fleet-prod-web-health-5xx", "a b;rm -rf /"], 150,
-                                "us-east-1")
+    line = rollout_command_line("web od'1", "prod", "on-demand", "lt-0123", 7.0,
+                                ["fleet-prod-web-health-5xx", "a b;rm -rf /"], 150, "us-east-1")
     argv = shlex.split(line)
     assert argv[:3] == ["python", "-m", "fleet.rollout"]
     seen = {}
     monkeypatch.setattr(rollout, "aws_client", lambda *a, **k: "client")
+    monkeypatch.setattr(rollout, "find_group_asgs", lambda client, g, s: seen.update(found=(g, s)) or
+                        {"on-demand": [{"AutoScalingGroupName": "asg-od"}], "spot": [{"AutoScalingGroupName": "x"}]})
     monkeypatch.setattr(rollout, "roll", lambda *a, **k: seen.update(args=a, kwargs=k) or
                         rollout.RolloutResult(a[0], a[2], "no-op"))
     assert rollout.main(argv[3:]) == 0
-    assert seen["args"] == ("web od'1", "lt-0123", 7)
+    assert seen["found"] == ("web od'1", "prod")
+    assert seen["args"] == ("asg-od", "lt-0123", 7)
     assert seen["kwargs"]["alarms"] == ["fleet-prod-web-health-5xx", "a b;rm -rf /"]
     assert seen["kwargs"]["warmup"] == 150
-    bare = "python -m fleet.rollout --asg a --launch-template-id lt-1 --version 2"
-    assert rollout_command_line("a", "lt-1", 2) == bare
+    bare = "python -m fleet.rollout --group a --stack s --capacity spot --launch-template-id lt-1 --version 2"
+    assert rollout_command_line("a", "s", "spot", "lt-1", 2) == bare
 
 
 def test_component_runs_fleet_rollout_in_the_project_triggered_by_the_version():
     def program():
         ro = Rollout("web-spot-rollout", RolloutArgs(
-            asg_name="web-spot-1234567", launch_template_id="lt-0123456789abcdef0", launch_template_version=4,
-            region="us-east-1", project_dir=PROJECT, alarm_names=["fleet-prod-web-health-5xx-abc"], warmup=120))
+            group="web", stack="prod", capacity="spot", launch_template_id="lt-0123456789abcdef0",
+            launch_template_version=4, region="us-east-1", project_dir=PROJECT,
+            alarm_names=["fleet-prod-web-health-5xx-abc"], warmup=120))
         return ro.command.id
     r = run(program)
     (cmd,) = r.of_type(COMMAND)
     assert cmd.parent_type == ROLLOUT and cmd.name == "web-spot-rollout-refresh"
-    assert cmd.inputs["create"] == ("python -m fleet.rollout --asg web-spot-1234567 --launch-template-id "
-                                    "lt-0123456789abcdef0 --version 4 --alarm fleet-prod-web-health-5xx-abc "
-                                    "--warmup 120 --region us-east-1")
+    assert cmd.inputs["create"] == ("python -m fleet.rollout --group web --stack prod --capacity spot "
+                                    "--launch-template-id lt-0123456789abcdef0 --version 4 "
+                                    "--alarm fleet-prod-web-health-5xx-abc --warmup 120 --region us-east-1")
     assert cmd.inputs["triggers"] == [4]
     assert cmd.inputs["dir"] == str(PROJECT) and cmd.inputs["environment"] == {"PYTHONPATH": str(PROJECT)}
     assert "update" not in cmd.inputs and "delete" not in cmd.inputs, "a new version replaces it: create runs"
@@ -103,9 +108,9 @@ def test_one_rollout_per_asg_triggered_by_the_templates_latest_version(www):
         opts = {}
         for flag, value in zip(argv[3::2], argv[4::2], strict=True):
             opts.setdefault(flag, []).append(value)
-        assert opts == {"--asg": [asgs[capacity].outputs["name"]], "--launch-template-id": [lt.id],
-                        "--version": [str(lt.outputs["latestVersion"])], "--alarm": alarms,
-                        "--warmup": ["240"], "--region": ["eu-west-1"]}
+        assert opts == {"--group": ["www"], "--stack": ["prod"], "--capacity": [capacity],
+                        "--launch-template-id": [lt.id], "--version": [str(lt.outputs["latestVersion"])],
+                        "--alarm": alarms, "--warmup": ["240"], "--region": ["eu-west-1"]}
         assert cmd.inputs["dir"] == str(PROJECT) and cmd.inputs["environment"] == {"PYTHONPATH": str(PROJECT)}
 
 
@@ -113,24 +118,28 @@ def test_on_demand_is_the_canary_and_spot_waits_for_it(www):
     cmds, _ = _by_capacity(www)
     assert cmds["on-demand"].name in cmds["spot"].options["dependsOn"]
     assert cmds["spot"].name not in cmds["on-demand"].options["dependencies"]
-    # each refresh also waits for its ASG's drain hook (its terminations go through it)
-    assert "www-spot-drain" in cmds["spot"].options["dependsOn"]
-    assert "www-on-demand-drain" in cmds["on-demand"].options["dependsOn"]
 
 
-def test_both_asgs_ignore_desired_capacity_and_their_launch_template_version(www):
+def test_each_asg_is_updated_only_after_its_rollout(www):
+    cmds, asgs = _by_capacity(www)
+    for capacity, asg in asgs.items():
+        assert cmds[capacity].name in asg.options["dependsOn"]
+        # the rollout does not wait for the ASG (it finds it by tags): no cycle, and it runs first
+        assert asg.name not in cmds[capacity].options["dependencies"]
+    assert cmds["spot"].name not in asgs["on-demand"].options["dependsOn"]
+
+
+def test_asgs_ignore_desired_capacity_but_not_their_version(www):
+    """The rollout has moved AWS to the new version before Pulumi updates the ASG, so the ASG follows
+    latest_version and Pulumi's state always holds the version AWS runs (no stale ignored input)."""
+    (lt,) = www.of_type(LT)
     _, asgs = _by_capacity(www)
     for asg in asgs.values():
-        ignored = set(asg.options["ignoreChanges"])
-        assert {"desiredCapacity", ON_DEMAND_VERSION_PATH, SPOT_VERSION_PATH} <= ignored
-        assert "launchTemplate" not in ignored and "mixedInstancesPolicy" not in ignored, \
-            "only the version: a new template id or instance types still reach the ASG"
-    # the paths name where each ASG really keeps its version
+        assert asg.options["ignoreChanges"] == ["desiredCapacity"]
     od, spot = asgs["on-demand"].inputs, asgs["spot"].inputs
-    assert od["launchTemplate"]["version"] == "1"
-    assert spot["mixedInstancesPolicy"]["launchTemplate"]["launchTemplateSpecification"]["version"] == "1"
-    assert ON_DEMAND_VERSION_PATH == "launchTemplate.version"
-    assert SPOT_VERSION_PATH == "mixedInstancesPolicy.launchTemplate.launchTemplateSpecification.version"
+    version = str(lt.outputs["latestVersion"])
+    assert od["launchTemplate"]["version"] == version
+    assert spot["mixedInstancesPolicy"]["launchTemplate"]["launchTemplateSpecification"]["version"] == version
 
 
 def test_worker_group_rollout_has_no_alarm_gate():
@@ -148,12 +157,13 @@ def test_no_rollout_for_autoscale_false_groups():
 
 # -- the Command lines through fleet.rollout's CLI ------------------------------------------------
 
-def _described(asg: dict, lt_id: str, version: str) -> dict:
+def _described(asg: dict, lt_id: str, version: str, capacity: str) -> dict:
     """DescribeAutoScalingGroups for the ASG as the program creates it, its instances on `version`."""
     spec = {"LaunchTemplateId": lt_id, "Version": version}
     g = {"AutoScalingGroupName": asg["outputs"]["name"], "MinSize": 1, "MaxSize": 4, "DesiredCapacity": 1,
          "DefaultCooldown": 300, "AvailabilityZones": ["eu-west-1a"], "HealthCheckType": "ELB",
          "CreatedTime": datetime(2024, 5, 1, tzinfo=UTC),
+         "Tags": [{"Key": "fleet:capacity", "Value": capacity, "ResourceId": asg["outputs"]["name"]}],
          "Instances": [{"InstanceId": "i-0123456789abcdef0", "AvailabilityZone": "eu-west-1a",
                         "LifecycleState": "InService", "HealthStatus": "Healthy", "ProtectedFromScaleIn": False,
                         "LaunchTemplate": spec}]}
@@ -183,28 +193,43 @@ def _run_cli(monkeypatch, argv, script) -> int:
     return code
 
 
+BY_TAGS = {"Filters": [{"Name": "tag:fleet:group", "Values": ["www"]}, {"Name": "tag:fleet:stack", "Values": ["prod"]}]}
+
+
 @pytest.mark.parametrize("capacity", ["on-demand", "spot"])
-def test_first_creation_is_a_no_op(www, monkeypatch, capsys, capacity):
-    """On create the ASG already runs latest_version: the rollout looks, finds it there, starts nothing."""
+def test_a_stacks_first_up_has_nothing_to_roll(www, monkeypatch, capsys, capacity):
+    """The rollout runs before its ASG exists: it finds none by tags and exits 0 (no refresh)."""
+    cmds, _ = _by_capacity(www)
+
+    def script(stub):
+        stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []}, BY_TAGS)
+
+    assert _run_cli(monkeypatch, _argv(cmds[capacity]), script) == 0  # a StartInstanceRefresh would fail the Stubber
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["result"] == "no-op" and out["asg"] is None
+
+
+@pytest.mark.parametrize("capacity", ["on-demand", "spot"])
+def test_an_asg_already_on_the_version_is_a_no_op(www, monkeypatch, capsys, capacity):
     (lt,) = www.of_type(LT)
     cmds, asgs = _by_capacity(www)
     asg = {"inputs": asgs[capacity].inputs, "outputs": asgs[capacity].outputs}
-    created_at = (asg["inputs"].get("launchTemplate") or asg["inputs"].get("mixedInstancesPolicy", {})
-                  .get("launchTemplate", {}).get("launchTemplateSpecification"))["version"]
     name = asg["outputs"]["name"]
+    version = str(lt.outputs["latestVersion"])
 
     def script(stub):
-        described = {"AutoScalingGroups": [_described(asg, lt.id, created_at)]}
+        described = {"AutoScalingGroups": [_described(asg, lt.id, version, capacity)]}
+        stub.add_response("describe_auto_scaling_groups", described, BY_TAGS)
         stub.add_response("describe_auto_scaling_groups", described, {"AutoScalingGroupNames": [name]})
         stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []}, {"AutoScalingGroupName": name})
 
-    assert _run_cli(monkeypatch, _argv(cmds[capacity]), script) == 0  # no StartInstanceRefresh: the Stubber would fail
-    out = capsys.readouterr().out.strip().splitlines()
-    assert json.loads(out[-1]) == {"asg": name, "version": 1, "result": "no-op", "refresh_id": None}
+    assert _run_cli(monkeypatch, _argv(cmds[capacity]), script) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out == {"asg": name, "version": int(version), "result": "no-op", "refresh_id": None}
 
 
 def test_a_rolled_back_refresh_fails_the_command_with_one_line(www, monkeypatch, capsys):
-    """`pulumi up` shows the Command's failure: exit 1 and the reason, the old version kept."""
+    """`pulumi up` shows the Command's failure (exit 1 and the reason) and stops before the ASG update."""
     (lt,) = www.of_type(LT)
     cmds, asgs = _by_capacity(www)
     od = {"inputs": asgs["on-demand"].inputs, "outputs": asgs["on-demand"].outputs}
@@ -214,8 +239,9 @@ def test_a_rolled_back_refresh_fails_the_command_with_one_line(www, monkeypatch,
     reason = "Instance refresh failed: alarm fleet-prod-www-health-5xx in ALARM"
 
     def script(stub):
-        stub.add_response("describe_auto_scaling_groups",
-                          {"AutoScalingGroups": [_described(od, lt.id, "1")]}, {"AutoScalingGroupNames": [name]})
+        described = {"AutoScalingGroups": [_described(od, lt.id, "1", "on-demand")]}
+        stub.add_response("describe_auto_scaling_groups", described, BY_TAGS)
+        stub.add_response("describe_auto_scaling_groups", described, {"AutoScalingGroupNames": [name]})
         stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []}, {"AutoScalingGroupName": name})
         stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r-1"}, None)
         stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [
@@ -226,3 +252,16 @@ def test_a_rolled_back_refresh_fails_the_command_with_one_line(www, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("rollout failed: ") and "rolled back to the previous launch template version" in err[-1]
     assert reason in err[-1]
+
+
+def test_two_asgs_with_the_same_tags_are_refused(www, monkeypatch, capsys):
+    (lt,) = www.of_type(LT)
+    cmds, asgs = _by_capacity(www)
+    od = {"inputs": asgs["on-demand"].inputs, "outputs": asgs["on-demand"].outputs}
+    twice = {"AutoScalingGroups": [_described(od, lt.id, "1", "on-demand")] * 2}
+
+    def script(stub):
+        stub.add_response("describe_auto_scaling_groups", twice, BY_TAGS)
+
+    assert _run_cli(monkeypatch, _argv(cmds["on-demand"]), script) == 1
+    assert "2 ASGs tagged" in capsys.readouterr().err

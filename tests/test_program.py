@@ -372,8 +372,6 @@ def test_a_group_without_three_spot_types_is_refused_before_anything_is_register
 # -- operations (issue 5): rollouts per ASG, one spot interruption handler per stack ----------------
 
 def test_every_autoscaled_group_rolls_on_demand_first_then_spot(stack_run):
-    from components.asg_pair import ON_DEMAND_VERSION_PATH, SPOT_VERSION_PATH
-
     stack, r = stack_run
     for g in ("12_04-bee", "12_04-www", "api"):
         (lt,) = [x for x in r.descendants(node_of(r, g)) if x.type == LT]
@@ -385,12 +383,13 @@ def test_every_autoscaled_group_rolls_on_demand_first_then_spot(stack_run):
             assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
             line = cmd.inputs["create"]
             assert line.startswith("python -m fleet.rollout ")
-            assert f"--asg {pair[capacity].outputs['name']} --launch-template-id {lt.id} --version 1" in line
+            assert (f"--group {g} --stack {stack} --capacity {capacity} --launch-template-id {lt.id} --version 1"
+                    in line)
             assert f"--region {stack_config(stack).get('aws:region', 'us-east-1')}" in line
             for name in r.outputs["groups"][g]["health_alarm_names"]:
                 assert f"--alarm {name}" in line
-            assert "desiredCapacity" in pair[capacity].options["ignoreChanges"]
-            assert {ON_DEMAND_VERSION_PATH, SPOT_VERSION_PATH} <= set(pair[capacity].options["ignoreChanges"])
+            assert pair[capacity].options["ignoreChanges"] == ["desiredCapacity"]
+            assert cmd.name in pair[capacity].options["dependsOn"]  # the refresh runs before the ASG update
         assert cmds["on-demand"].name in cmds["spot"].options["dependsOn"]
         assert cmds["spot"].name not in cmds["on-demand"].options["dependencies"]
     assert not [x for x in r.descendants(node_of(r, "12_04-cron")) if x.type == ROLLOUT]
