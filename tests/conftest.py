@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# The spot handler ships as a FileArchive of its directory: importing it in tests must not leave a
+# __pycache__ there that would change the archive (and its hash) from machine to machine.
+sys.dont_write_bytecode = True
+
 # Property tests check logic, not speed: no per-example deadline on a noisy 2-core machine.
 settings.register_profile("fleet", deadline=None, max_examples=200)
 settings.load_profile("fleet")
