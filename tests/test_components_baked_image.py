@@ -96,3 +96,30 @@ def test_parse_build_output_reads_the_last_json_line():
     assert parse_build_output(out) == "ami-0123"
     with pytest.raises(ValueError, match="printed nothing"):
         parse_build_output("  \n")
+
+
+def test_program_triggers_change_exactly_when_an_image_input_changes():
+    """Across two whole-program runs: a Chef attribute change re-triggers that group's build only; a
+    scaling change (not an image input) re-triggers nothing; staging and prod share every trigger."""
+    import copy
+
+    from fleet.plan import stack_config
+    from tests.pulumi_mocks import run_program
+
+    def triggers(r):
+        return {x.name: x.inputs["triggers"] for x in r.of_type(COMMAND) if x.parent_type.endswith("BakedImage")}
+
+    base_cfg = stack_config("staging")
+    base = triggers(run_program("staging", base_cfg))
+    assert len(base) == 3  # the ami-builder group has no build Command
+
+    attrs = copy.deepcopy(base_cfg)
+    attrs["fleet:groups"]["api"]["default_attributes"] = {"feature": "on"}
+    changed = triggers(run_program("staging", attrs))
+    assert {n for n in base if base[n] != changed[n]} == {"api-image"}
+
+    scaling = copy.deepcopy(base_cfg)
+    scaling["fleet:groups"]["api"]["autoscale"] = {"node_min": 2, "node_max": 9}
+    assert triggers(run_program("staging", scaling)) == base
+
+    assert triggers(run_program("prod")) == base
