@@ -21,8 +21,8 @@ def run(group: str, *, nodes: str, stack: str | None, keep: int, dry_run: bool, 
         region = load_fleet(nodes, stack).stack.region if stack else "us-east-1"
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
     autoscaling = client("autoscaling", region=region, endpoint_url=endpoint_url)
-    kept, _ = retention.plan_clean(ec2, autoscaling, group, keep)
-    removed = retention.clean(ec2, autoscaling, group, keep, dry_run=dry_run)
+    kept, remove = retention.plan_clean(ec2, autoscaling, group, keep)
+    removed = retention.remove_all(ec2, group, remove, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for r in removed:
         snaps = ", ".join(r.snapshot_ids) or "no snapshots"

@@ -237,12 +237,11 @@ def remove_image(ec2, image: Image, *, policy: retry.RetryPolicy | None = None) 
     return Removed(image.image_id, image.name, tuple(deleted), tuple(errors))
 
 
-def clean(ec2, autoscaling, group: str, keep: int, *, dry_run: bool = False,
-          policy: retry.RetryPolicy | None = None) -> list[Removed]:
-    """Apply `plan_clean`: deregister every AMI to remove and delete its snapshots. With `dry_run`
-    nothing changes and the would-be removals are returned. Errors are reported on stderr and in
-    `Removed.errors`; the others are still removed."""
-    _, remove = plan_clean(ec2, autoscaling, group, keep)
+def remove_all(ec2, group: str, remove: Sequence[Image], *, dry_run: bool = False,
+               policy: retry.RetryPolicy | None = None) -> list[Removed]:
+    """Deregister every image in `remove` and delete its snapshots (nothing with `dry_run`: the
+    would-be removals are returned). Errors are reported on stderr and in `Removed.errors`; the
+    others are still removed."""
     if dry_run:
         return [Removed(i.image_id, i.name, i.snapshot_ids) for i in remove]
     out = []
@@ -252,6 +251,13 @@ def clean(ec2, autoscaling, group: str, keep: int, *, dry_run: bool = False,
             print(f"fleet image clean {group}: {err}", file=sys.stderr)
         out.append(result)
     return out
+
+
+def clean(ec2, autoscaling, group: str, keep: int, *, dry_run: bool = False,
+          policy: retry.RetryPolicy | None = None) -> list[Removed]:
+    """`plan_clean`, then `remove_all` of what it says to remove."""
+    _, remove = plan_clean(ec2, autoscaling, group, keep)
+    return remove_all(ec2, group, remove, dry_run=dry_run, policy=policy)
 
 
 def delete_all(ec2, autoscaling, group: str, *, dry_run: bool = False,
