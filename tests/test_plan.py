@@ -415,6 +415,16 @@ def test_only_fleet_plan_imports_pulumi():
             assert not re.search(r"^\s*(import|from) pulumi", path.read_text(), re.M), path
 
 
+def test_a_run_leaves_the_interpreter_as_it_found_it(staging):
+    """fleet.plan.run switches cyclic GC off and the SDK's source positions off for the run only."""
+    import gc
+
+    from pulumi.runtime import resource as sdk_resource
+
+    assert gc.isenabled()
+    assert sdk_resource._get_stack_trace.__module__ == "pulumi.runtime.resource"
+
+
 def test_make_plan_runs_the_offline_plan():
     makefile = (ROOT / "Makefile").read_text()
     target = makefile[makefile.index("\nplan:"):].split("\n\n")[0]
