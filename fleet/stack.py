@@ -126,6 +126,8 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
         if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
             problem(key, f"must be a {want.__name__ if want is not dict else 'mapping'}, not {type(value).__name__}")
             continue
+        if value == "" and want is str:
+            continue  # Pulumi.yaml's default for optional strings: unset
         fleet_vals[name] = value
 
     region = values.get("aws:region", "us-east-1")

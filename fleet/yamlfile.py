@@ -33,6 +33,10 @@ class YamlDoc:
         return None
 
 
+# libyaml's parser when PyYAML has it (10x faster on big fleets), same marks and errors.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _walk(node: yaml.Node, prefix: Path_, lines: dict[Path_, int], dups: list) -> None:
     """Record each key's line and every key that repeats within its mapping."""
     if isinstance(node, yaml.MappingNode):
@@ -54,7 +58,7 @@ def _walk(node: yaml.Node, prefix: Path_, lines: dict[Path_, int], dups: list) -
 
 def load_yaml_text(text: str, filename: str) -> YamlDoc:
     """Parse `text`; raise SpecError naming `filename` on syntax errors or duplicate keys."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
