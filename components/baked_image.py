@@ -53,9 +53,11 @@ def parse_build_output(stdout: str) -> str:
     return json.loads(lines[-1])["ami_id"]
 
 
-def build_command_line(group: str, stack: str, region: str) -> str:
+def build_command_line(group: str, stack: str, region: str, nodes_file: str = "nodes.yaml") -> str:
+    """The build's command line; `--nodes` only for a stack whose `fleet:nodesFile` is not the default."""
     q = shlex.quote
-    return f"python -m image_builds.build {q(group)} --stack {q(stack)} --region {q(region)}"
+    line = f"python -m image_builds.build {q(group)} --stack {q(stack)} --region {q(region)}"
+    return line if nodes_file == "nodes.yaml" else f"{line} --nodes {q(nodes_file)}"
 
 
 def lookup_ami(source: SourceAmiFilter) -> pulumi.Output:
@@ -79,6 +81,7 @@ class BakedImageArgs:
     region: str
     pin: str | None
     project_dir: Path
+    nodes_file: str = "nodes.yaml"  # relative to project_dir, as `fleet:nodesFile`
 
 
 class BakedImage(pulumi.ComponentResource):
@@ -105,7 +108,7 @@ class BakedImage(pulumi.ComponentResource):
             root_device = found.root_device_name
         else:
             self.command = command.local.Command(f"{slug(group.name)}-image", command.local.CommandArgs(
-                create=build_command_line(group.name, args.stack, args.region),
+                create=build_command_line(group.name, args.stack, args.region, args.nodes_file),
                 dir=str(args.project_dir),
                 environment={"PYTHONPATH": str(args.project_dir)},
                 triggers=[args.image_hash],

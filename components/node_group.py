@@ -77,7 +77,7 @@ class NodeGroup(pulumi.ComponentResource):
 
         self.image = BakedImage(gslug, BakedImageArgs(
             group=group, image_hash=args.image_hash, stack=stack.name, region=stack.region,
-            pin=stack.amis.get(group.name), project_dir=args.project_dir), opts=child)
+            pin=stack.amis.get(group.name), project_dir=args.project_dir, nodes_file=stack.nodes_file), opts=child)
         self.launch_template = LaunchTemplate(gslug, LaunchTemplateArgs(
             group=group, stack=stack.name, environment=stack.environment or stack.name,
             ami_id=self.image.ami_id, root_device_name=self.image.root_device_name,

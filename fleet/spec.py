@@ -49,6 +49,17 @@ def _parse_nodes(doc: YamlDoc, file: str) -> list[Problem]:
     return problems
 
 
+def project_dir_of(nodes_path: str | Path) -> Path:
+    """The project a nodes file belongs to: the nearest directory at or above it holding a
+    Pulumi.yaml or a cookbooks/ folder, else the file's own directory. Its cookbooks and build code
+    are what the image hash covers, so the answer must not depend on the current directory."""
+    start = Path(nodes_path).resolve().parent
+    for d in (start, *start.parents):
+        if (d / "Pulumi.yaml").exists() or (d / "cookbooks").is_dir():
+            return d
+    return start
+
+
 def merge_for(name: str, nodes: Mapping[str, Any], override: Mapping[str, Any] | None) -> tuple[dict, dict]:
     """(merged mapping, origin) for one group; origin[key] = 'nodes' or 'stack' (who set it last)."""
     merged = merge_group(nodes.get(BASE) or {}, nodes[name] or {})
@@ -64,7 +75,8 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
     """Load and check everything for `stack` (None: nodes.yaml alone).
 
     `stack_values` are the stack's config values (the Pulumi program passes them from
-    pulumi.Config); when None they are read from Pulumi.<stack>.yaml beside nodes.yaml.
+    pulumi.Config); when None they are read from Pulumi.<stack>.yaml beside nodes.yaml, or else
+    from its project directory (`project_dir_of`).
     """
     nodes_path = Path(nodes_path)
     nfile = str(nodes_path)
@@ -77,7 +89,10 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
     stack_cfg, sfile, sdoc = None, "", None
     if stack is not None:
         if stack_values is None:
+            # beside the nodes file, else in its project (a `fleet:nodesFile` in a subfolder)
             spath = stack_file(nodes_path.parent, stack)
+            if not spath.exists() and stack_file(project_dir_of(nodes_path), stack).exists():
+                spath = stack_file(project_dir_of(nodes_path), stack)
             if not spath.exists():
                 raise SpecError([Problem(str(spath), None, None, None, f"no stack file for stack '{stack}'")])
             stack_values, sdoc = read_stack_values(spath)

@@ -32,7 +32,7 @@ from fleet.image_hash import image_hash
 from fleet.model import Group, SourceAmiFilter
 from fleet.names import slug
 from fleet.render.packer import image_tags
-from fleet.spec import load_fleet
+from fleet.spec import load_fleet, project_dir_of
 from image_builds import ebs_upload, packer_builder, register, registry
 from image_builds.convert import ensure_raw
 
@@ -128,7 +128,7 @@ def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, e
     region = region or (fleet.stack.region if fleet.stack else "us-east-1")
     try:
         result = build(fleet.groups[group_name], region=region, endpoint_url=endpoint_url,
-                       project_dir=Path(nodes).resolve().parent)
+                       project_dir=project_dir_of(nodes))
     except (BuildError, packer_builder.PackerError, ebs_upload.UploadError, register.RegisterError) as exc:
         print(f"fleet image build {group_name}: {exc}", file=sys.stderr)
         return 1

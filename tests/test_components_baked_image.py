@@ -123,3 +123,13 @@ def test_program_triggers_change_exactly_when_an_image_input_changes():
     assert triggers(run_program("staging", scaling)) == base
 
     assert triggers(run_program("prod")) == base
+
+
+def test_a_stacks_own_nodes_file_reaches_the_build():
+    def program():
+        return BakedImage("web", BakedImageArgs(group=group("web"), image_hash=HASH, stack="staging",
+                                               region="us-east-1", pin=None, project_dir=Path("/srv/fleet"),
+                                               nodes_file="fleets/edge.yaml")).ami_id
+    (cmd,) = run(program).of_type(COMMAND)
+    assert cmd.inputs["create"] == ("python -m image_builds.build web --stack staging --region us-east-1 "
+                                    "--nodes fleets/edge.yaml")
