@@ -5,7 +5,7 @@
   `{name, owners}` filter is resolved with `aws.ec2.get_ami_output(most_recent=True)`, invoked
   once per distinct filter in the whole program run (groups sharing a filter share the lookup).
 - otherwise: a `pulumi_command.local.Command` runs
-  `python -m image_builds.build GROUP --stack STACK --region REGION` in the project directory,
+  `python -m image_builds.build GROUP --stack STACK --region REGION --expect-hash HASH` in the project directory,
   re-run only when `triggers=[image_hash]` changes (PITFALLS 9); its last stdout line is
   `{"ami_id": ..., "image_hash": ..., "cached": ...}` and nothing secret is printed (PITFALLS 11).
   `python` is the interpreter on the PATH of the `pulumi` process: run `pulumi up` from the
@@ -53,10 +53,12 @@ def parse_build_output(stdout: str) -> str:
     return json.loads(lines[-1])["ami_id"]
 
 
-def build_command_line(group: str, stack: str, region: str, nodes_file: str = "nodes.yaml") -> str:
-    """The build's command line; `--nodes` only for a stack whose `fleet:nodesFile` is not the default."""
+def build_command_line(group: str, stack: str, region: str, image_hash: str, nodes_file: str = "nodes.yaml") -> str:
+    """The build's command line. `--expect-hash`: the build refuses to run for inputs other than the
+    ones that triggered it; `--nodes` only for a stack whose `fleet:nodesFile` is not the default."""
     q = shlex.quote
-    line = f"python -m image_builds.build {q(group)} --stack {q(stack)} --region {q(region)}"
+    line = (f"python -m image_builds.build {q(group)} --stack {q(stack)} --region {q(region)} "
+            f"--expect-hash {q(image_hash)}")
     return line if nodes_file == "nodes.yaml" else f"{line} --nodes {q(nodes_file)}"
 
 
@@ -108,7 +110,7 @@ class BakedImage(pulumi.ComponentResource):
             root_device = found.root_device_name
         else:
             self.command = command.local.Command(f"{slug(group.name)}-image", command.local.CommandArgs(
-                create=build_command_line(group.name, args.stack, args.region, args.nodes_file),
+                create=build_command_line(group.name, args.stack, args.region, args.image_hash, args.nodes_file),
                 dir=str(args.project_dir),
                 environment={"PYTHONPATH": str(args.project_dir)},
                 triggers=[args.image_hash],

@@ -92,11 +92,16 @@ def _now() -> str:
 
 
 def build(group: Group, *, region: str, endpoint_url: str | None = None, project_dir: Path = PROJECT_DIR,
-          log: TextIO = sys.stderr) -> dict[str, Any]:
+          log: TextIO = sys.stderr, expect_hash: str | None = None) -> dict[str, Any]:
     """Bake or reuse the group's image; return {"ami_id", "image_hash", "cached"}."""
     # boto3 reads AWS_ENDPOINT_URL by itself, Packer does not: hand it over explicitly.
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
     h = image_hash(group, project_dir)
+    if expect_hash and h != expect_hash:
+        # the program triggered this build for other inputs than the ones on disk now: tagging the
+        # result with either hash would let a later build reuse the wrong image
+        raise BuildError(f"image inputs changed since the program ran: it expected image hash "
+                         f"{expect_hash[:12]}, the files give {h[:12]}; run pulumi up again")
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
     if group.image.builder == "ami":
         return {"ami_id": resolve_source(ec2, group.source_ami), "image_hash": h, "cached": True}
@@ -119,7 +124,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint-url", default=None, help="AWS endpoint (a local moto server); else AWS_ENDPOINT_URL")
 
 
-def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, endpoint_url: str | None) -> int:
+def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, endpoint_url: str | None,
+        expect_hash: str | None = None) -> int:
     """Load, build, print the JSON line; the exit status of `fleet image build`."""
     fleet = load_fleet(nodes, stack)
     if group_name not in fleet.groups:
@@ -128,7 +134,7 @@ def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, e
     region = region or (fleet.stack.region if fleet.stack else "us-east-1")
     try:
         result = build(fleet.groups[group_name], region=region, endpoint_url=endpoint_url,
-                       project_dir=project_dir_of(nodes))
+                       project_dir=project_dir_of(nodes), expect_hash=expect_hash)
     except (BuildError, packer_builder.PackerError, ebs_upload.UploadError, register.RegisterError) as exc:
         print(f"fleet image build {group_name}: {exc}", file=sys.stderr)
         return 1
@@ -140,12 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m image_builds.build", description=__doc__.split("\n\n")[0])
     p.add_argument("group")
     p.add_argument("--stack", default=None)
+    p.add_argument("--expect-hash", default=None, help="fail unless the group's image hash is this one "
+                   "(the BakedImage Command passes the hash that triggered it)")
     p.add_argument("--nodes", default=str(PROJECT_DIR / "nodes.yaml"))
     add_arguments(p)
     args = p.parse_args(argv)
     try:
         return run(args.group, nodes=args.nodes, stack=args.stack, region=args.region,
-                   endpoint_url=args.endpoint_url)
+                   endpoint_url=args.endpoint_url, expect_hash=args.expect_hash)
     except SpecError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

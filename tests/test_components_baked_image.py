@@ -36,7 +36,8 @@ def test_pin_skips_the_build():
 def test_packer_group_runs_the_build_command_triggered_by_the_image_hash():
     r = run(lambda: _outputs(_image(group("12_04-www"))))
     (cmd,) = r.of_type(COMMAND)
-    assert cmd.inputs["create"] == "python -m image_builds.build 12_04-www --stack staging --region us-east-1"
+    assert cmd.inputs["create"] == ("python -m image_builds.build 12_04-www --stack staging --region us-east-1 "
+                                    f"--expect-hash {HASH}")
     assert cmd.inputs["triggers"] == [HASH]
     assert cmd.inputs["dir"] == "/srv/fleet"
     assert cmd.inputs["environment"] == {"PYTHONPATH": "/srv/fleet"}
@@ -132,4 +133,4 @@ def test_a_stacks_own_nodes_file_reaches_the_build():
                                                nodes_file="fleets/edge.yaml")).ami_id
     (cmd,) = run(program).of_type(COMMAND)
     assert cmd.inputs["create"] == ("python -m image_builds.build web --stack staging --region us-east-1 "
-                                    "--nodes fleets/edge.yaml")
+                                    f"--expect-hash {HASH} --nodes fleets/edge.yaml")

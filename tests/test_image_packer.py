@@ -125,3 +125,13 @@ def test_machine_readable_lines_and_manifest(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"builds": [{"artifact_id": "us-east-1:ami-0aaa"},
                                                             {"artifact_id": "us-east-1:ami-0bbb"}]}))
     assert ami_from_manifest(tmp_path / "m.json") == "ami-0bbb"
+
+
+def test_build_refuses_inputs_other_than_the_ones_that_triggered_it(tmp_path, aws, source_ami):
+    nodes = project(tmp_path, source_ami)
+    env = {**os.environ, "AWS_ENDPOINT_URL": aws}
+    proc = subprocess.run([sys.executable, "-m", "image_builds.build", "g", "--nodes", str(nodes),
+                           "--expect-hash", "0" * 64], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "image inputs changed since the program ran: it expected image hash 000000000000" in proc.stderr
+    assert own_images() == []
