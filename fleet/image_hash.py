@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from fleet.model import Group, SourceAmiFilter
+from fleet.model import Group, SourceAmiFilter, to_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 # The code whose behaviour shapes an image: a change here must rebuild.
@@ -60,7 +60,7 @@ def image_document(group: Group, project_dir: Path = ROOT, digest=tree_digest) -
         doc["packer"] = {"communicator": img.communicator, "ssh_username": img.ssh_username}
         doc["chef"] = {
             "run_list": [*group.run_list, *group.post_run_list],
-            "default_attributes": json.loads(json.dumps(dict(group.default_attributes), default=dict)),
+            "default_attributes": to_plain(group.default_attributes),
         }
         read.append(project_dir / "cookbooks")
     elif img.builder == "raw":

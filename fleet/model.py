@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 
-def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
 
@@ -129,7 +129,7 @@ class Group:
     source_ami: str | SourceAmiFilter | None = None
     description: str = ""
     security_groups: tuple[str, ...] = ()
-    default_attributes: Mapping[str, Any] = field(default_factory=lambda: _frozen_map(None))
+    default_attributes: Mapping[str, Any] = field(default_factory=lambda: frozen_map(None))
     run_list: tuple[str, ...] = ()
     post_run_list: tuple[str, ...] = ()
     containers: bool = False
@@ -139,20 +139,21 @@ class Group:
     http: Http | None = None
     scaling: Scaling = field(default_factory=Scaling)
     volume: Volume = field(default_factory=Volume)
-    tags: Mapping[str, str] = field(default_factory=lambda: _frozen_map(None))
+    tags: Mapping[str, str] = field(default_factory=lambda: frozen_map(None))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (what `fleet show` prints)."""
-        return _plain(self)
+        return to_plain(self)
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
+    """Dataclasses, read-only mappings and tuples as plain dicts and lists (JSON-able)."""
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 
@@ -201,5 +202,5 @@ def build_group(name: str, merged: Mapping[str, Any]) -> Group:
         raw["volume"] = _build(Volume, raw["volume"])
     for key in ("default_attributes", "tags"):
         if key in raw:
-            raw[key] = _frozen_map(raw[key])
+            raw[key] = frozen_map(raw[key])
     return _build(Group, {**raw, "name": name})

@@ -10,10 +10,10 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from fleet.errors import Problem, SpecError, did_you_mean
+from fleet.model import frozen_map
 from fleet.yamlfile import load_yaml_file
 
 # key (without the `fleet:` namespace) -> (expected python type, description). Pulumi.yaml declares the same.
@@ -36,10 +36,6 @@ CERT_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f
 REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
 
-def _frozen(d: Mapping | None) -> Mapping:
-    return MappingProxyType(dict(d or {}))
-
-
 @dataclass(frozen=True)
 class Network:
     vpc_id: str | None = None
@@ -58,9 +54,9 @@ class StackConfig:
     name: str
     region: str = "us-east-1"
     environment: str = ""
-    groups: Mapping[str, Any] = field(default_factory=lambda: _frozen(None))
-    amis: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
-    security_groups: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
+    groups: Mapping[str, Any] = field(default_factory=lambda: frozen_map(None))
+    amis: Mapping[str, str] = field(default_factory=lambda: frozen_map(None))
+    security_groups: Mapping[str, str] = field(default_factory=lambda: frozen_map(None))
     network: Network = field(default_factory=Network)
     certificate_arn: str | None = None
     deletion_protection: bool = False
@@ -149,9 +145,9 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
         name=stack,
         region=region,
         environment=fleet_vals.get("environment", stack),
-        groups=_frozen(fleet_vals.get("groups")),
-        amis=_frozen(fleet_vals.get("amis")),
-        security_groups=_frozen(fleet_vals.get("securityGroups")),
+        groups=frozen_map(fleet_vals.get("groups")),
+        amis=frozen_map(fleet_vals.get("amis")),
+        security_groups=frozen_map(fleet_vals.get("securityGroups")),
         network=network,
         certificate_arn=cert,
         deletion_protection=fleet_vals.get("deletionProtection", stack == "prod"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleet.model import Group
+from fleet.model import Group, to_plain
 
 
 def role_name(group: Group) -> str:
@@ -22,14 +22,7 @@ def render_role(group: Group) -> dict[str, Any]:
         "json_class": "Chef::Role",
         "description": group.description,
         "override_attributes": {},
-        "default_attributes": _plain(group.default_attributes),
+        "default_attributes": to_plain(group.default_attributes),
         "run_list": [*group.run_list, *group.post_run_list],
     }
 
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
