@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from fleet.errors import Problem, SpecError, did_you_mean
+from fleet.errors import Problem, SpecError
 from fleet.spec import Fleet, load_fleet
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -30,13 +30,6 @@ def _load(args, stack: str | None = None) -> Fleet:
     return load_fleet(args.nodes, stack if stack is not None else args.stack)
 
 
-def _group(fleet: Fleet, name: str):
-    if name not in fleet.groups:
-        raise SpecError([Problem(fleet.nodes_file, None, name, None,
-                                 f"no such group{did_you_mean(name, fleet.groups)}")])
-    return fleet.groups[name]
-
-
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False))
 
@@ -49,14 +42,14 @@ def cmd_validate(args) -> int:
 
 
 def cmd_show(args) -> int:
-    _print_json(_group(_load(args), args.group).to_dict())
+    _print_json(_load(args).group(args.group).to_dict())
     return EXIT_OK
 
 
 def cmd_role(args) -> int:
     from fleet.render.role import render_role
 
-    role = render_role(_group(_load(args), args.group))
+    role = render_role(_load(args).group(args.group))
     text = json.dumps(role, indent=2) + "\n"
     if args.write:
         out = Path(args.nodes).resolve().parent / "roles" / f"{args.group}.json"
@@ -73,7 +66,7 @@ def cmd_packer(args) -> int:
     from fleet.render.packer import render_packer
 
     fleet = _load(args)
-    group = _group(fleet, args.group)
+    group = fleet.group(args.group)
     region = fleet.stack.region if fleet.stack else args.region
     _print_json(render_packer(group, region=region, image_hash=image_hash(group), endpoint_url=args.endpoint_url))
     return EXIT_OK
@@ -147,7 +140,7 @@ def cmd_deploy(args) -> int:
     fleet = _load(args)
     if fleet.stack is None:
         raise SpecError([Problem(fleet.nodes_file, None, args.group, None, "deploy needs --stack")])
-    group = _group(fleet, args.group)
+    group = fleet.group(args.group)
     warmup = group.autoscale.timeout if group.autoscale else None
     try:
         results = deploy(group.name, fleet.stack.name, region=args.region or fleet.stack.region,

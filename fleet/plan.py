@@ -644,9 +644,8 @@ def plan_result(project_dir: str | Path, stack: str, nodes: str | Path | None = 
         nodes_file = config.get("fleet:nodesFile")
         nodes_path = project_dir / (nodes_file if isinstance(nodes_file, str) else "nodes.yaml")
     fleet = _validate(project_dir, stack, nodes_path, config)
-    if group is not None and group not in fleet.groups:
-        raise SpecError([Problem(str(nodes_path), None, group, None,
-                                 f"no such group{did_you_mean(group, fleet.groups)}")])
+    if group is not None:
+        fleet.group(group)  # SpecError with "did you mean" for an unknown group
 
     project = project_name(project_dir)
     r = run_program(stack, config, program=project_dir.resolve() / "__main__.py", raise_errors=False, project=project,

@@ -27,6 +27,13 @@ class Fleet:
     stack: StackConfig | None
     nodes_file: str
 
+    def group(self, name: str) -> Group:
+        """The named group; a SpecError with "did you mean" when there is none."""
+        if name not in self.groups:
+            raise SpecError([Problem(self.nodes_file, None, name, None,
+                                     f"no such group{did_you_mean(name, self.groups)}")])
+        return self.groups[name]
+
 
 def _parse_nodes(doc: YamlDoc, file: str) -> list[Problem]:
     data = doc.data

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fleet.aws import client
-from fleet.errors import Problem, SpecError, did_you_mean
+from fleet.errors import SpecError
 from fleet.image_hash import image_hash
 from fleet.model import Group, SourceAmiFilter
 from fleet.names import slug
@@ -128,12 +128,10 @@ def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, e
         expect_hash: str | None = None) -> int:
     """Load, build, print the JSON line; the exit status of `fleet image build`."""
     fleet = load_fleet(nodes, stack)
-    if group_name not in fleet.groups:
-        raise SpecError([Problem(fleet.nodes_file, None, group_name, None,
-                                 f"no such group{did_you_mean(group_name, fleet.groups)}")])
+    group = fleet.group(group_name)
     region = region or (fleet.stack.region if fleet.stack else "us-east-1")
     try:
-        result = build(fleet.groups[group_name], region=region, endpoint_url=endpoint_url,
+        result = build(group, region=region, endpoint_url=endpoint_url,
                        project_dir=project_dir_of(nodes), expect_hash=expect_hash)
     except (BuildError, packer_builder.PackerError, ebs_upload.UploadError, register.RegisterError) as exc:
         print(f"fleet image build {group_name}: {exc}", file=sys.stderr)
