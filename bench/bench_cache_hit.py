@@ -47,7 +47,7 @@ def main() -> None:
     os.environ.update(env)
     try:
         from fleet.image_hash import image_hash
-        from fleet.spec import load_fleet
+        from fleet.spec.load import load_fleet
         from image_builds.build import build
 
         group = load_fleet(ROOT / "nodes.yaml", "staging").groups["12_04-www"]
@@ -59,7 +59,7 @@ def main() -> None:
         ec2.create_tags(Resources=[ami], Tags=[{"Key": "fleet:image-hash", "Value": h}])
 
         calls: list[str] = []
-        import fleet.aws as fa
+        import fleet.ops.aws as fa
 
         real_client = fa.client
 

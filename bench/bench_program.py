@@ -6,7 +6,7 @@ For each size N a nodes file with N groups is generated (per 10 groups: 3 http g
 ALB, 5 workers, 2 one-off `autoscale: false` boxes whose image is an Ubuntu name filter, so every
 kind of NodeGroup is there), and in the same run:
 
-- ours:  the real `__main__.py` under fleet.plan's mock engine (what `fleet plan` evaluates: spec
+- ours:  the real `__main__.py` under fleet.plan.engine's mock engine (what `fleet plan` evaluates: spec
          load and checks, image hashes, every component), for the staging stack's config with
          `fleet:nodesFile` pointing at the generated file;
 - floor: a bare program that registers the same resources with the same (resolved) inputs and
@@ -14,7 +14,7 @@ kind of NodeGroup is there), and in the same run:
          Python, no spec, no Outputs between resources. Same mock engine, so the difference is
          what our code costs on top of the SDK.
 
-Both run on the same engine, `fleet.plan.run`: cyclic GC off during the run, no per-resource source
+Both run on the same engine, `fleet.plan.engine.run`: cyclic GC off during the run, no per-resource source
 positions (the mock engine never reads them), DEBUG logs dropped.
 
 Each measurement runs in a fresh subprocess: a warm-up run first (a 1-group fleet for ours, the
@@ -87,7 +87,7 @@ def nodes_yaml(groups: int) -> str:
 
 
 def stack_config(nodes_file: Path) -> dict:
-    from fleet.plan import stack_config as read
+    from fleet.plan.engine import stack_config as read
 
     cfg = read("staging", ROOT)
     cfg.pop("fleet:groups", None)  # staging's overrides name the project's own groups
@@ -102,8 +102,8 @@ def _maxrss_mb() -> float:
 # -- children (one measurement each, in a fresh process) -----------------------------------------
 
 def child_ours(groups: int, workdir: Path, record: Path) -> dict:
-    from fleet.guardrails import check_all
-    from fleet.plan import run_program
+    from fleet.plan.engine import run_program
+    from fleet.plan.guardrails import check_all
 
     warm = workdir / "warm.yaml"
     warm.write_text(nodes_yaml(10))
@@ -188,7 +188,7 @@ def _replay(records: list[dict], shaped: bool = False) -> None:
 
 
 def child_floor(record: Path, shaped: bool) -> dict:
-    from fleet.plan import FleetMocks, run
+    from fleet.plan.engine import FleetMocks, run
 
     records = json.loads(record.read_text())
     run(lambda: _replay(records[:60], shaped), stack="staging", mocks=FleetMocks(offline=True))  # warm-up

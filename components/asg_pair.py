@@ -27,8 +27,8 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from fleet.model import Group
-from fleet.names import slug
+from fleet.spec.model import Group
+from fleet.spec.names import slug
 
 SPOT, ON_DEMAND = "spot", "on-demand"
 GROUP_METRICS = [

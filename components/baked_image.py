@@ -30,8 +30,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 
-from fleet.model import Group, SourceAmiFilter
-from fleet.names import slug
+from fleet.spec.model import Group, SourceAmiFilter
+from fleet.spec.names import slug
 
 RAW_ROOT_DEVICE = "/dev/xvda"  # must equal image_builds.register.ROOT_DEVICE_NAME
 UBUNTU_ROOT_DEVICE = "/dev/sda1"

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from fleet.names import slug
+from fleet.spec.names import slug
 
 
 @dataclass

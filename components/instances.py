@@ -11,8 +11,8 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from fleet.model import Group
-from fleet.names import slug
+from fleet.spec.model import Group
+from fleet.spec.names import slug
 
 
 @dataclass

@@ -20,9 +20,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import resource_prefix
-from fleet.model import Group
-from fleet.names import slug
 from fleet.render.userdata import render_user_data
+from fleet.spec.model import Group
+from fleet.spec.names import slug
 
 SSM_POLICY_ARN = aws.iam.ManagedPolicy.AMAZON_SSM_MANAGED_INSTANCE_CORE.value
 EC2_ASSUME_ROLE = json.dumps({

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from fleet.model import Group
-from fleet.names import slug
+from fleet.spec.model import Group
+from fleet.spec.names import slug
 
 AUTONAME_SUFFIX = 8  # Pulumi autonaming appends "-" and 7 random characters
 AWS_SHORT_NAME = 32  # target groups and load balancers
@@ -21,7 +21,7 @@ def short_logical_name(base: str) -> str:
 def alarm_prefix(stack: str, group: str) -> str:
     """Prefix of every CloudWatch alarm of a group: `fleet-<stack>-<group-slug>-`.
 
-    Health alarms (the rollout's gate) continue with `health-` (fleet.rollout.health_alarm_prefix);
+    Health alarms (the rollout's gate) continue with `health-` (fleet.ops.rollout.health_alarm_prefix);
     scaling alarms continue with their capacity (`spot-`, `on-demand-`) and never with `health-`.
     """
     return f"fleet-{stack}-{slug(group)}-"

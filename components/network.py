@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import stack_tags
-from fleet.stack import Network as NetworkConfig
+from fleet.spec.stack import Network as NetworkConfig
 
 
 @dataclass

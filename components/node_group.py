@@ -35,10 +35,10 @@ from components.naming import group_tags
 from components.rollout import Rollout, RolloutArgs
 from components.scaling import ScalingPolicies, ScalingPoliciesArgs
 from components.target_group import TargetGroup, TargetGroupArgs
-from fleet.model import Group
-from fleet.names import slug
-from fleet.spot_types import spot_instance_types
-from fleet.stack import StackConfig
+from fleet.spec.model import Group
+from fleet.spec.names import slug
+from fleet.spec.spot_types import spot_instance_types
+from fleet.spec.stack import StackConfig
 
 
 @dataclass

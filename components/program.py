@@ -36,12 +36,12 @@ from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
 from components.spot_interruption import SpotInterruption, SpotInterruptionArgs
-from fleet.errors import Problem, SpecError
 from fleet.image_hash import hash_groups
-from fleet.names import rule_priorities, slug
-from fleet.spec import Fleet, load_fleet
-from fleet.spot_types import MIN_SPOT_TYPES, spot_instance_types
-from fleet.stack import FLEET_KEYS
+from fleet.spec.errors import Problem, SpecError
+from fleet.spec.load import Fleet, load_fleet
+from fleet.spec.names import rule_priorities, slug
+from fleet.spec.spot_types import MIN_SPOT_TYPES, spot_instance_types
+from fleet.spec.stack import FLEET_KEYS
 
 
 def _all_config_keys() -> list[str]:
@@ -54,7 +54,7 @@ def _all_config_keys() -> list[str]:
 
 
 def _parse(raw: str, want: type) -> Any:
-    """A config string as fleet.stack expects it; unparsable values stay strings so fleet.stack
+    """A config string as fleet.spec.stack expects it; unparsable values stay strings so fleet.spec.stack
     reports them as one clear line ("must be a mapping, not str") instead of a traceback."""
     if want is dict:
         try:
@@ -68,10 +68,10 @@ def _parse(raw: str, want: type) -> Any:
 
 def stack_values_from_config(get: Callable[[str], str | None] | None = None,
                              keys: list[str] | None = None) -> dict[str, Any]:
-    """The stack's config as `{"aws:region": ..., "fleet:groups": {...}, ...}` for fleet.spec.load_fleet.
+    """The stack's config as `{"aws:region": ..., "fleet:groups": {...}, ...}` for fleet.spec.load.load_fleet.
 
     Same semantics as `pulumi.Config("fleet").get_object/get_bool/get`, but a malformed value is
-    left for fleet.stack to report with the other problems.
+    left for fleet.spec.stack to report with the other problems.
     """
     if get is None:
         fleet_cfg, aws_cfg = pulumi.Config("fleet"), pulumi.Config("aws")

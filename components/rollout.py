@@ -1,7 +1,7 @@
 """Rollout: the health-gated instance refresh of one ASG, as a `pulumi_command.local.Command`.
 
-The Command runs `python -m fleet.rollout --group G --stack S --capacity C --launch-template-id ID
---version N [--alarm A ...] [--warmup S] --region R` (fleet/rollout.py: an instance refresh with
+The Command runs `python -m fleet.ops.rollout --group G --stack S --capacity C --launch-template-id ID
+--version N [--alarm A ...] [--warmup S] --region R` (fleet/ops/rollout.py: an instance refresh with
 DesiredConfiguration, AutoRollback, launch-before-terminate, alarm-gated; it waits and exits 1 with
 a one-line reason when the refresh failed, was cancelled or rolled back, so `pulumi up` fails).
 
@@ -41,8 +41,8 @@ import pulumi_command as command
 def rollout_command_line(group: str, stack: str, capacity: str, launch_template_id: str,
                          version: int | float | str, alarms: Iterable[str] = (), warmup: int | None = None,
                          region: str | None = None) -> str:
-    """`python -m fleet.rollout ...` with every value shell-quoted."""
-    argv = ["python", "-m", "fleet.rollout", "--group", group, "--stack", stack, "--capacity", capacity,
+    """`python -m fleet.ops.rollout ...` with every value shell-quoted."""
+    argv = ["python", "-m", "fleet.ops.rollout", "--group", group, "--stack", stack, "--capacity", capacity,
             "--launch-template-id", launch_template_id, "--version", str(int(float(version)))]
     for alarm in alarms:
         argv += ["--alarm", alarm]

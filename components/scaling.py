@@ -24,8 +24,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import alarm_prefix
-from fleet.model import Group
-from fleet.names import slug
+from fleet.spec.model import Group
+from fleet.spec.names import slug
 
 SPOT, ON_DEMAND = "spot", "on-demand"
 

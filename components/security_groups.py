@@ -19,8 +19,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import group_tags, resource_prefix, stack_tags
-from fleet.model import Group
-from fleet.names import slug
+from fleet.spec.model import Group
+from fleet.spec.names import slug
 
 
 @dataclass

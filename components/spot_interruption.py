@@ -2,7 +2,7 @@
 from its target groups and raises the paired on-demand ASG's desired capacity by one (capped at its
 max, once per instance). The handler is lambdas/spot_interruption/handler.py (boto3 only).
 
-- EventBridge rule on `fleet.events.SPOT_INTERRUPTION_PATTERN` (the warning only, never the
+- EventBridge rule on `fleet.ops.events.SPOT_INTERRUPTION_PATTERN` (the warning only, never the
   rebalance recommendation: PITFALLS 24).
 - Lambda: python3.12, `handler.handler`, the directory as a `pulumi.FileArchive`, FLEET_STACK in its
   environment, 60 s timeout (the warning gives 120 s), 128 MB, and `reserved_concurrent_executions=1`:
@@ -15,7 +15,7 @@ max, once per instance). The handler is lambdas/spot_interruption/handler.py (bo
   deliver); the function sends events that still fail after Lambda's async retries to the same queue.
   The queue is encrypted (SSE-SQS) and keeps messages 14 days; its queue policy lets only this rule
   send to it.
-- IAM, least privilege, no `*` action: exactly `fleet.events.SPOT_HANDLER_ACTIONS`, plus writing its
+- IAM, least privilege, no `*` action: exactly `fleet.ops.events.SPOT_HANDLER_ACTIONS`, plus writing its
   own log group and sending to its own dead-letter queue:
   - autoscaling:SetDesiredCapacity on ASGs tagged fleet:stack=<stack> and fleet:capacity=on-demand
     (aws:ResourceTag and autoscaling:ResourceTag conditions);
@@ -43,8 +43,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import stack_tags
-from fleet.events import HANDLED_TAG, SPOT_HANDLER_ACTIONS, SPOT_INTERRUPTION_PATTERN
-from fleet.names import slug
+from fleet.ops.events import HANDLED_TAG, SPOT_HANDLER_ACTIONS, SPOT_INTERRUPTION_PATTERN
+from fleet.spec.names import slug
 
 HANDLER_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "spot_interruption"
 RUNTIME = "python3.12"

@@ -5,11 +5,11 @@ PITFALLS 27), deregistration delay 30 s unless set, optional slow start. Instanc
 only through the ASGs' `target_group_arns` (PITFALLS 4): no attachment resource here. The
 target group is autonamed from the group's slug (at most 24 characters + Pulumi's 8-character
 suffix = 32, the AWS limit). The listener rule matches the group's hosts and paths with the
-priority given by fleet.names.rule_priorities (stable when other groups come and go).
+priority given by fleet.spec.names.rule_priorities (stable when other groups come and go).
 
 `health_alarms` (target 5xx count and unhealthy hosts) are what the rollout's alarm
 specification uses. They are autonamed with the prefix `fleet-<stack>-<group-slug>-health-`
-(fleet.rollout.health_alarm_prefix, which `fleet deploy` discovers them by) plus Pulumi's random
+(fleet.ops.rollout.health_alarm_prefix, which `fleet deploy` discovers them by) plus Pulumi's random
 suffix, so a replacement never collides with, or deletes, its predecessor.
 """
 
@@ -22,9 +22,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import short_logical_name
-from fleet.model import Group
-from fleet.names import slug
-from fleet.rollout import health_alarm_prefix
+from fleet.ops.rollout import health_alarm_prefix
+from fleet.spec.model import Group
+from fleet.spec.names import slug
 
 ERROR_5XX_THRESHOLD = 10  # target 5xx responses per minute, two minutes running
 

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from fleet.errors import Problem, SpecError
-from fleet.spec import Fleet, load_fleet
+from fleet.spec.errors import Problem, SpecError
+from fleet.spec.load import Fleet, load_fleet
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -135,7 +135,7 @@ def _add_image(sub, add) -> None:
 
 def cmd_deploy(args) -> int:
     """`fleet deploy GROUP --stack S`: the health-gated rollout now (seed 001 instance:deploy)."""
-    from fleet.rollout import RolloutError, deploy
+    from fleet.ops.rollout import RolloutError, deploy
 
     fleet = _load(args)
     if fleet.stack is None:
@@ -162,8 +162,8 @@ def _add_deploy(sub, add) -> None:
 
 
 def _add_plan(sub, add) -> None:
-    """`fleet plan` and `fleet plan diff OLD NEW` (fleet/plan_cli.py; Pulumi is imported only when a plan runs)."""
-    from fleet.plan_cli import add_plan_command
+    """`fleet plan` and `fleet plan diff OLD NEW` (fleet/plan/cli.py; Pulumi is imported only when a plan runs)."""
+    from fleet.plan.cli import add_plan_command
 
     add_plan_command(sub, add)
 

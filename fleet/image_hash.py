@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from fleet.model import Group, SourceAmiFilter, to_plain
+from fleet.spec.model import Group, SourceAmiFilter, to_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 # The code whose behaviour shapes an image: a change here must rebuild.

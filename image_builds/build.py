@@ -26,13 +26,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from fleet.aws import client
-from fleet.errors import SpecError
 from fleet.image_hash import image_hash
-from fleet.model import Group, SourceAmiFilter
-from fleet.names import slug
+from fleet.ops.aws import client
 from fleet.render.packer import image_tags
-from fleet.spec import load_fleet, project_dir_of
+from fleet.spec.errors import SpecError
+from fleet.spec.load import load_fleet, project_dir_of
+from fleet.spec.model import Group, SourceAmiFilter
+from fleet.spec.names import slug
 from image_builds import ebs_upload, packer_builder, register, registry
 from image_builds.convert import ensure_raw
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from fleet.aws import client
-from fleet.spec import load_fleet
+from fleet.ops.aws import client
+from fleet.spec.load import load_fleet
 from image_builds import retention
 
 

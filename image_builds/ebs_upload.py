@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-from fleet.aws import client as make_client
+from fleet.ops.aws import client as make_client
 from image_builds import blocks, retry
 from image_builds.progress import Progress
 from image_builds.registry import delete_snapshot, tag_list

@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, TextIO
 
-from fleet.model import Group
 from fleet.render.packer import MANIFEST, render_packer
 from fleet.render.role import render_role, role_name
+from fleet.spec.model import Group
 
 PACKER = "packer"
 STOP_GRACE = 300  # seconds Packer gets to clean up after SIGTERM

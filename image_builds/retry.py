@@ -3,7 +3,7 @@
 The uploader makes its clients with botocore's own retries turned off (`max_attempts=1`), so this
 is its one retry layer: attempts are counted once, and faults injected in tests (botocore
 `before-call` hooks, which bypass botocore's retries) go through the same path as real ones. Other
-modules accept any client; with `fleet.aws.client`'s adaptive retries underneath, this layer only
+modules accept any client; with `fleet.ops.aws.client`'s adaptive retries underneath, this layer only
 adds what botocore does not retry (e.g. "does not exist" right after a create).
 
 Kinds of retryable errors:

@@ -5,7 +5,7 @@ with `policy/` first on sys.path); the module-level PolicyPack(...) call starts 
 server and serves until the engine stops it, so nothing else imports this file. The logic is in
 `validators.py`, tested directly (tests/test_policy_pack.py).
 
-The project root (this directory's parent) goes on sys.path so `fleet.guardrails` (pure Python)
+The project root (this directory's parent) goes on sys.path so `fleet.plan.guardrails` (pure Python)
 imports without installing the project.
 """
 
@@ -19,7 +19,7 @@ from validators import policies  # noqa: E402
 
 PolicyPack(
     name="fleet-guardrails",
-    description="fleet's guardrails (fleet/guardrails.py), the same checks `fleet plan` reports as violations.",
+    description="fleet's guardrails (fleet/plan/guardrails.py), the same checks `fleet plan` reports as violations.",
     enforcement_level=EnforcementLevel.MANDATORY,
     policies=policies(),
 )

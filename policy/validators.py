@@ -1,11 +1,11 @@
-"""fleet's guardrails (fleet/guardrails.py) as Pulumi stack policies: one StackValidationPolicy each.
+"""fleet's guardrails (fleet/plan/guardrails.py) as Pulumi stack policies: one StackValidationPolicy each.
 
 `pulumi preview --policy-pack policy` (or `up`) starts `policy/__main__.py`, whose PolicyPack(...)
 serves POLICIES. Each policy turns the engine's resources into fleet's resource views (`to_views`)
 and reports the guardrail's findings against the offending resource's URN. The logic lives here,
 not in `__main__.py`, so tests call the converter and validators without starting a server.
 
-What a stack policy sees, and how it maps to the view (see fleet/guardrails.py for the contract):
+What a stack policy sees, and how it maps to the view (see fleet/plan/guardrails.py for the contract):
 - `props` are the resource's *outputs*: in a preview, the provider's planned state (the checked
   inputs plus computed fields, unknown where not known yet). They fill both `inputs` and `outputs`.
   Unknown values become None and nulls are dropped (unset), as the contract says.
@@ -52,7 +52,7 @@ from pulumi_policy.proxy import (
     UNKNOWN_STRING_VALUE,
 )
 
-from fleet import guardrails as g
+from fleet.plan import guardrails as g
 
 UNKNOWNS = frozenset({UNKNOWN_STRING_VALUE, UNKNOWN_BOOLEAN_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_ARRAY_VALUE,
                       UNKNOWN_ASSET_VALUE, UNKNOWN_ARCHIVE_VALUE, UNKNOWN_OBJECT_VALUE})

@@ -1,7 +1,7 @@
-"""The mock engine for tests: fleet.plan's (FleetMocks, RecordingMonitor, run, run_program, ...),
+"""The mock engine for tests: fleet.plan.engine's (FleetMocks, RecordingMonitor, run, run_program, ...),
 re-exported under the names the tests import, plus test-only helpers that build typed groups.
 
-See fleet/plan.py for what the mocks return and record. Tests use the engine with
+See fleet/plan/engine.py for what the mocks return and record. Tests use the engine with
 `offline=False` (the default): a baked image's AMI is a fake `ami-0...` id, not the plan's
 `(baked at deploy: <hash>)` text.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleet.plan import (  # noqa: F401 - re-exported for the tests
+from fleet.plan.engine import (  # noqa: F401 - re-exported for the tests
     ACCOUNT,
     MOCK_AMI,
     PROGRAM,
@@ -34,8 +34,8 @@ from fleet.plan import (  # noqa: F401 - re-exported for the tests
 
 
 def group(name: str = "web", **merged: Any):
-    """A typed Group from a merged mapping (fleet.model defaults fill the rest)."""
-    from fleet.model import build_group
+    """A typed Group from a merged mapping (fleet.spec.model defaults fill the rest)."""
+    from fleet.spec.model import build_group
 
     raw = {"instance_type": "m5.large", "source_ami": "ami-0123456789abcdef0", **merged}
     return build_group(name, raw)
@@ -53,6 +53,6 @@ def worker_group(name: str = "jobs", **merged: Any):
 
 def project_groups(stack: str = "prod"):
     """The merged groups of the project's own nodes.yaml for `stack` (read from its stack file)."""
-    from fleet.spec import load_fleet
+    from fleet.spec.load import load_fleet
 
     return load_fleet(ROOT / "nodes.yaml", stack).groups

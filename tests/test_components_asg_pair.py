@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from components.asg_pair import AsgPair, AsgPairArgs, drain_seconds, on_demand_capacity, spot_capacity
-from fleet.instance_types import known_instance_types
-from fleet.spot_types import derived_types, spot_instance_types
+from fleet.spec.instance_types import known_instance_types
+from fleet.spec.spot_types import derived_types, spot_instance_types
 from tests.pulumi_mocks import group, http_group, run, worker_group
 
 ASG = "aws:autoscaling/group:Group"

@@ -104,7 +104,7 @@ def test_program_triggers_change_exactly_when_an_image_input_changes():
     scaling change (not an image input) re-triggers nothing; staging and prod share every trigger."""
     import copy
 
-    from fleet.plan import stack_config
+    from fleet.plan.engine import stack_config
     from tests.pulumi_mocks import run_program
 
     def triggers(r):

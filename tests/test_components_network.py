@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 from components.network import Network, NetworkArgs, subnet_cidrs
-from fleet.stack import Network as NetworkConfig
+from fleet.spec.stack import Network as NetworkConfig
 from tests.pulumi_mocks import run
 
 SUBNET = "aws:ec2/subnet:Subnet"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from components.node_group import NodeGroup, NodeGroupArgs
-from fleet.stack import StackConfig
+from fleet.spec.stack import StackConfig
 from tests.pulumi_mocks import group, http_group, run, worker_group
 
 STACK = StackConfig(name="prod", region="us-east-1", environment="production", amis={"pinned": "ami-0aaaabbbbccccdddd"})

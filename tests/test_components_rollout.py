@@ -1,8 +1,8 @@
 """Rollout under mocks: one Command per ASG of an autoscaled group, triggered by the launch template's
-latest version, running `python -m fleet.rollout` for its ASG (found by tags); the on-demand canary first,
+latest version, running `python -m fleet.ops.rollout` for its ASG (found by tags); the on-demand canary first,
 the spot rollout after it, and each ASG updated only after its own rollout (so AWS's auto-rollback returns
 to the version the ASG had, and Pulumi's state never records a version AWS does not run); none for one-off
-groups. The Command lines the program builds are then run through fleet.rollout's own CLI against a Stubber
+groups. The Command lines the program builds are then run through fleet.ops.rollout's own CLI against a Stubber
 (the real service model): a stack's first creation is a no-op, an ASG already on the version is a no-op, a
 rolled-back refresh exits 1 with one line."""
 
@@ -18,9 +18,9 @@ from botocore.stub import Stubber
 
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.rollout import Rollout, RolloutArgs, rollout_command_line
-from fleet import aws as fleet_aws
-from fleet import rollout
-from fleet.stack import StackConfig
+from fleet.ops import aws as fleet_aws
+from fleet.ops import rollout
+from fleet.spec.stack import StackConfig
 from tests.pulumi_mocks import Run, group, http_group, run, worker_group
 
 COMMAND = "command:local:Command"
@@ -59,7 +59,7 @@ def test_command_line_is_shell_quoted_and_parsed_by_fleet_rollouts_cli(monkeypat
     line = rollout_command_line("web od'1", "prod", "on-demand", "lt-0123", 7.0,
                                 ["fleet-prod-web-health-5xx", "a b;rm -rf /"], 150, "us-east-1")
     argv = shlex.split(line)
-    assert argv[:3] == ["python", "-m", "fleet.rollout"]
+    assert argv[:3] == ["python", "-m", "fleet.ops.rollout"]
     seen = {}
     monkeypatch.setattr(rollout, "aws_client", lambda *a, **k: "client")
     monkeypatch.setattr(rollout, "find_group_asgs", lambda client, g, s: seen.update(found=(g, s)) or
@@ -71,7 +71,7 @@ def test_command_line_is_shell_quoted_and_parsed_by_fleet_rollouts_cli(monkeypat
     assert seen["args"] == ("asg-od", "lt-0123", 7)
     assert seen["kwargs"]["alarms"] == ["fleet-prod-web-health-5xx", "a b;rm -rf /"]
     assert seen["kwargs"]["warmup"] == 150
-    bare = "python -m fleet.rollout --group a --stack s --capacity spot --launch-template-id lt-1 --version 2"
+    bare = "python -m fleet.ops.rollout --group a --stack s --capacity spot --launch-template-id lt-1 --version 2"
     assert rollout_command_line("a", "s", "spot", "lt-1", 2) == bare
 
 
@@ -85,7 +85,7 @@ def test_component_runs_fleet_rollout_in_the_project_triggered_by_the_version():
     r = run(program)
     (cmd,) = r.of_type(COMMAND)
     assert cmd.parent_type == ROLLOUT and cmd.name == "web-spot-rollout-refresh"
-    assert cmd.inputs["create"] == ("python -m fleet.rollout --group web --stack prod --capacity spot "
+    assert cmd.inputs["create"] == ("python -m fleet.ops.rollout --group web --stack prod --capacity spot "
                                     "--launch-template-id lt-0123456789abcdef0 --version 4 "
                                     "--alarm fleet-prod-web-health-5xx-abc --warmup 120 --region us-east-1")
     assert cmd.inputs["triggers"] == [4]
@@ -104,7 +104,7 @@ def test_one_rollout_per_asg_triggered_by_the_templates_latest_version(www):
     for capacity, cmd in cmds.items():
         assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
         argv = shlex.split(cmd.inputs["create"])
-        assert argv[:3] == ["python", "-m", "fleet.rollout"]
+        assert argv[:3] == ["python", "-m", "fleet.ops.rollout"]
         opts = {}
         for flag, value in zip(argv[3::2], argv[4::2], strict=True):
             opts.setdefault(flag, []).append(value)
@@ -155,7 +155,7 @@ def test_no_rollout_for_autoscale_false_groups():
     assert not r.of_type(ROLLOUT) and not r.of_type(COMMAND) and not r.of_type(ASG)
 
 
-# -- the Command lines through fleet.rollout's CLI ------------------------------------------------
+# -- the Command lines through fleet.ops.rollout's CLI ------------------------------------------------
 
 def _described(asg: dict, lt_id: str, version: str, capacity: str) -> dict:
     """DescribeAutoScalingGroups for the ASG as the program creates it, its instances on `version`."""
@@ -178,7 +178,7 @@ def _described(asg: dict, lt_id: str, version: str, capacity: str) -> dict:
 
 
 def _argv(cmd) -> list[str]:
-    """The Command's `create` as fleet.rollout.main's argv (after `python -m fleet.rollout`)."""
+    """The Command's `create` as fleet.ops.rollout.main's argv (after `python -m fleet.ops.rollout`)."""
     return shlex.split(cmd.inputs["create"])[3:]
 
 

@@ -4,7 +4,7 @@ step scale-out on its CPU alarm, a simple scale-in with cooldown on its alarm; o
 from __future__ import annotations
 
 from components.scaling import ScalingPolicies, ScalingPoliciesArgs
-from fleet.rollout import health_alarm_prefix
+from fleet.ops.rollout import health_alarm_prefix
 from tests.pulumi_mocks import http_group, run
 
 POLICY = "aws:autoscaling/policy:Policy"

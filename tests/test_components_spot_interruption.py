@@ -1,7 +1,7 @@
 """SpotInterruption under mocks: the rule's pattern, the Lambda (python3.12, the handler directory as a
 FileArchive, FLEET_STACK, reserved concurrency 1), its log group, the dead-letter wiring (EventBridge
 target and the function's async failures), the invoke permission, and a least-privilege role whose
-actions are exactly the handler's (fleet.events.SPOT_HANDLER_ACTIONS) plus its logs and its DLQ, each
+actions are exactly the handler's (fleet.ops.events.SPOT_HANDLER_ACTIONS) plus its logs and its DLQ, each
 scoped, no `*` action anywhere; fleet:stack on everything taggable."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pulumi
 import pytest
 
 from components.spot_interruption import HANDLER_DIR, SpotInterruption, SpotInterruptionArgs
-from fleet.events import (
+from fleet.ops.events import (
     HANDLED_TAG,
     SAMPLE_REBALANCE_EVENT,
     SAMPLE_SPOT_INTERRUPTION_EVENT,
     SPOT_HANDLER_ACTIONS,
     SPOT_INTERRUPTION_PATTERN,
 )
-from fleet.guardrails import TAGGABLE, check_all
+from fleet.plan.guardrails import TAGGABLE, check_all
 from tests.pulumi_mocks import ACCOUNT, Registered, Run, run
 
 RULE = "aws:cloudwatch/eventRule:EventRule"

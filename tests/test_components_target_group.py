@@ -1,12 +1,12 @@
 """TargetGroup under mocks: health check from the group with seed defaults, deregistration delay,
 slow start, a listener rule from hosts/paths with the given priority, and the health alarms the
-rollout gates on (named with fleet.rollout.health_alarm_prefix)."""
+rollout gates on (named with fleet.ops.rollout.health_alarm_prefix)."""
 
 from __future__ import annotations
 
 from components.naming import SHORT_NAME_RE
 from components.target_group import TargetGroup, TargetGroupArgs
-from fleet.rollout import health_alarm_prefix
+from fleet.ops.rollout import health_alarm_prefix
 from tests.pulumi_mocks import http_group, run
 
 TG = "aws:lb/targetGroup:TargetGroup"

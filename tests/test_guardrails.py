@@ -1,4 +1,4 @@
-"""fleet.guardrails: each guardrail on passing and failing resource sets, unknown links included.
+"""fleet.plan.guardrails: each guardrail on passing and failing resource sets, unknown links included.
 
 A case is (guardrail, resources, stack, names of the resources expected in violation); an empty
 list is a passing set. `good_fleet()` is one node group as the components build it: every guardrail
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet import guardrails as g
+from fleet.plan import guardrails as g
 
 ALB_SG, NODE_SG, SHARED_SG = "sg-alb", "sg-node", "sg-shared"
 TG_ARN = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/api/1"

@@ -104,7 +104,7 @@ def test_packer_failure_leaves_nothing_behind(tmp_path, aws):
 
 
 def test_ami_builder_resolves_the_newest_match(tmp_path, aws, monkeypatch):
-    from fleet.spec import load_fleet
+    from fleet.spec.load import load_fleet
     from image_builds.build import build as build_image
 
     ec2 = boto3.client("ec2")

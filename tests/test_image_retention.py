@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.aws import client
+from fleet.ops.aws import client
 from image_builds import registry, retention
 
 GROUP = "web"

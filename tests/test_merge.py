@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleet.merge import merge_group, merge_value
+from fleet.spec.merge import merge_group, merge_value
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
 values = st.recursive(

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from fleet.cli import main
-from fleet.plan import PLAN_OPTIONS, ROOT, plan, plan_result
-from fleet.plan_cli import render_plan
-from fleet.plan_diff import CRITICAL, REPLACE_ON, changed_paths, diff_plans, format_diff
+from fleet.plan.cli import render_plan
+from fleet.plan.diff import CRITICAL, REPLACE_ON, changed_paths, diff_plans, format_diff
+from fleet.plan.engine import PLAN_OPTIONS, ROOT, plan, plan_result
 
 ASG = "aws:autoscaling/group:Group"
 TG = "aws:lb/targetGroup:TargetGroup"
@@ -176,7 +176,7 @@ def test_bad_nodes_file_exits_2_with_one_line_and_nothing_on_stdout(tmp_path, ca
 
 
 def test_problems_only_the_program_finds_are_bad_input_too(tmp_path, capsys):
-    """c1.medium has too few spot neighbours: components/program.py rejects it (not fleet.spec)."""
+    """c1.medium has too few spot neighbours: components/program.py rejects it (not fleet.spec.load)."""
     bad = _nodes_copy(tmp_path, "  instance_type: c6i.large\n", "  instance_type: c1.medium\n")
     assert main(["plan", "--stack", "staging", "--nodes", str(bad)]) == 2
     out, err = capsys.readouterr()
@@ -405,18 +405,18 @@ def test_plan_diff_against_an_empty_plan_as_the_pr_workflow_writes_it(tmp_path, 
 
 # ------------------------------------------------------------------------------------- plumbing
 
-def test_only_fleet_plan_imports_pulumi():
-    code = ("import sys, fleet.cli, fleet.plan_cli, fleet.plan_diff; fleet.cli.build_parser(); "
+def test_only_fleet_plan_package_imports_pulumi():
+    code = ("import sys, fleet.cli, fleet.plan.cli, fleet.plan.diff; fleet.cli.build_parser(); "
             "print(sorted(m for m in sys.modules if m == 'pulumi' or m.startswith('pulumi.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
     for path in (ROOT / "fleet").rglob("*.py"):
-        if path.name != "plan.py":
+        if path.parent != ROOT / "fleet" / "plan":
             assert not re.search(r"^\s*(import|from) pulumi", path.read_text(), re.M), path
 
 
 def test_a_run_leaves_the_interpreter_as_it_found_it(staging):
-    """fleet.plan.run switches cyclic GC off and the SDK's source positions off for the run only."""
+    """fleet.plan.engine.run switches cyclic GC off and the SDK's source positions off for the run only."""
     import gc
 
     from pulumi.runtime import resource as sdk_resource

@@ -23,7 +23,7 @@ from pulumi_policy import (
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from fleet import guardrails as g
+from fleet.plan import guardrails as g
 from policy import validators as v
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from components.naming import SHORT_NAME_RE
-from fleet.rollout import health_alarm_prefix
+from fleet.ops.rollout import health_alarm_prefix
 from tests.pulumi_mocks import ROOT, Registered, Run, run_program, stack_config
 
 ASG = "aws:autoscaling/group:Group"
@@ -355,7 +355,7 @@ def test_no_python_warnings_from_our_code():
 
 
 def test_both_stacks_pass_the_guardrails(stack_run):
-    from fleet.guardrails import check_all
+    from fleet.plan.guardrails import check_all
 
     stack, r = stack_run
     assert check_all(r.views(), stack) == []
@@ -382,7 +382,7 @@ def test_every_autoscaled_group_rolls_on_demand_first_then_spot(stack_run):
         for capacity, cmd in cmds.items():
             assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
             line = cmd.inputs["create"]
-            assert line.startswith("python -m fleet.rollout ")
+            assert line.startswith("python -m fleet.ops.rollout ")
             assert (f"--group {g} --stack {stack} --capacity {capacity} --launch-template-id {lt.id} --version 1"
                     in line)
             assert f"--region {stack_config(stack).get('aws:region', 'us-east-1')}" in line

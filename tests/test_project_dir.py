@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fleet.spec import load_fleet, project_dir_of
+from fleet.spec.load import load_fleet, project_dir_of
 
 ROOT = Path(__file__).resolve().parent.parent
 

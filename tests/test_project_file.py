@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleet.spec import load_fleet
-from fleet.stack import FLEET_KEYS
+from fleet.spec.load import load_fleet
+from fleet.spec.stack import FLEET_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
@@ -38,7 +38,7 @@ def test_every_config_key_the_program_reads_is_declared_with_a_default():
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_project_defaults_change_nothing(stack):
     """pulumi.Config returns the project defaults for keys a stack leaves out: same fleet."""
-    from fleet.plan import stack_config
+    from fleet.plan.engine import stack_config
 
     values = {f"fleet:{k}": d.get("default", d.get("value")) for k, d in PROJECT["config"].items()}
     values.update(stack_config(stack))

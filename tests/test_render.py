@@ -12,11 +12,11 @@ import pytest
 
 from fleet.cli import main
 from fleet.image_hash import hash_groups
-from fleet.names import rule_priorities, slug
 from fleet.render.packer import render_packer
 from fleet.render.role import render_role, role_name
 from fleet.render.userdata import render_user_data
-from fleet.spec import load_fleet
+from fleet.spec.load import load_fleet
+from fleet.spec.names import rule_priorities, slug
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEET = load_fleet(ROOT / "nodes.yaml", "staging")

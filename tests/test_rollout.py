@@ -1,4 +1,4 @@
-"""fleet.rollout. moto has no instance refresh API, so `roll` runs against a real autoscaling client under
+"""fleet.ops.rollout. moto has no instance refresh API, so `roll` runs against a real autoscaling client under
 botocore's Stubber, which checks every request and response against the real service model and fails on
 any call that was not scripted (a second StartInstanceRefresh, a CancelInstanceRefresh). `deploy` finds
 its ASGs, launch templates and alarms on the moto server."""
@@ -14,9 +14,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fleet import aws as fleet_aws
-from fleet import rollout
-from fleet.rollout import RolloutError, RolloutResult, roll
+from fleet.ops import aws as fleet_aws
+from fleet.ops import rollout
+from fleet.ops.rollout import RolloutError, RolloutResult, roll
 from tests.conftest import ROOT
 
 ASG = "web-od"
@@ -357,7 +357,7 @@ class TestMain:
     def test_runs_as_a_module_against_the_moto_server(self, aws):
         """The Command's exact invocation, end to end over HTTP: a missing ASG fails with one line."""
         proc = subprocess.run(
-            [sys.executable, "-m", "fleet.rollout", "--asg", "nope", "--launch-template-id", LT, "--version", "2",
+            [sys.executable, "-m", "fleet.ops.rollout", "--asg", "nope", "--launch-template-id", LT, "--version", "2",
              "--endpoint-url", aws],
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )

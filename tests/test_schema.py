@@ -12,8 +12,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from fleet import model
-from fleet.schema_check import SCHEMA_PATH, iter_defaults, schema
+from fleet.spec import model
+from fleet.spec.schema_check import SCHEMA_PATH, iter_defaults, schema
 from tests.test_bad_inputs import CASES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from fleet.errors import SpecError
-from fleet.model import Burst, Group, HealthCheck, ScaleIn, Scaling
 from fleet.render.role import render_role
-from fleet.spec import load_fleet
+from fleet.spec.errors import SpecError
+from fleet.spec.load import load_fleet
+from fleet.spec.model import Burst, Group, HealthCheck, ScaleIn, Scaling
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "tests" / "fixtures" / "seed001.yaml"

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 
-from fleet.events import (
+from fleet.ops.events import (
     HANDLED_TAG,
     SAMPLE_REBALANCE_EVENT,
     SAMPLE_SPOT_INTERRUPTION_EVENT,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleet.model import Group, SourceAmiFilter
-from fleet.names import slug
 from fleet.render.role import role_name
+from fleet.spec.model import Group, SourceAmiFilter
+from fleet.spec.names import slug
 
 MANIFEST = "manifest.json"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleet.model import Group, to_plain
+from fleet.spec.model import Group, to_plain
 
 
 def role_name(group: Group) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from fleet.model import Group
+from fleet.spec.model import Group
 
 
 def render_user_data(group: Group, stack: str, environment: str) -> str:

@@ -21,7 +21,7 @@ Every decision is one JSON line on stdout (CloudWatch Logs): action, instance_id
 desired_before, desired_after, reason, plus event_id, stack, instance_action, deregistered_from.
 Actions: bumped | capped | duplicate | ignored | gone | no-pair. The same dict is returned.
 
-IAM actions used (fleet/events.py SPOT_HANDLER_ACTIONS, checked by the tests): autoscaling
+IAM actions used (fleet/ops/events.py SPOT_HANDLER_ACTIONS, checked by the tests): autoscaling
 DescribeAutoScalingInstances, DescribeAutoScalingGroups, SetDesiredCapacity; ec2 DescribeInstances,
 DescribeTags, CreateTags; elasticloadbalancing DeregisterTargets.
 """

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleet.errors import Problem, SpecError
+from fleet.spec.errors import Problem, SpecError
 
 ASG = "aws:autoscaling/group:Group"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"

@@ -1,6 +1,6 @@
 """Typed, frozen node groups with every default filled in.
 
-Built from a merged, validated mapping (see fleet/spec.py). Defaults here must match the
+Built from a merged, validated mapping (see fleet/spec/load.py). Defaults here must match the
 `default` fields of schema/nodes.schema.json; tests/test_schema.py keeps the two in step.
 Nested mappings given by the user are completed field by field, so
 `scaling: {burst: {cpu: 90}}` keeps the other seed-004 burst defaults.

@@ -5,7 +5,7 @@ auto-rollback "rolls back" to the bad version, and it does not wait (PITFALLS 6)
 DesiredConfiguration: the ASG keeps its old version until the refresh succeeds, AutoRollback returns to
 it, alarms gate it, and launch-before-terminate (min 100 %, max 200 %) keeps full capacity meanwhile.
 
-Run by the Rollout component's Command as `python -m fleet.rollout ...` (see `main`): progress goes to
+Run by the Rollout component's Command as `python -m fleet.ops.rollout ...` (see `main`): progress goes to
 stderr, one JSON line last on stdout (PITFALLS 11), exit 1 with one line on failure so `pulumi up` fails.
 """
 
@@ -20,8 +20,8 @@ from typing import Callable, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from fleet.aws import client as aws_client
-from fleet.names import slug
+from fleet.ops.aws import client as aws_client
+from fleet.spec.names import slug
 
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 FAILED = {
@@ -261,14 +261,14 @@ def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m fleet.rollout (--asg NAME | --group G --stack S --capacity C) --launch-template-id ID
+    """`python -m fleet.ops.rollout (--asg NAME | --group G --stack S --capacity C) --launch-template-id ID
     --version N ...`: what the Rollout Command runs.
 
     With --group/--stack/--capacity the ASG is found by its tags, which lets the Command run BEFORE
     Pulumi updates the ASG (components/rollout.py says why); when no such ASG exists yet (the stack's
     first `pulumi up`), there is nothing to roll: the ASG is created on this version. Exit 0 then.
     """
-    parser = argparse.ArgumentParser(prog="python -m fleet.rollout",
+    parser = argparse.ArgumentParser(prog="python -m fleet.ops.rollout",
                                      description="Instance-refresh one ASG to a launch template version and wait.")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--asg", help="the ASG's name")

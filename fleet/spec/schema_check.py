@@ -1,7 +1,7 @@
 """Structural checks against schema/nodes.schema.json, turned into one-line problems.
 
 The published schema is the single source of the structure (keys, types, ranges, enums), so
-editors and `fleet validate` cannot disagree on it. Cross-field rules live in fleet/rules.py.
+editors and `fleet validate` cannot disagree on it. Cross-field rules live in fleet/spec/rules.py.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any, Iterable, Iterator
 import jsonschema
 from jsonschema import Draft202012Validator
 
-from fleet.errors import Problem, did_you_mean
+from fleet.spec.errors import Problem, did_you_mean
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "nodes.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "nodes.schema.json"
 
 _HINTS = {
     "source_ami": "an AMI id like ami-0123456789abcdef0, or a mapping {name, owners}",
@@ -93,7 +93,7 @@ def _message(err: jsonschema.ValidationError) -> Iterator[tuple[tuple[str, ...],
     elif v in ("minItems", "minLength", "maxLength", "minProperties", "maxItems"):
         yield path, f"{err.message}"
     elif v == "propertyNames":
-        return  # group names get a better message from fleet.rules.check_group_names
+        return  # group names get a better message from fleet.spec.rules.check_group_names
     else:
         yield path, err.message
 
@@ -107,7 +107,7 @@ def check(instance: Any, part: str, file: str, line_of, group: str | None = None
     problems = []
     for err in _validator(part).iter_errors(instance):
         if not err.absolute_path and "propertyNames" in err.schema_path:
-            continue  # group names get a better message from fleet.rules.check_group_name
+            continue  # group names get a better message from fleet.spec.rules.check_group_name
         for path, msg in _message(err):
             full = path if group is None else (group, *path)
             grp, key = (full[0], key_path(full[1:])) if full else (None, None)

@@ -48,11 +48,11 @@ from pulumi.runtime.settings import SETTINGS, get_root_resource, reset_options
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from fleet.errors import Problem, SpecError, did_you_mean
-from fleet.guardrails import check_all
-from fleet.names import slug
+from fleet.plan.guardrails import check_all
+from fleet.spec.errors import Problem, SpecError, did_you_mean
+from fleet.spec.names import slug
 
-ROOT = Path(__file__).resolve().parent.parent  # this checkout (the project)
+ROOT = Path(__file__).resolve().parents[2]  # this checkout (the project)
 PROGRAM = ROOT / "__main__.py"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -315,7 +315,7 @@ class Run:
         return {r.urn: r for r in self.resources}
 
     def views(self) -> list[dict[str, Any]]:
-        """Resource views as fleet.guardrails and `fleet plan --json` take them: type, name, parent
+        """Resource views as fleet.plan.guardrails and `fleet plan --json` take them: type, name, parent
         (logical name or None), inputs (camelCase), options, outputs (with the id)."""
         return [{"type": r.type, "name": r.name, "parent": r.parent_name, "inputs": r.inputs,
                  "options": r.options,
@@ -501,7 +501,7 @@ def _load_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
 
 def _validate(project_dir: Path, stack: str, nodes_path: Path, config: dict[str, Any]):
     """Every nodes.yaml / stack file problem, with line numbers, before the program runs."""
-    from fleet.spec import load_fleet
+    from fleet.spec.load import load_fleet
 
     if nodes_path.resolve().parent == Path(project_dir).resolve():
         return load_fleet(nodes_path, stack)  # reads Pulumi.<stack>.yaml beside it, with line numbers

@@ -1,6 +1,6 @@
 """Cross-field rules the JSON Schema cannot say: checked on each merged group.
 
-Each rule returns (key, message) pairs; fleet/spec.py turns them into Problems naming the file
+Each rule returns (key, message) pairs; fleet/spec/load.py turns them into Problems naming the file
 that set the key last (nodes.yaml or the stack file).
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-from fleet.errors import did_you_mean
-from fleet.instance_types import known_instance_types
-from fleet.names import GROUP_NAME_RE, MAX_GROUP_NAME, slug
+from fleet.spec.errors import did_you_mean
+from fleet.spec.instance_types import known_instance_types
+from fleet.spec.names import GROUP_NAME_RE, MAX_GROUP_NAME, slug
 
 Finding = tuple[str, str]
 ALB_CONDITION_VALUES = 5  # an ALB rule takes at most five host/path values in all

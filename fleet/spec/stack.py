@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from fleet.errors import Problem, SpecError, did_you_mean
-from fleet.model import frozen_map
-from fleet.yamlfile import load_yaml_file
+from fleet.spec.errors import Problem, SpecError, did_you_mean
+from fleet.spec.model import frozen_map
+from fleet.spec.yamlfile import load_yaml_file
 
 # key (without the `fleet:` namespace) -> (expected python type, description). Pulumi.yaml declares the same.
 FLEET_KEYS: dict[str, tuple[type, str]] = {

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from fleet.instance_types import family_of, known_instance_types, size_of
-from fleet.model import Group
+from fleet.spec.instance_types import family_of, known_instance_types, size_of
+from fleet.spec.model import Group
 
 MIN_SPOT_TYPES = 3
 DERIVED_SPOT_TYPES = 4

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from fleet import rules, schema_check
-from fleet.errors import Problem, SpecError, did_you_mean
-from fleet.merge import merge_group
-from fleet.model import Group, build_group
-from fleet.stack import StackConfig, read_stack_values, stack_file, stack_from_values
-from fleet.yamlfile import YamlDoc, load_yaml_file
+from fleet.spec import rules, schema_check
+from fleet.spec.errors import Problem, SpecError, did_you_mean
+from fleet.spec.merge import merge_group
+from fleet.spec.model import Group, build_group
+from fleet.spec.stack import StackConfig, read_stack_values, stack_file, stack_from_values
+from fleet.spec.yamlfile import YamlDoc, load_yaml_file
 
 BASE = "__base__"
 

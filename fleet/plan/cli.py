@@ -3,7 +3,7 @@
     fleet plan [--stack S] [--group G] [--json] [--nodes PATH]   offline plan (default stack: staging)
     fleet plan diff OLD.json NEW.json                            what changes between two `--json` plans
 
-fleet.plan (the only module that imports pulumi) is imported when a plan runs, so `fleet --help`
+fleet.plan.engine (the only module that imports pulumi) is imported when a plan runs, so `fleet --help`
 and the other subcommands stay fast. Exit status: 0 ok; 1 guardrail violations (the plan, or its
 JSON, is still printed in full); 2 bad input (nodes.yaml, stack file, arguments, unreadable plan
 files): one line per problem on stderr, nothing on stdout. `plan diff` exits 0 whatever changed.
@@ -36,7 +36,7 @@ def add_plan_command(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 def cmd_plan(args) -> int:
-    from fleet.errors import Problem, SpecError
+    from fleet.spec.errors import Problem, SpecError
 
     if args.action == "diff" or args.files:
         if args.action != "diff" or len(args.files) != 2:
@@ -44,7 +44,7 @@ def cmd_plan(args) -> int:
                                      "usage: fleet plan diff OLD.json NEW.json (two plan files)")])
         return cmd_plan_diff(*args.files)
 
-    from fleet.plan import DEFAULT_STACK, default_project_dir, plan_result
+    from fleet.plan.engine import DEFAULT_STACK, default_project_dir, plan_result
 
     stack = args.stack or DEFAULT_STACK
     nodes = None if args.nodes == DEFAULT_NODES else args.nodes
@@ -60,7 +60,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_plan_diff(old_path: str, new_path: str) -> int:
-    from fleet.plan_diff import diff_plans, format_diff, load_plan
+    from fleet.plan.diff import diff_plans, format_diff, load_plan
 
     old, new = load_plan(old_path), load_plan(new_path)
     print(format_diff(diff_plans(old, new)))
@@ -290,7 +290,7 @@ def render_plan(data: Mapping[str, Any], depths: Sequence[int], groups: Sequence
     shared resources, then a summary line of counts per resource type, then the violations.
 
     `depths`, `groups` (owning group or None) and `homes` (type and name of the top-level
-    ancestor) run parallel to `data["resources"]` (fleet.plan.PlanResult)."""
+    ancestor) run parallel to `data["resources"]` (fleet.plan.engine.PlanResult)."""
     resources = data["resources"]
     lines = [f"fleet plan: stack {data['stack']} (project {data['project']}): offline, Pulumi's mock engine; "
              "nothing is created and no image is built"]

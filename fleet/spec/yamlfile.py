@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from fleet.errors import Problem, SpecError
+from fleet.spec.errors import Problem, SpecError
 
 Path_ = tuple[str, ...]
 

@@ -1,0 +1,1 @@
+"""Read and check nodes.yaml and the stack config: pure logic, no Pulumi, no boto3."""
