@@ -117,6 +117,7 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
     # run lists everything: a schema problem in one group does not hide a rule broken in another.
     broken = {p.group for p in problems}
     groups: dict[str, Group] = {}
+    http_in_stack: dict[str, bool] = {}
     for name in nodes:
         if name == BASE or name in broken or BASE in broken or not isinstance(name, str):
             continue
@@ -134,6 +135,15 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
             problems.append(Problem(file, line, name, key, msg))
         if not found:
             groups[name] = build_group(name, merged)
+            http_in_stack[name] = origin.get("http") == "stack"
+    for name, msg in rules.priority_clashes([(n, g.http.priority) for n, g in groups.items() if g.http]):
+        path = ("http", "priority")
+        if http_in_stack[name]:
+            problems.append(Problem(sfile, sdoc.line_of(("config", "fleet:groups", name, *path)) if sdoc else None,
+                                    name, "http.priority", msg))
+        else:
+            problems.append(Problem(nfile, doc.line_of((name, *path)) or doc.line_of((name, "http")),
+                                    name, "http.priority", msg))
     if problems:
         raise SpecError(problems)
     return Fleet(groups=groups, stack=stack_cfg, nodes_file=nfile)

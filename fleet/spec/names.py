@@ -22,22 +22,16 @@ def slug(name: str) -> str:
     return s or "x"
 
 
-def rule_priorities(groups: Iterable[tuple[str, int | None]]) -> dict[str, int]:
-    """Listener-rule priority per group: the explicit one, else a hash of the name.
+def derived_priority(name: str) -> int:
+    """A group's listener-rule priority when `http.priority` is unset: a hash of its own name only,
+    1000+ (explicit ones are 1-999), so no other group's arrival or departure can ever move it."""
+    return zlib.crc32(name.encode()) % (RULE_PRIORITY_SPACE - 1000) + 1000
 
-    Hash-derived priorities do not move when other groups are added or removed (a sorted
-    index would renumber every rule). Collisions are resolved by probing upwards, visiting
-    groups in name order so the result is deterministic.
+
+def rule_priorities(groups: Iterable[tuple[str, int | None]]) -> dict[str, int]:
+    """Listener-rule priority per group: the explicit one, else `derived_priority(name)`.
+
+    Never probes: a collision (PriorityInUse at apply) is a validate error asking for an explicit
+    priority (fleet.spec.rules.priority_clashes), so a valid fleet has distinct values here.
     """
-    items = sorted(groups)
-    taken = {p for _, p in items if p is not None}
-    result = {name: p for name, p in items if p is not None}
-    for name, explicit in items:
-        if explicit is not None:
-            continue
-        p = zlib.crc32(name.encode()) % (RULE_PRIORITY_SPACE - 1000) + 1000
-        while p in taken:
-            p = p + 1 if p < RULE_PRIORITY_SPACE else 1000
-        taken.add(p)
-        result[name] = p
-    return result
+    return {name: explicit if explicit is not None else derived_priority(name) for name, explicit in groups}

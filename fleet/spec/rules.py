@@ -6,14 +6,20 @@ that set the key last (nodes.yaml or the stack file).
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+import re
+from typing import Any, Iterable, Iterator, Mapping
 
 from fleet.spec.errors import did_you_mean
 from fleet.spec.instance_types import known_instance_types
-from fleet.spec.names import GROUP_NAME_RE, MAX_GROUP_NAME, slug
+from fleet.spec.names import GROUP_NAME_RE, MAX_GROUP_NAME, derived_priority, slug
 
 Finding = tuple[str, str]
 ALB_CONDITION_VALUES = 5  # an ALB rule takes at most five host/path values in all
+# Launch templates enable instance metadata tags; EC2 then refuses to launch an instance whose tag keys
+# use other characters, or are exactly '.', '..' or '_index' (EC2 user guide, "instance tags in
+# instance metadata"; PITFALLS 34).
+IMDS_TAG_KEY_RE = re.compile(r"[A-Za-z0-9+\-=.,_:@]+")
+IMDS_RESERVED_TAG_KEYS = (".", "..", "_index")
 
 
 def check_group_name(name: Any) -> str | None:
@@ -51,6 +57,35 @@ def _instance_type(key: str, value: str) -> Iterator[Finding]:
         yield key, f"unknown EC2 instance type {value!r}{did_you_mean(value, known)}"
 
 
+def _tag_keys(tags: Mapping[str, Any]) -> Iterator[Finding]:
+    for key in tags:
+        if not isinstance(key, str):
+            continue  # the schema reports non-string keys
+        if key in IMDS_RESERVED_TAG_KEYS:
+            yield "tags", f"tag key {key!r} is reserved by instance metadata tags: EC2 would refuse to launch"
+        elif not IMDS_TAG_KEY_RE.fullmatch(key):
+            yield "tags", (f"tag key {key!r}: instance metadata tags allow only letters, digits and + - = . , _ : @ "
+                           "(no spaces or '/'): EC2 would refuse to launch")
+
+
+def priority_clashes(http_groups: Iterable[tuple[str, int | None]]) -> Iterator[tuple[str, str]]:
+    """(group, message) for listener-rule priorities that two groups would share (PriorityInUse at
+    apply): two equal explicit ones, or two names whose derived priorities collide. Reported on the
+    later group in name order, once per clash."""
+    owner: dict[int, str] = {}
+    for name, explicit in sorted(http_groups):
+        p = explicit if explicit is not None else derived_priority(name)
+        if p not in owner:
+            owner[p] = name
+            continue
+        other = owner[p]
+        if explicit is not None:
+            yield name, f"priority {p} is also used by group '{other}': listener rule priorities must be unique"
+        else:
+            yield name, (f"derived listener rule priority {p} is also group '{other}''s; "
+                         f"set an explicit http.priority (1-999) on '{name}' or '{other}'")
+
+
 def check_merged(g: Mapping[str, Any]) -> Iterator[Finding]:
     """Findings for one merged group mapping (already structurally valid)."""
     if "instance_type" not in g:
@@ -85,6 +120,8 @@ def check_merged(g: Mapping[str, Any]) -> Iterator[Finding]:
             yield "instances", "only applies to autoscale: false groups (use autoscale.node_min/node_max)"
     elif "http" in g:
         yield "http", "needs autoscale: one-off instances (autoscale: false) are not put behind the load balancer"
+
+    yield from _tag_keys(g.get("tags") or {})
 
     http = g.get("http")
     if http:
