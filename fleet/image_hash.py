@@ -65,6 +65,8 @@ def image_document(group: Group, project_dir: Path = ROOT, digest=tree_digest) -
         read.append(project_dir / "cookbooks")
     elif img.builder == "raw":
         doc["raw"] = {"path": img.path, "command": img.command, "boot_mode": img.boot_mode}
+        if img.skip_zero_blocks_unsafe_if_encrypted:  # only when set: existing hashes stay the same
+            doc["raw"]["skip_zero_blocks_unsafe_if_encrypted"] = True
         if img.path:
             read.append(project_dir / img.path)
     if img.builder != "ami":

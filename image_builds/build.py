@@ -72,15 +72,19 @@ def raw_image_path(group: Group, project_dir: Path, log: TextIO) -> Path:
 
 
 def bake_raw(group: Group, h: str, *, region: str, endpoint_url: str | None, project_dir: Path,
-             log: TextIO) -> str:
-    """Upload the raw image into a snapshot with the EBS direct APIs and register it."""
+             log: TextIO, skip_zero_blocks: bool = False) -> str:
+    """Upload the raw image into a snapshot with the EBS direct APIs (every block, unless the
+    group opts into the unsafe zero skipping) and register it."""
     path = raw_image_path(group, project_dir, log)
     tags = {**image_tags(group, h), "fleet:built-at": _now()}
     with tempfile.TemporaryDirectory(prefix="fleet-raw-") as tmp:
         raw = ensure_raw(path, tmp)  # qemu-img converts qcow2/vmdk/...; a raw file is used in place
+        skip = skip_zero_blocks or group.image.skip_zero_blocks_unsafe_if_encrypted
         result = ebs_upload.upload(raw, description=f"fleet {group.name} {h[:12]}", tags=tags,
-                                   region=region, endpoint_url=endpoint_url, progress=True)
-    print(f"uploaded {result.blocks_sent} blocks ({result.bytes_sent} bytes) into {result.snapshot_id}", file=log)
+                                   region=region, endpoint_url=endpoint_url, progress=True,
+                                   skip_zero_blocks_unsafe_if_encrypted=skip)
+    print(f"uploaded {result.blocks_sent} of {result.blocks_total} blocks ({result.bytes_sent} bytes) "
+          f"into {result.snapshot_id}", file=log)
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
     return register.register(ec2, snapshot_id=result.snapshot_id, name=f"fleet-{slug(group.name)}-{h[:12]}-"
                              f"{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}", architecture=group.image.architecture,
@@ -92,7 +96,8 @@ def _now() -> str:
 
 
 def build(group: Group, *, region: str, endpoint_url: str | None = None, project_dir: Path = PROJECT_DIR,
-          log: TextIO = sys.stderr, expect_hash: str | None = None) -> dict[str, Any]:
+          log: TextIO = sys.stderr, expect_hash: str | None = None,
+          skip_zero_blocks: bool = False) -> dict[str, Any]:
     """Bake or reuse the group's image; return {"ami_id", "image_hash", "cached"}."""
     # boto3 reads AWS_ENDPOINT_URL by itself, Packer does not: hand it over explicitly.
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -115,7 +120,8 @@ def build(group: Group, *, region: str, endpoint_url: str | None = None, project
                                   endpoint_url=endpoint_url, log=log)
         registry.tag_image(ec2, ami, {**image_tags(group, h), "fleet:built-at": _now()})
     else:
-        ami = bake_raw(group, h, region=region, endpoint_url=endpoint_url, project_dir=project_dir, log=log)
+        ami = bake_raw(group, h, region=region, endpoint_url=endpoint_url, project_dir=project_dir, log=log,
+                       skip_zero_blocks=skip_zero_blocks)
     return {"ami_id": ami, "image_hash": h, "cached": False}
 
 
@@ -125,14 +131,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, endpoint_url: str | None,
-        expect_hash: str | None = None) -> int:
+        expect_hash: str | None = None, skip_zero_blocks: bool = False) -> int:
     """Load, build, print the JSON line; the exit status of `fleet image build`."""
     fleet = load_fleet(nodes, stack)
     group = fleet.group(group_name)
     region = region or (fleet.stack.region if fleet.stack else "us-east-1")
     try:
         result = build(group, region=region, endpoint_url=endpoint_url,
-                       project_dir=project_dir_of(nodes), expect_hash=expect_hash)
+                       project_dir=project_dir_of(nodes), expect_hash=expect_hash,
+                       skip_zero_blocks=skip_zero_blocks)
     except (BuildError, packer_builder.PackerError, ebs_upload.UploadError, register.RegisterError) as exc:
         print(f"fleet image build {group_name}: {exc}", file=sys.stderr)
         return 1
@@ -147,11 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expect-hash", default=None, help="fail unless the group's image hash is this one "
                    "(the BakedImage Command passes the hash that triggered it)")
     p.add_argument("--nodes", default=str(PROJECT_DIR / "nodes.yaml"))
+    p.add_argument("--skip-zero-blocks-unsafe-if-encrypted", dest="skip_zero_blocks", action="store_true",
+                   help="raw builds: do not send holes and all-zero blocks; on an encrypted volume they "
+                   "read back as garbage (the plan refuses it for encrypted groups)")
     add_arguments(p)
     args = p.parse_args(argv)
     try:
         return run(args.group, nodes=args.nodes, stack=args.stack, region=args.region,
-                   endpoint_url=args.endpoint_url, expect_hash=args.expect_hash)
+                   endpoint_url=args.endpoint_url, expect_hash=args.expect_hash,
+                   skip_zero_blocks=args.skip_zero_blocks)
     except SpecError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -5,11 +5,17 @@
 
 StartSnapshot (volume size = image size rounded up to whole GiB, ClientToken, Timeout) -> a pool of
 `workers` threads, each reading its own blocks with os.pread at the BlockSize StartSnapshot
-returned; holes (SEEK_DATA) and all-zero blocks are never sent -> PutSnapshotBlock with the block's
+returned -> PutSnapshotBlock of EVERY block (holes and written zeros included) with the block's
 SHA-256 -> CompleteSnapshot with ChangedBlocksCount and the LINEAR aggregate checksum -> wait for the
 snapshot to be `completed`. Every call has connect/read timeouts and goes through `retry.call`
 (throttling, 5xx, and "snapshot does not exist" for up to `NOT_FOUND_WINDOW` s after StartSnapshot).
 Any failure after StartSnapshot deletes the incomplete snapshot and raises `UploadError`.
+
+Why every block: launch templates encrypt the root volume, and on an encrypted volume a block that
+is missing from the snapshot reads back as the decryption of zeros, i.e. garbage, not zeros
+(awslabs/coldsnap#395, #470; coldsnap stopped skipping zero blocks by default in PR #396). Skipping
+holes and all-zero blocks stays available only as `skip_zero_blocks_unsafe_if_encrypted=True`, for
+images launched on unencrypted volumes; the plan's guardrails refuse it for encrypted groups.
 
 One thin function per AWS operation (`start_snapshot`, `put_snapshot_block`, `complete_snapshot`,
 `describe_snapshot`, `list_snapshot_blocks`, `get_snapshot_block`); `upload`
@@ -213,12 +219,14 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
            wait_timeout: float = WAIT_TIMEOUT, wait_interval: float = WAIT_INTERVAL,
            policy: retry.RetryPolicy | None = None, not_found_window: float = NOT_FOUND_WINDOW,
            timeout_minutes: int = SNAPSHOT_TIMEOUT_MINUTES, progress: Progress | bool | None = True,
-           ) -> UploadResult:
+           skip_zero_blocks_unsafe_if_encrypted: bool = False) -> UploadResult:
     """Upload the raw image at `path` into a new EBS snapshot and return an `UploadResult`.
 
     `ebs`/`ec2`: clients to use (default: `make_clients`; tests pass their own to inject faults).
     `volume_size_gib`: at least the image size rounded up to whole GiB (the default).
     `progress`: True = report on stderr, False/None = silent, or a `Progress` to use.
+    `skip_zero_blocks_unsafe_if_encrypted`: do not send holes and all-zero blocks. The snapshot then
+    reads back as zeros there only when launched UNENCRYPTED (see the module doc); default off.
     On any failure after StartSnapshot the snapshot is deleted and `UploadError` raised (chained)."""
     if workers < 1:
         raise ValueError("workers must be >= 1")
@@ -259,13 +267,16 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
             if block_size <= 0:
                 raise RuntimeError(f"StartSnapshot returned no usable BlockSize: {started.get('BlockSize')!r}")
             not_found_deadline = policy.clock() + not_found_window
-            ranges = blocks.blocks_of_extents(blocks.data_extents(fd, size), block_size)
-            to_read = sum(len(r) for r in ranges)
             total = blocks.block_count(size, block_size)
+            skip = skip_zero_blocks_unsafe_if_encrypted
+            ranges = (blocks.blocks_of_extents(blocks.data_extents(fd, size), block_size) if skip
+                      else [range(total)] if total else [])
+            to_read = sum(len(r) for r in ranges)
             if isinstance(progress, Progress):
                 bar = progress
             elif progress:
-                bar = Progress(f"upload {snapshot_id}", to_read)
+                bar = Progress(f"upload {snapshot_id}", total)
+                bar.add(total - to_read)  # holes skipped without reading (opt-in only)
             else:
                 bar = None
             digests: dict[int, bytes] = {}
@@ -273,7 +284,7 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
 
             def put_one(index: int) -> None:
                 data = blocks.read_block(fd, index, block_size, size)
-                if blocks.is_zero(data):
+                if skip and blocks.is_zero(data):
                     if bar:
                         bar.add(1)
                     return
@@ -326,15 +337,20 @@ def _cleanup(ec2, snapshot_id: str, policy: retry.RetryPolicy) -> str | None:
 
 
 def verify_snapshot(ebs, snapshot_id: str, path: str | os.PathLike, *, threads: int = 16,
-                    policy: retry.RetryPolicy | None = None) -> int:
+                    policy: retry.RetryPolicy | None = None, dense: bool = True) -> int:
     """Read every block of the snapshot back (ListSnapshotBlocks + GetSnapshotBlock) and compare it
-    with the file at the snapshot's block size; also check that exactly the file's non-zero blocks
-    are present. Returns the number of blocks checked; raises SnapshotMismatch. (Useful where the
-    server does not verify checksums, e.g. moto.)"""
+    with the file at the snapshot's block size; also check that every block of the file is present
+    (`dense`, the default upload) or exactly its non-zero blocks (a zero-skipping upload). Returns
+    the number of blocks checked; raises SnapshotMismatch. (Useful where the server does not verify
+    checksums, e.g. moto.)"""
     policy = policy or retry.RetryPolicy()
     block_size, listed = retry.call(lambda: list_snapshot_blocks(ebs, snapshot_id), policy=policy,
                                     what=f"ListSnapshotBlocks {snapshot_id}")
-    expected = set(blocks.nonzero_blocks(path, block_size))
+    if dense:
+        with open(path, "rb") as f:
+            expected = set(range(blocks.block_count(blocks.image_size(f.fileno()), block_size)))
+    else:
+        expected = set(blocks.nonzero_blocks(path, block_size))
     present = {i for i, _ in listed}
     if present != expected:
         missing = sorted(expected - present)[:5]

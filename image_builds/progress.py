@@ -18,6 +18,21 @@ def format_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def format_duration(seconds: float) -> str:
+    """'4.2s', '3m05s', '1h02m'."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def eta(done: int, total: int, elapsed: float) -> float:
+    """Seconds left at the average rate so far (done > 0)."""
+    return elapsed * (total - done) / done
+
+
 class Progress:
     """Thread-safe counter of blocks done and bytes sent, rendered at most every `interval` s."""
 
@@ -30,15 +45,18 @@ class Progress:
         self.interval = interval if interval is not None else (0.2 if self.tty else 10.0)
         self.width = width
         self.done = 0
+        self.sent = 0
         self.sent_bytes = 0
         self._lock = threading.Lock()
         self._start = time.monotonic()
         self._last = self._start
 
     def add(self, blocks: int = 1, sent_bytes: int = 0) -> None:
-        """Count finished blocks (sent or skipped) and the bytes sent for them."""
+        """Count finished blocks (sent, or skipped when `sent_bytes` is 0) and the bytes sent."""
         with self._lock:
             self.done += blocks
+            if sent_bytes:
+                self.sent += blocks
             self.sent_bytes += sent_bytes
             now = time.monotonic()
             if now - self._last < self.interval:
@@ -52,12 +70,15 @@ class Progress:
             self._render(time.monotonic(), final=True, status=status)
 
     def line(self, now: float, status: str = "") -> str:
-        """The text of one progress report."""
+        """The text of one progress report: blocks done (sent or skipped) of the total, blocks and
+        bytes sent, rate, elapsed time and, until the end, the ETA at the average rate so far."""
         elapsed = max(now - self._start, 1e-9)
         pct = 100.0 * self.done / self.total if self.total else 100.0
         rate = format_bytes(self.sent_bytes / elapsed)
-        text = (f"{self.label}: {self.done}/{self.total} blocks ({pct:.0f}%), "
-                f"{format_bytes(self.sent_bytes)} sent, {rate}/s, {elapsed:.1f}s")
+        text = (f"{self.label}: {self.done}/{self.total} blocks ({pct:.0f}%), {self.sent} sent "
+                f"({format_bytes(self.sent_bytes)}), {rate}/s, {format_duration(elapsed)}")
+        if not status and self.done < self.total:
+            text += f", ETA {format_duration(eta(self.done, self.total, elapsed))}" if self.done else ", ETA ?"
         if self.tty:
             filled = int(self.width * pct / 100)
             text = f"[{'#' * filled}{'.' * (self.width - filled)}] " + text

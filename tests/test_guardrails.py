@@ -124,6 +124,14 @@ def doc(action="*", resource="*", effect="Allow"):
                                                                "Resource": resource}]})
 
 
+SKIP = g.SKIP_ZERO_BLOCKS_FLAG
+
+
+def image_build(create: str) -> list[dict]:
+    return [r("fleet:baked_image:BakedImage", "api-image-component", parent="api"),
+            r(g.COMMAND, "api-image", {"create": create}, parent="api-image-component")]
+
+
 WORLD_SSH = ingress("ssh", NODE_SG, cidrIpv4="0.0.0.0/0", fromPort=22, toPort=22)
 
 CASES = [
@@ -274,6 +282,18 @@ CASES = [
     ("fleet_tags", [r(g.TARGET_GROUP, "tg", {"tags": {"fleet:stack": "staging"}})], "prod", ["tg"]),
     ("fleet_tags", [r(g.TARGET_GROUP, "tg", {"tags": None})], "prod", ["tg"]),
     ("fleet_tags", [r(g.TARGET_GROUP, "tg", {}, {"tagsAll": STACK})], "prod", []),  # provider default tags
+    # raw-upload-every-block: skipping zero blocks is refused where the group's volume is encrypted
+    ("raw_upload_every_block", good_fleet() + image_build("python -m image_builds.build api"), "prod", []),
+    ("raw_upload_every_block", good_fleet() + image_build(f"python -m image_builds.build api {SKIP}"), "prod",
+     ["api-image"]),
+    ("raw_upload_every_block", [r(g.NODE_GROUP, "api"), *image_build(f"build api {SKIP}"),
+                                r("fleet:launch_template:LaunchTemplate", "api-launch-template", parent="api"),
+                                lt(blockDeviceMappings=None)], "prod", ["api-image"]),  # unknown: refused
+    ("raw_upload_every_block", [r(g.NODE_GROUP, "api"), *image_build(f"build api {SKIP}"),
+                                r("fleet:launch_template:LaunchTemplate", "api-launch-template", parent="api"),
+                                lt(blockDeviceMappings=[{"deviceName": "/dev/xvda", "ebs": {"encrypted": "false"}}])],
+     "prod", []),  # an unencrypted volume (no fleet group has one today) may skip
+    ("raw_upload_every_block", [*image_build(f"build api {SKIP}")], "prod", ["api-image"]),  # no template: refused
 ]
 
 
@@ -317,7 +337,7 @@ def test_check_all_is_sorted_and_stable():
 
 def test_registry():
     ids = [c.policy for c in g.GUARDRAILS]
-    assert len(ids) == len(set(ids)) == 15
+    assert len(ids) == len(set(ids)) == 16
     assert all(c.description and callable(c.findings) for c in g.GUARDRAILS)
     res, message = g.imdsv2_required.findings([lt(metadataOptions={})], "prod")[0]
     assert res["name"] == "api-lt" and "httpTokens" in message

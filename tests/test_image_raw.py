@@ -105,7 +105,8 @@ def small_image(tmp_path):
 
 @pytest.fixture
 def ext4_image(tmp_path):
-    """A real, sparse 64 MiB ext4 image with a few files, made by mkfs.ext4 -d."""
+    """A real, sparse 1 MiB ext4 image with a few files, made by mkfs.ext4 -d (small: moto's 512-byte
+    blocks make every MiB 2048 PutSnapshotBlock calls, and every block is sent)."""
     # `make test` installs e2fsprogs: a missing mkfs.ext4 is a broken setup, not a reason to skip
     assert shutil.which("mkfs.ext4"), "mkfs.ext4 not installed (Debian: e2fsprogs; `make test` installs it)"
     content = tmp_path / "root"
@@ -115,9 +116,9 @@ def ext4_image(tmp_path):
     (content / "srv" / "app.bin").write_bytes(os.urandom(120_000))
     (content / "srv" / "numbers.txt").write_text("".join(f"{i}\n" for i in range(10_000)))
     img = tmp_path / "root.img"
-    subprocess.run(["truncate", "-s", "64M", str(img)], check=True)
-    subprocess.run(["mkfs.ext4", "-F", "-q", "-d", str(content), str(img)], check=True)
-    assert os.stat(img).st_blocks * 512 < 64 << 20, "the image should be sparse"
+    subprocess.run(["truncate", "-s", "1M", str(img)], check=True)
+    subprocess.run(["mkfs.ext4", "-F", "-q", "-O", "^has_journal", "-d", str(content), str(img)], check=True)
+    assert os.stat(img).st_blocks * 512 < 1 << 20, "the image should be sparse"
     return img
 
 
@@ -148,6 +149,12 @@ def file_blocks(path, block_size: int) -> dict[int, bytes]:
         if any(chunk):
             out[i // block_size] = chunk + bytes(block_size - len(chunk))
     return out
+
+
+def all_blocks(path, block_size: int) -> dict[int, bytes]:
+    """Every block of a file (holes and zeros included), the last one padded, the simple way."""
+    data = open(path, "rb").read()
+    return {i // block_size: data[i:i + block_size].ljust(block_size, b"\0") for i in range(0, len(data), block_size)}
 
 
 # ---------------------------------------------------------------- pure logic
@@ -328,12 +335,11 @@ def test_upload_real_ext4_image_then_register(clients, ext4_image):
     # StartSnapshot: size in whole GiB, token, timeout, tags; the block size used is the one returned (512)
     assert starts[0]["VolumeSize"] == 1 and starts[0]["ClientToken"] and starts[0]["Timeout"] >= 10
     assert starts[0]["Tags"] == [{"Key": "fleet:group", "Value": "web"}]
-    assert result.block_size == 512 and result.volume_size_gib == 1 and result.image_bytes == 64 << 20
-    expected = file_blocks(ext4_image, result.block_size)
-    # zero blocks never sent: one PUT per non-zero block, none of them all zero
-    assert len(puts) == result.blocks_sent == len(expected) > 100
-    assert all(any(p["BlockData"]) for p in puts)
-    assert result.blocks_read < result.blocks_total  # holes were skipped without reading
+    assert result.block_size == 512 and result.volume_size_gib == 1 and result.image_bytes == 1 << 20
+    expected = all_blocks(ext4_image, result.block_size)
+    # every block is sent, holes and zeros too (an encrypted volume reads a missing block as garbage)
+    assert len(puts) == result.blocks_sent == result.blocks_read == result.blocks_total == len(expected) == 2048
+    assert sorted(p["BlockIndex"] for p in puts) == list(range(2048))
     # every checksum sent is the block's SHA-256; the aggregate is LINEAR over them in index order
     for p in puts:
         assert p["Checksum"] == base64.b64encode(hashlib.sha256(p["BlockData"]).digest()).decode()
@@ -377,6 +383,58 @@ def test_upload_is_quiet_on_stdout_and_reports_plain_lines_on_stderr(clients, sm
     assert out == "" and "blocks (100%)" in err and "\r" not in err
 
 
+# ---------------------------------------------------------------- byte-exact read-back
+
+
+def test_every_block_is_uploaded_and_reads_back_byte_for_byte(clients, small_image):
+    """Data, written zeros (block 3) and holes (the rest): ListSnapshotBlocks lists every block of
+    the image and GetSnapshotBlock returns exactly the image's bytes (last block zero-padded)."""
+    ebs, ec2 = clients
+    result = ebs_upload.upload(small_image, ebs=ebs, ec2=ec2, policy=FAST, progress=False, wait_interval=0.1)
+    block_size, stored = read_back(ebs, result.snapshot_id)
+    want = all_blocks(small_image, block_size)
+    assert sorted(stored) == list(range(25)) == sorted(want)
+    assert stored == want
+    assert stored[3] == bytes(512) and stored[2] == bytes(512)  # written zeros and a hole, both sent
+    assert result.blocks_total == result.blocks_read == result.blocks_sent == 25
+    assert ebs_upload.verify_snapshot(ebs, result.snapshot_id, small_image) == 25
+
+
+def test_a_qcow2_image_reads_back_as_its_raw_bytes(clients, small_image, tmp_path):
+    assert shutil.which("qemu-img"), "qemu-img not installed (Debian: qemu-utils; `make test` installs it)"
+    ebs, ec2 = clients
+    qcow = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(small_image), str(qcow)], check=True)
+    (tmp_path / "work").mkdir()
+    raw = convert.ensure_raw(qcow, tmp_path / "work")
+    result = ebs_upload.upload(raw, ebs=ebs, ec2=ec2, policy=FAST, progress=False, wait_interval=0.1)
+    block_size, stored = read_back(ebs, result.snapshot_id)
+    assert stored == all_blocks(small_image, block_size)  # the original image's bytes, every block
+
+
+def test_skipping_zero_blocks_is_an_explicit_unsafe_opt_in(clients, small_image):
+    ebs, ec2 = clients
+    result = ebs_upload.upload(small_image, ebs=ebs, ec2=ec2, policy=FAST, progress=False, wait_interval=0.1,
+                               skip_zero_blocks_unsafe_if_encrypted=True)
+    block_size, stored = read_back(ebs, result.snapshot_id)
+    assert stored == file_blocks(small_image, block_size) and result.blocks_sent == 7
+    assert ebs_upload.verify_snapshot(ebs, result.snapshot_id, small_image, dense=False) == 7
+    with pytest.raises(ebs_upload.SnapshotMismatch, match="missing"):
+        ebs_upload.verify_snapshot(ebs, result.snapshot_id, small_image)
+
+
+def test_progress_counts_agree_at_the_end_and_show_an_eta(clients, small_image, capsys):
+    ebs, ec2 = clients
+    result = ebs_upload.upload(small_image, ebs=ebs, ec2=ec2, policy=FAST, wait_interval=0.1)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"upload {result.snapshot_id}: 25/25 blocks (100%), 25 sent (12.5 KiB)" in last
+    assert last.endswith("completed") and "ETA" not in last
+    p = Progress("upload snap-1", 10, stream=io.StringIO(), tty=False, interval=0)
+    p._start -= 4.0  # 4 s in, 2 of 10 blocks done: 16 s to go at that rate
+    p.add(2, 1024)
+    assert "2/10 blocks (20%), 2 sent (1.0 KiB)" in p.stream.getvalue() and "ETA 16." in p.stream.getvalue()
+
+
 NOT_THERE = error_response("ResourceNotFoundException", 404, "The snapshot 'snap-x' does not exist.")
 
 
@@ -393,7 +451,7 @@ def test_transient_upload_faults_are_retried(clients, small_image, operation, pl
     ebs.meta.events.register(f"before-call.ebs.{operation}", faults)
     result = ebs_upload.upload(small_image, ebs=ebs, ec2=ec2, policy=FAST, progress=False, wait_interval=0.1)
     assert faults.injected == len(plan) and sum(result.retries.values()) == len(plan)
-    assert ebs_upload.verify_snapshot(ebs, result.snapshot_id, small_image) == result.blocks_sent == 7
+    assert ebs_upload.verify_snapshot(ebs, result.snapshot_id, small_image) == result.blocks_sent == 25
 
 
 @pytest.mark.parametrize("operation, fault, step, cause", [

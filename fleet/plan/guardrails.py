@@ -79,6 +79,8 @@ IAM_ROLE = "aws:iam/role:Role"
 IAM_ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 INSTANCE_PROFILE = "aws:iam/instanceProfile:InstanceProfile"
 NODE_GROUP = "fleet:node_group:NodeGroup"
+COMMAND = "command:local:Command"
+SKIP_ZERO_BLOCKS_FLAG = "--skip-zero-blocks-unsafe-if-encrypted"
 COMPONENT_PREFIX = "fleet:"
 
 PROD_STACKS = frozenset({"prod"})
@@ -684,3 +686,44 @@ def fleet_tags(resources: list[Resource], stack: str) -> Iterator[Finding]:
             yield res, f"missing tag {', '.join(missing)}"
         elif isinstance(tags[STACK_TAG], str) and tags[STACK_TAG] != stack:
             yield res, f"tag fleet:stack is {tags[STACK_TAG]!r} on stack {stack!r}"
+
+
+def _node_group_of(res: Resource, by_name: dict[str, list[Resource]]) -> str | None:
+    """Logical name of the NodeGroup a resource sits under (through its parents), else None."""
+    seen: set[str] = set()
+    parent = res.get("parent")
+    while parent and parent not in seen:
+        seen.add(parent)
+        candidates = by_name.get(parent, [])
+        if any(c.get("type") == NODE_GROUP for c in candidates):
+            return parent
+        components = [c for c in candidates if str(c.get("type", "")).startswith(COMPONENT_PREFIX)]
+        parent = (components or candidates or [{}])[0].get("parent")
+    return None
+
+
+@guardrail("raw-upload-every-block", "A raw image build that skips zero blocks is refused for a group whose "
+           "volume is encrypted: a block missing from the snapshot reads back as garbage there (coldsnap#395).")
+def raw_upload_every_block(resources: list[Resource], stack: str) -> Iterator[Finding]:
+    by_name: dict[str, list[Resource]] = {}
+    for res in resources:
+        by_name.setdefault(str(res.get("name")), []).append(res)
+    templates: dict[str | None, list[Resource]] = {}
+    for lt in _of(resources, LAUNCH_TEMPLATE):
+        templates.setdefault(_node_group_of(lt, by_name), []).append(lt)
+    for cmd in _of(resources, COMMAND):
+        create = _inputs(cmd).get("create")
+        if not isinstance(create, str) or SKIP_ZERO_BLOCKS_FLAG not in create.split():
+            continue
+        group = _node_group_of(cmd, by_name)
+        lts = templates.get(group, []) if group else []
+        if not lts:
+            yield cmd, (f"the image build skips zero blocks ({SKIP_ZERO_BLOCKS_FLAG}) and no launch template of "
+                        "its group shows the volume unencrypted; upload every block")
+        for lt in lts:
+            mappings = _inputs(lt).get("blockDeviceMappings")
+            encrypted = [_dig(m, "ebs", "encrypted") for m in mappings] if isinstance(mappings, list) else [None]
+            if any(e is None or _is_true(e) for e in encrypted):
+                yield cmd, (f"the image build skips zero blocks ({SKIP_ZERO_BLOCKS_FLAG}) but launch template "
+                            f"{lt.get('name')} encrypts the volume (or it is unknown): missing blocks would "
+                            "read back as garbage; remove image.skip_zero_blocks_unsafe_if_encrypted")

@@ -60,6 +60,7 @@ class Image:
     command: str | None = None
     boot_mode: str = "uefi-preferred"
     architecture: str = "x86_64"
+    skip_zero_blocks_unsafe_if_encrypted: bool = False  # raw only; refused by a guardrail (encrypted volumes)
 
 
 @dataclass(frozen=True)
