@@ -1,6 +1,6 @@
 """`fleet plan`: the real program of both stacks under the mock engine (JSON contract, stable
 ordering, no run-to-run noise, violations -> exit 1, bad input -> exit 2, --group, the human
-tree) and `fleet plan diff` (hand-made plans and two real ones).
+tree); `fleet plan diff` is tests/test_plan_diff.py.
 
 Plans cost ~1 s each under the SDK: the stacks' plans are module fixtures, shared by the tests.
 """
@@ -19,7 +19,6 @@ import pytest
 
 from fleet.cli import main
 from fleet.plan.cli import render_plan
-from fleet.plan.diff import CRITICAL, REPLACE_ON, changed_paths, diff_plans, format_diff
 from fleet.plan.engine import PLAN_OPTIONS, ROOT, plan, plan_result
 
 ASG = "aws:autoscaling/group:Group"
@@ -272,135 +271,6 @@ def test_cli_default_stack_is_staging(capsys):
     out, err = capsys.readouterr()
     assert out.startswith("fleet plan: stack staging") and "group 12_04-cron" in out and "group api" not in out
     assert err == ""
-
-
-# ------------------------------------------------------------------------------------------ diff
-
-def res(typ, rname, parent=None, options=None, /, **inputs):
-    return {"type": typ, "name": rname, "parent": parent, "inputs": inputs,
-            "options": {"ignoreChanges": [], "dependsOn": [], "protect": False, "deleteBeforeReplace": False,
-                        **(options or {})}}
-
-
-def doc(*resources, violations=()):
-    return {"project": "fleet", "stack": "staging", "resources": list(resources), "outputs": {},
-            "violations": list(violations)}
-
-
-def test_changed_paths_nested_lists_and_numbers():
-    old = {"a": {"b": 1, "c": [1, 2, {"d": "x"}]}, "gone": 1, "n": 2, "flag": True}
-    new = {"a": {"b": 1, "c": [1, 3, {"d": "y"}, 4]}, "added": 1, "n": 2.0, "flag": 1}
-    assert changed_paths(old, new) == ["a.c[1]", "a.c[2].d", "a.c[3]", "added", "flag", "gone"]
-
-
-def test_diff_added_removed_changed_and_ignored():
-    old = doc(res(ASG, "api-spot", "api", {"ignoreChanges": ["desiredCapacity"]}, minSize=1, maxSize=4,
-                  desiredCapacity=1, tags=[{"key": "team", "value": "a"}]),
-              res(TG, "old", "old"),
-              violations=[{"policy": "p", "resource": "old", "message": "m"}])
-    new = doc(res(ASG, "api-spot", "api", {"ignoreChanges": ["desiredCapacity"]}, minSize=1, maxSize=6,
-                  desiredCapacity=3, tags=[{"key": "team", "value": "b"}]),
-              res(TG, "new", "new"),
-              violations=[{"policy": "q", "resource": "new", "message": "m"}])
-    d = diff_plans(old, new)
-    assert [r["name"] for r in d.added] == ["new"] and [r["name"] for r in d.removed] == ["old"]
-    (c,) = d.changed
-    assert c.paths == ["desiredCapacity", "maxSize", "tags[0].value"] and c.ignored == ["desiredCapacity"]
-    assert not c.replace
-    assert [v["policy"] for v in d.new_violations] == ["q"] and [v["policy"] for v in d.fixed_violations] == ["p"]
-    text = format_diff(d)
-    assert text.splitlines()[0] == "fleet plan diff (staging): 1 to add, 1 to remove, 1 to change (0 replaced)"
-    assert f"+ {TG} new (in new)" in text and f"- {TG} old (in old)" in text
-    assert f"~ {ASG} api-spot (in api): desiredCapacity (ignored), maxSize, tags[0].value" in text
-    assert "new violation: q on new: m" in text and "fixed violation: p on old: m" in text
-
-
-@pytest.mark.parametrize("typ,field,old,new", [
-    (TG, "port", 8000, 8001), (TG, "protocol", "HTTP", "HTTPS"), (TG, "vpcId", "vpc-1", "vpc-2"),
-    (TG, "targetType", "instance", "ip"), (TG, "namePrefix", "a-", "b-"), (TG, "name", "a", "b"),
-    (ASG, "name", "a", "b"), (ASG, "namePrefix", "a-", "b-"),
-    (LB, "internal", False, True), (LB, "loadBalancerType", "application", "network"), (LB, "name", "a", "b"),
-])
-def test_diff_flags_replacements_of_asgs_target_groups_and_load_balancers(typ, field, old, new):
-    d = diff_plans(doc(res(typ, "x", "p", **{field: old, "tags": {"a": "1"}})),
-                   doc(res(typ, "x", "p", **{field: new, "tags": {"a": "2"}})))
-    (c,) = d.changed
-    assert c.replace == [f"{field} changed"] and c.critical
-    assert field in REPLACE_ON[typ]
-    text = format_diff(d)
-    assert f"! {typ} x (in p): " in text and "WARNING: 1 replacement(s)" in text
-    assert sorted(c.paths) == sorted([field, "tags.a"]) and f"REPLACE {CRITICAL[typ]}: {field} changed" in text
-
-
-def test_diff_in_place_updates_are_not_replacements():
-    for typ, field in ((TG, "deregistrationDelay"), (TG, "healthCheck"), (ASG, "maxSize"), (LB, "idleTimeout"),
-                       (LB, "subnets")):
-        d = diff_plans(doc(res(typ, "x", None, **{field: 1})), doc(res(typ, "x", None, **{field: 2})))
-        assert not d.changed[0].replace, (typ, field)
-    nlb = diff_plans(doc(res(LB, "x", None, loadBalancerType="network", subnets=["a", "b"])),
-                     doc(res(LB, "x", None, loadBalancerType="network", subnets=["a"])))
-    assert nlb.changed[0].replace == ["subnets changed"]
-
-
-def test_diff_parent_or_type_change_is_a_replacement_unless_aliased():
-    moved = diff_plans(doc(res(ASG, "api-spot", "api")), doc(res(ASG, "api-spot", "api-v2")))
-    assert not moved.added and not moved.removed
-    (c,) = moved.changed
-    assert c.note == "moved: parent api -> api-v2" and c.replace and c.critical
-    aliased = diff_plans(doc(res(ASG, "api-spot", "api")),
-                         doc(res(ASG, "api-spot", "api-v2", {"aliases": [{"parentUrn": "urn:...api"}]})))
-    assert not aliased.changed[0].replace and "(aliased)" in aliased.changed[0].note
-    retyped = diff_plans(doc(res("aws:alb/targetGroup:TargetGroup", "tg", "api")), doc(res(TG, "tg", "api")))
-    assert retyped.changed[0].note.startswith("retyped: type aws:alb/") and retyped.changed[0].replace
-    assert "REPLACE target group: retyped" in format_diff(retyped)
-
-
-def test_diff_of_identical_plans_is_empty(staging):
-    d = diff_plans(staging.data, staging.data)
-    assert not (d.added or d.removed or d.changed)
-    assert format_diff(d).splitlines()[1] == "no resource changes"
-
-
-def test_diff_of_two_real_plans(staging, tmp_path, capsys):
-    """staging vs a nodes.yaml where api moves port (its target group is replaced), www checks
-    health every 10 s, and the cron group is renamed (removed + added)."""
-    nodes = (ROOT / "nodes.yaml").read_text()
-    nodes = nodes.replace("    port: 8000\n", "    port: 8001\n").replace("      interval: 5\n", "      interval: 10\n")
-    nodes = nodes.replace("12_04-cron:", "12_04-cronjob:")
-    (tmp_path / "nodes.yaml").write_text(nodes)
-    (tmp_path / "old.json").write_text(json.dumps(staging.data))
-    assert main(["plan", "--stack", "staging", "--json", "--nodes", str(tmp_path / "nodes.yaml")]) == 0
-    new_text, _ = capsys.readouterr()
-    (tmp_path / "new.json").write_text(new_text)
-
-    d = diff_plans(staging.data, json.loads(new_text))
-    assert {r["name"] for r in d.removed} >= {"12-04-cron", "12-04-cron-lt", "12-04-cron-0", "12-04-cron-node"}
-    assert {r["name"] for r in d.added} >= {"12-04-cronjob", "12-04-cronjob-lt", "12-04-cronjob-0"}
-    changed = {(c.type, c.name): c for c in d.changed}
-    assert changed[(TG, "api")].replace == ["port changed"]
-    assert changed[(TG, "12-04-www")].paths == ["healthCheck.interval"] and not changed[(TG, "12-04-www")].replace
-    assert "fromPort" in changed[("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-                                  "api-node-from-alb")].paths
-    assert [c.name for c in d.replacements] == ["api"]
-
-    assert main(["plan", "diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 0
-    out, _ = capsys.readouterr()
-    assert f"! {TG} api (in api): port" in out and "REPLACE target group: port changed" in out
-    assert f"~ {TG} 12-04-www (in 12-04-www): healthCheck.interval" in out
-    assert "- fleet:node_group:NodeGroup 12-04-cron" in out and "+ fleet:node_group:NodeGroup 12-04-cronjob" in out
-
-
-def test_plan_diff_against_an_empty_plan_as_the_pr_workflow_writes_it(tmp_path, capsys):
-    (tmp_path / "old.json").write_text('{"project": "fleet", "stack": "staging", "resources": [], "outputs": {}, '
-                                       '"violations": []}')
-    (tmp_path / "new.json").write_text(json.dumps(doc(res(TG, "api", "api"))))
-    assert main(["plan", "diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 0
-    out, _ = capsys.readouterr()
-    assert f"+ {TG} api (in api)" in out
-    (tmp_path / "bad.json").write_text('{"resources": [{"no": "type"}]}')
-    assert main(["plan", "diff", str(tmp_path / "old.json"), str(tmp_path / "bad.json")]) == 2
-    out, err = capsys.readouterr()
-    assert out == "" and "not a fleet plan" in err
 
 
 # ------------------------------------------------------------------------------------- plumbing

@@ -1,7 +1,7 @@
 """.github/workflows: valid against GitHub's workflow schema (check-jsonschema's vendored copy, offline),
 the key facts of the pull-request and deploy workflows, and the PR plan/diff shell steps run for real
-against a stand-in `fleet` CLI (same interface: `plan --stack S --json`, `plan diff OLD NEW`, exit 1 on
-violations).
+against a stand-in `fleet plan --stack S --json` (canned plans, exit 1 on violations) and the real
+`fleet plan diff` on them: the comment carries each stack's diff with its REPLACE lines.
 """
 
 from __future__ import annotations
@@ -110,12 +110,17 @@ def test_deploy_workflow():
 # --------------------------------------------------------- the PR plan steps, run against a stand-in CLI
 
 FAKE_FLEET = r"""#!/bin/bash
-# stand-in for `.venv/bin/python -m fleet ...` (the real CLI's interface)
+# stand-in for `.venv/bin/python -m fleet ...`: canned plans, and the real `fleet plan diff` on them
 [ "$1 $2 $3" = "-m fleet plan" ] || exit 9
-if [ "$4" = diff ]; then echo "+ resource from $(basename "$5") to $(basename "$6")"; exit 0; fi
+if [ "$4" = diff ]; then shift 2; exec "$REAL_PYTHON" -m fleet "$@"; fi
 stack="$5"
+tg='{"type":"aws:lb/targetGroup:TargetGroup","name":"12-04-www","parent":"12-04-www","inputs":{"port":PORT},
+     "options":{"ignoreChanges":[],"dependsOn":[],"protect":false,"deleteBeforeReplace":false}}'
 case "$FAKE_SIDE-$stack" in
-  head-staging) echo '{"project":"fleet","stack":"staging","resources":[],"outputs":{},"violations":[]}' ;;
+  head-staging) echo "{\"project\":\"fleet\",\"stack\":\"staging\",\"resources\":[${tg/PORT/8081}],
+    \"outputs\":{},\"violations\":[]}" ;;
+  base-staging) echo "{\"project\":\"fleet\",\"stack\":\"staging\",\"resources\":[${tg/PORT/8080}],
+    \"outputs\":{},\"violations\":[]}" ;;
   head-prod) echo '{"project":"fleet","stack":"prod","resources":[],"outputs":{},"violations":[
     {"policy":"imdsv2-required","resource":"api-lt","message":"metadataOptions.httpTokens is unset"}]}'; exit 1 ;;
   base-*) echo "usage: fleet {validate,show,...}" >&2; exit 2 ;;
@@ -140,19 +145,23 @@ def test_pr_plan_and_diff_steps(tmp_path):
     (shims / "python").symlink_to(sys.executable)
     env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}", "RUNNER_TEMP": str(runner),
            "GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
-           "RUN_URL": "https://example.invalid/run/1"}
+           "RUN_URL": "https://example.invalid/run/1", "REAL_PYTHON": sys.executable}
     plan = load("pr.yml")["jobs"]["plan"]
     for name in ("fleet plan --json", "fleet plan diff"):
         result = subprocess.run(["bash", "-e", "-c", step(plan, name)["run"]], cwd=head, env=env,
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
     assert "failed=true" in (tmp_path / "output").read_text()  # prod has a violation
-    for stack in ("staging", "prod"):
-        assert json.loads((runner / "plans" / f"old-{stack}.json").read_text())["resources"] == []
+    assert json.loads((runner / "plans" / "old-prod.json").read_text())["resources"] == []
     body = (runner / "plans" / "comment.md").read_text()
     assert body.startswith("<!-- fleet-plan -->")
     assert "### staging" in body and "### prod" in body and "diffed against an empty one" in body
-    assert "+ resource from old-prod.json to new-prod.json" in body
+    staging, prod = body.split("### prod")
+    # the real `fleet plan diff` for each stack: the replacement with its risk, flagged above the diff
+    assert "**This PR replaces resources in staging" in staging
+    assert ("REPLACE target group 12-04-www: port 8080 -> 8081 (forces new; traffic moves to an empty group"
+            in staging)
+    assert "no resource changes" in prod and "replaces resources" not in prod
     assert "No guardrail violations." in body
     assert "1 guardrail violation(s)" in body and "`imdsv2-required` on `api-lt`" in body
     assert (tmp_path / "summary").read_text() == body

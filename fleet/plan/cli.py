@@ -1,12 +1,13 @@
 """The `fleet plan` subcommand: argparse wiring and the human-readable plan (pure; no Pulumi here).
 
     fleet plan [--stack S] [--group G] [--json] [--nodes PATH]   offline plan (default stack: staging)
-    fleet plan diff OLD.json NEW.json                            what changes between two `--json` plans
+    fleet plan diff OLD.json NEW.json [--fail-on-replace]        what changes between two `--json` plans
 
 fleet.plan.engine (the only module that imports pulumi) is imported when a plan runs, so `fleet --help`
 and the other subcommands stay fast. Exit status: 0 ok; 1 guardrail violations (the plan, or its
 JSON, is still printed in full); 2 bad input (nodes.yaml, stack file, arguments, unreadable plan
-files): one line per problem on stderr, nothing on stdout. `plan diff` exits 0 whatever changed.
+files): one line per problem on stderr, nothing on stdout. `plan diff` exits 0 whatever changed,
+or 3 with `--fail-on-replace` when a resource would be replaced (for CI; the diff is still printed).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
+from fleet.plan.tags import tag_value
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT, EXIT_REPLACES = 0, 1, 2, 3
 DEFAULT_NODES = "nodes.yaml"  # the global --nodes default (fleet.cli)
 
 
@@ -33,6 +36,8 @@ def add_plan_command(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
                     "outputs, violations)")
     sp.add_argument("--group", default=None, metavar="GROUP",
                     help="only this group's resources (its NodeGroup and the resources tagged with it)")
+    sp.add_argument("--fail-on-replace", action="store_true",
+                    help=f"with diff: exit {EXIT_REPLACES} when a resource would be replaced")
 
 
 def cmd_plan(args) -> int:
@@ -42,7 +47,10 @@ def cmd_plan(args) -> int:
         if args.action != "diff" or len(args.files) != 2:
             raise SpecError([Problem("fleet plan", None, None, None,
                                      "usage: fleet plan diff OLD.json NEW.json (two plan files)")])
-        return cmd_plan_diff(*args.files)
+        return cmd_plan_diff(*args.files, fail_on_replace=args.fail_on_replace)
+    if args.fail_on_replace:
+        raise SpecError([Problem("fleet plan", None, None, None, "--fail-on-replace goes with diff: "
+                                 "fleet plan diff OLD.json NEW.json --fail-on-replace")])
 
     from fleet.plan.engine import DEFAULT_STACK, default_project_dir, plan_result
 
@@ -59,12 +67,13 @@ def cmd_plan(args) -> int:
     return EXIT_VIOLATIONS if result.data["violations"] else EXIT_OK
 
 
-def cmd_plan_diff(old_path: str, new_path: str) -> int:
+def cmd_plan_diff(old_path: str, new_path: str, fail_on_replace: bool = False) -> int:
     from fleet.plan.diff import diff_plans, format_diff, load_plan
 
     old, new = load_plan(old_path), load_plan(new_path)
-    print(format_diff(diff_plans(old, new)))
-    return EXIT_OK
+    d = diff_plans(old, new)
+    print(format_diff(d))
+    return EXIT_REPLACES if fail_on_replace and d.replacements else EXIT_OK
 
 
 # -- the human-readable plan ----------------------------------------------------------------------
@@ -95,16 +104,6 @@ def _dig(value: Any, *path: str | int) -> Any:
     return value
 
 
-def _tag(inputs: Mapping[str, Any], key: str) -> Any:
-    tags = inputs.get("tags")
-    if isinstance(tags, Mapping):
-        return tags.get(key)
-    for t in tags or []:
-        if isinstance(t, Mapping) and t.get("key") == key:
-            return t.get("value")
-    return None
-
-
 def _ami(image: Any) -> str:
     text = str(image)
     if text.startswith("(baked at deploy: ") and len(text) > 40:
@@ -124,7 +123,7 @@ def _launch_template(i: Mapping[str, Any]) -> str:
 
 
 def _asg(i: Mapping[str, Any]) -> str:
-    capacity = _tag(i, "fleet:capacity")
+    capacity = tag_value(i, "fleet:capacity")
     out = [f"{capacity + ' ' if capacity else ''}min {_n(i.get('minSize'))} max {_n(i.get('maxSize'))} "
            f"desired {_n(i.get('desiredCapacity'))}"]
     mip = i.get("mixedInstancesPolicy")

@@ -1,51 +1,68 @@
-"""`fleet plan diff OLD.json NEW.json`: what changes between two offline plans (pure: no Pulumi).
+"""`fleet plan diff OLD.json NEW.json`: what `pulumi up` would do, from two offline plans (pure: no Pulumi).
 
-Resources are matched by (type, parent, name). For each pair the changed input paths are listed
-(`healthCheck.interval`, `tags.team`, `mixedInstancesPolicy.launchTemplate.overrides[2].instanceType`)
-and changed options as `options.<name>`. A change is flagged REPLACE when the provider replaces the
-resource for it; that is known here for the three resources whose replacement hurts (a new ASG
-relaunches the group's instances, a new target group or load balancer drops traffic and changes
-what points at it):
+Resources are matched by (type, parent, name). For each pair the diff lists every changed input
+path with its old -> new value (`healthCheck.interval: 5 -> 10`; long values shortened in the
+middle; base64 user data decoded and shown as a text diff) and changed options as
+`options.<name>`. On top of that it says what the changes start:
 
-- aws:autoscaling/group:Group: name, namePrefix, initialLifecycleHooks (ForceNew in the provider
-  schema), region;
-- aws:lb/targetGroup:TargetGroup: name, namePrefix, port, protocol, protocolVersion, targetType,
-  vpcId, ipAddressType, region;
-- aws:lb/loadBalancer:LoadBalancer: name, namePrefix, internal, loadBalancerType,
-  customerOwnedIpv4Pool, region; for a network load balancer also subnets and securityGroups
-  (the provider's CustomizeDiff forces a new NLB when subnets are removed or security groups are
-  added to / removed from one that had none).
+- REPLACE: the provider deletes and creates the resource. Which inputs force that, per type, and what
+  it risks, is the table in fleet.plan.replacements (from the provider's schema, each entry with its
+  source); the resource option `replaceOnChanges` counts too. A resource whose parent or type changed
+  under the same name is a delete and a create under Pulumi (new URN) unless it carries an alias:
+  "moved" / "retyped". A one-off instance is replaced whenever its launch template gets a new
+  version (the provider forces a new instance when `launch_template.version` changes).
+- ROLLOUT: a change to a launch template that creates a new version (anything but its tags,
+  description and default-version settings) rolls the group's ASGs to it, on-demand canary first
+  (fleet.ops.rollout), and replaces the group's one-off instances.
+- Changes to paths the new resource lists in `ignoreChanges` are shown with `(ignored)`: `pulumi up`
+  will not apply them, and they start nothing.
 
-A resource whose parent or type changed, with the same name, is a delete and a create under
-Pulumi (its URN changes) unless the new one carries an alias: reported as "moved" / "retyped" and
-flagged REPLACE for every type (`aliased` when the new resource has aliases). Changes to paths the
-new resource lists in `ignoreChanges` are shown with `(ignored)`: `pulumi up` will not apply them.
+`fleet plan diff --fail-on-replace` exits 3 when anything is replaced (fleet.plan.cli).
+Offline plans see inputs, not provider state: a value only the provider computes (the new target
+group's ARN in the listener rule, the launch template's version number in the ASG) shows no change
+here; the REPLACE and ROLLOUT lines say what follows from it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleet.plan.replacements import (
+    ASG,
+    INSTANCE,
+    LAUNCH_TEMPLATE,
+    LT_NO_VERSION,
+    REPLACE_ON_CHANGES,
+    forcing_fields,
+    matches,
+    rule_for,
+)
+from fleet.plan.tags import tag_value
 from fleet.spec.errors import Problem, SpecError
 
-ASG = "aws:autoscaling/group:Group"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
-CRITICAL = {ASG: "ASG", TARGET_GROUP: "target group", LOAD_BALANCER: "load balancer"}
+NODE_GROUP = "fleet:node_group:NodeGroup"
+# Replacements that hurt most: a summary line names them.
+CRITICAL = {ASG: "ASG", TARGET_GROUP: "target group", LOAD_BALANCER: "load balancer", INSTANCE: "instance"}
+# input (top level, camelCase) -> replaced when it changes: the table's fields, by type (kept for callers)
+REPLACE_ON: dict[str, frozenset[str]] = {t: r.fields for t, r in REPLACE_ON_CHANGES.items()}
+USER_DATA = ("userData", "userDataBase64")
+LT_VERSION = "launchTemplate.version"
 
-# input (top-level, camelCase) -> replaced when it changes
-REPLACE_ON: dict[str, frozenset[str]] = {
-    ASG: frozenset({"name", "namePrefix", "initialLifecycleHooks", "region"}),
-    TARGET_GROUP: frozenset({"name", "namePrefix", "port", "protocol", "protocolVersion", "targetType", "vpcId",
-                             "ipAddressType", "region"}),
-    LOAD_BALANCER: frozenset({"name", "namePrefix", "internal", "loadBalancerType", "customerOwnedIpv4Pool",
-                              "region"}),
-}
-NLB_REPLACE_ON = frozenset({"subnets", "securityGroups"})
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(unset)"
+
+
+MISSING: Any = _Missing()  # the value of a path on the side where it does not exist
 
 Key = tuple[str, str | None, str]  # (type, parent, name)
 
@@ -57,12 +74,32 @@ class Change:
     parent: str | None
     paths: list[str] = field(default_factory=list)  # changed input/option paths
     ignored: list[str] = field(default_factory=list)  # the subset under ignoreChanges
-    replace: list[str] = field(default_factory=list)  # why it is replaced ([] = updated in place)
-    note: str = ""  # "moved from parent X", "retyped from T"
+    replace: list[str] = field(default_factory=list)  # paths that force a replacement ([] = update in place)
+    note: str = ""  # "moved: parent X -> Y", "retyped: ...", "new launch template version"
+    values: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # path -> (old, new), MISSING if absent
+    group: str | None = None  # the node group it belongs to (None: shared)
+    risk: str = ""  # what the replacement risks (fleet.plan.replacements)
+    delete_first: bool = False  # deleteBeforeReplace: the old one goes before the new one exists
 
     @property
     def critical(self) -> bool:
         return bool(self.replace) and self.type in CRITICAL
+
+    @property
+    def label(self) -> str:
+        rule = rule_for(self.type)
+        return rule.label if rule else self.type.rsplit(":", 1)[-1]
+
+
+@dataclass
+class Rollout:
+    """A new launch template version for a group: its ASGs roll to it, its one-off instances are replaced."""
+
+    group: str
+    template: str
+    paths: list[str]  # the template's changed inputs that make the new version
+    asgs: list[str]  # in rollout order (on-demand canary first)
+    instances: list[str]
 
 
 @dataclass
@@ -73,6 +110,9 @@ class PlanDiff:
     changed: list[Change]
     new_violations: list[dict[str, str]]
     fixed_violations: list[dict[str, str]]
+    rollouts: list[Rollout] = field(default_factory=list)
+    added_groups: list[str] = field(default_factory=list)
+    removed_groups: list[str] = field(default_factory=list)
 
     @property
     def replacements(self) -> list[Change]:
@@ -83,10 +123,18 @@ class PlanDiff:
             "stack": self.stack,
             "added": [_ref(r) for r in self.added],
             "removed": [_ref(r) for r in self.removed],
-            "changed": [{"type": c.type, "name": c.name, "parent": c.parent, "paths": c.paths, "ignored": c.ignored,
-                         "replace": c.replace, "note": c.note} for c in self.changed],
+            "changed": [{"type": c.type, "name": c.name, "parent": c.parent, "group": c.group, "paths": c.paths,
+                         "ignored": c.ignored, "replace": c.replace, "risk": c.risk, "note": c.note,
+                         "values": {p: [_plain(o), _plain(n)] for p, (o, n) in c.values.items()}}
+                        for c in self.changed],
+            "rollouts": [vars(r) for r in self.rollouts],
+            "groups": {"added": self.added_groups, "removed": self.removed_groups},
             "violations": {"new": self.new_violations, "fixed": self.fixed_violations},
         }
+
+
+def _plain(v: Any) -> Any:
+    return None if v is MISSING else v
 
 
 def _ref(r: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,27 +159,33 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Paths where two JSON values differ: `a.b`, `a[2].c`; a whole value when the kinds differ."""
+def value_changes(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(path, old, new) where two JSON values differ: `a.b`, `a[2].c`; a whole value when the kinds
+    differ; MISSING for the side where a key or list item does not exist."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
-        out: list[str] = []
+        out: list[tuple[str, Any, Any]] = []
         for k in sorted(set(old) | set(new), key=str):
             path = f"{prefix}.{k}" if prefix else str(k)
             if k not in old or k not in new:
-                out.append(path)
+                out.append((path, old.get(k, MISSING), new.get(k, MISSING)))
             else:
-                out += changed_paths(old[k], new[k], path)
+                out += value_changes(old[k], new[k], path)
         return out
     if isinstance(old, list) and isinstance(new, list):
         out = []
         for i in range(max(len(old), len(new))):
             path = f"{prefix}[{i}]"
             if i >= len(old) or i >= len(new):
-                out.append(path)
+                out.append((path, old[i] if i < len(old) else MISSING, new[i] if i < len(new) else MISSING))
             else:
-                out += changed_paths(old[i], new[i], path)
+                out += value_changes(old[i], new[i], path)
         return out
-    return [] if _same(old, new) else [prefix or "(value)"]
+    return [] if _same(old, new) else [(prefix or "(value)", old, new)]
+
+
+def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Paths where two JSON values differ: `a.b`, `a[2].c`; a whole value when the kinds differ."""
+    return [p for p, _, _ in value_changes(old, new, prefix)]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -146,25 +200,21 @@ def _top(path: str) -> str:
     return path.split(".", 1)[0].split("[", 1)[0]
 
 
-def _ignored(path: str, ignore_changes: list[str]) -> bool:
-    for ig in ignore_changes:
-        ig = _camel(ig)
-        if path == ig or path.startswith(ig + ".") or path.startswith(ig + "["):
-            return True
-    return False
-
-
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(w[:1].upper() + w[1:] for w in rest)
 
 
-def replace_reasons(typ: str, old: Mapping[str, Any], new: Mapping[str, Any], paths: list[str]) -> list[str]:
-    """The input paths (top level) among `paths` whose change makes the provider replace the resource."""
-    forcing = set(REPLACE_ON.get(typ, ()))
-    if typ == LOAD_BALANCER and (new.get("loadBalancerType") or old.get("loadBalancerType")) == "network":
-        forcing |= NLB_REPLACE_ON
-    return sorted({_top(p) for p in paths if _top(p) in forcing})
+def _ignored(path: str, ignore_changes: list[str]) -> bool:
+    return any(matches(path, _camel(ig)) for ig in ignore_changes)
+
+
+def replace_reasons(typ: str, old: Mapping[str, Any], new: Mapping[str, Any], paths: list[str],
+                    replace_on_changes: list[str] = ()) -> list[str]:
+    """The paths among `paths` whose change makes the provider (or the resource option
+    `replaceOnChanges`) replace the resource."""
+    forcing = forcing_fields(typ, dict(old), dict(new)) | {_camel(f) for f in replace_on_changes}
+    return [p for p in paths if any(matches(p, f) for f in forcing)]
 
 
 def _keyed(resources: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
@@ -179,8 +229,48 @@ def _keyed(resources: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
     return out
 
 
+def resource_groups(resources: list[dict[str, Any]]) -> list[str | None]:
+    """Each resource's node group (None: shared): its `fleet:group` tag, else the group of the top-level
+    NodeGroup it sits under (by parent names; the NodeGroup's group is the tag found below it).
+    Linear in the number of resources."""
+    tops = {r["name"] for r in resources if r.get("parent") is None and r["type"] == NODE_GROUP}
+    up: dict[str, str] = {}  # component name -> its parent's name
+    for r in resources:
+        if r["type"].startswith("fleet:") and r.get("parent") not in (None, r["name"]):
+            up.setdefault(r["name"], r["parent"])
+    memo: dict[str, str | None] = {}
+
+    def top(name: str | None) -> str | None:
+        path: list[str] = []
+        while name is not None and name not in tops and name not in memo:
+            if name in path:
+                name = None
+                break
+            path.append(name)
+            name = up.get(name)
+        found = memo[name] if name in memo else (name if name in tops else None)
+        for p in path:
+            memo[p] = found
+        return found
+
+    homes = [r["name"] if r["type"] == NODE_GROUP and r.get("parent") is None else top(r.get("parent"))
+             for r in resources]
+    tags = [tag_value(r.get("inputs") or {}, "fleet:group") for r in resources]
+    real: dict[str, str] = {}
+    for home, tag in zip(homes, tags, strict=True):
+        if home is not None and isinstance(tag, str):
+            real.setdefault(home, tag)
+    return [tag if isinstance(tag, str) else (real.get(home, home) if home is not None else None)
+            for home, tag in zip(homes, tags, strict=True)]
+
+
 def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> PlanDiff:
-    before, after = _keyed(list(old.get("resources") or [])), _keyed(list(new.get("resources") or []))
+    old_list, new_list = list(old.get("resources") or []), list(new.get("resources") or [])
+    before, after = _keyed(old_list), _keyed(new_list)
+    group_of: dict[int, str | None] = {}
+    for side in (old_list, new_list):
+        for r, g in zip(side, resource_groups(side), strict=True):
+            group_of[id(r)] = g
     added = [after[k] for k in after if k not in before]
     removed = [before[k] for k in before if k not in after]
     changed: list[Change] = []
@@ -189,16 +279,17 @@ def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> PlanDiff:
             continue
         o, n = before[k], after[k]
         o_in, n_in = o.get("inputs") or {}, n.get("inputs") or {}
-        paths = changed_paths(o_in, n_in)
-        paths += ["options." + p for p in changed_paths(o.get("options") or {}, n.get("options") or {})]
-        if not paths:
+        n_opts = n.get("options") or {}
+        triples = value_changes(o_in, n_in)
+        triples += [("options." + p, a, b) for p, a, b in value_changes(o.get("options") or {}, n_opts)]
+        if not triples:
             continue
-        ignore = list((n.get("options") or {}).get("ignoreChanges") or [])
+        paths = [p for p, _, _ in triples]
+        ignore = list(n_opts.get("ignoreChanges") or [])
         ignored = [p for p in paths if not p.startswith("options.") and _ignored(p, ignore)]
-        live = [p for p in paths if p not in ignored]
-        reasons = replace_reasons(n["type"], o_in, n_in, live)
-        changed.append(Change(type=n["type"], name=n["name"], parent=n.get("parent"), paths=paths, ignored=ignored,
-                              replace=[f"{r} changed" for r in reasons]))
+        live = [p for p in paths if p not in ignored and not p.startswith("options.")]
+        replace = replace_reasons(n["type"], o_in, n_in, live, list(n_opts.get("replaceOnChanges") or []))
+        changed.append(_change(n, paths, ignored, replace, {p: (a, b) for p, a, b in triples}, group_of[id(n)]))
 
     # the same name under another parent / with another type: Pulumi deletes and creates it (new URN)
     for match, what in ((lambda a, b: a["type"] == b["type"] and a["name"] == b["name"], "moved"),
@@ -212,10 +303,22 @@ def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> PlanDiff:
             aliases = (n.get("options") or {}).get("aliases") or []
             how = (f"parent {o.get('parent')} -> {n.get('parent')}" if what == "moved"
                    else f"type {o['type']} -> {n['type']}")
-            paths = changed_paths(o.get("inputs") or {}, n.get("inputs") or {})
-            replace = [] if aliases else [f"{what} ({how}), no alias: deleted and created"]
-            changed.append(Change(type=n["type"], name=n["name"], parent=n.get("parent"), paths=paths,
-                                  replace=replace, note=f"{what}: {how}" + (" (aliased)" if aliases else "")))
+            triples = value_changes(o.get("inputs") or {}, n.get("inputs") or {})
+            c = _change(n, [p for p, _, _ in triples], [], [] if aliases else [what],
+                        {p: (a, b) for p, a, b in triples}, group_of[id(n)])
+            c.note = f"{what}: {how}" + (" (aliased)" if aliases else ", no alias: deleted and created")
+            changed.append(c)
+
+    rollouts = _rollouts(changed, new_list, group_of)
+    for ro in rollouts:  # one-off instances on the template's latest version are replaced by a new version
+        for name in ro.instances:
+            key = next(k for k in after if k[0] == INSTANCE and k[2] == name)
+            c = next((c for c in changed if (c.type, c.parent, c.name) == key), None)
+            if c is None:
+                c = _change(after[key], [], [], [], {}, group_of[id(after[key])])
+                changed.append(c)
+            c.replace.append(LT_VERSION)
+            c.note = f"new version of launch template {ro.template}"
 
     def vkey(v: Mapping[str, str]) -> tuple[str, str, str]:
         return (v.get("policy", ""), v.get("resource", ""), v.get("message", ""))
@@ -224,35 +327,148 @@ def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> PlanDiff:
     new_v = {vkey(v): v for v in new.get("violations") or []}
     order = {k: i for i, k in enumerate(after)}
     changed.sort(key=lambda c: order.get((c.type, c.parent, c.name), len(order)))
+    old_groups = {g for r in old_list if (g := group_of[id(r)])}
+    new_groups = {g for r in new_list if (g := group_of[id(r)])}
     return PlanDiff(stack=str(new.get("stack") or old.get("stack") or ""), added=added, removed=removed,
                     changed=changed, new_violations=[new_v[k] for k in sorted(set(new_v) - set(old_v))],
-                    fixed_violations=[old_v[k] for k in sorted(set(old_v) - set(new_v))])
+                    fixed_violations=[old_v[k] for k in sorted(set(old_v) - set(new_v))], rollouts=rollouts,
+                    added_groups=sorted(new_groups - old_groups), removed_groups=sorted(old_groups - new_groups))
 
+
+def _change(r: Mapping[str, Any], paths: list[str], ignored: list[str], replace: list[str],
+            values: dict[str, tuple[Any, Any]], group: str | None) -> Change:
+    rule = rule_for(r["type"])
+    options = r.get("options") or {}
+    return Change(type=r["type"], name=r["name"], parent=r.get("parent"), paths=paths, ignored=ignored,
+                  replace=replace, values=values, group=group,
+                  risk=rule.risk if rule else "deleted and created",
+                  delete_first=bool(options.get("deleteBeforeReplace")))
+
+
+def _rollouts(changed: list[Change], resources: list[dict[str, Any]], group_of: dict[int, str | None]) -> list[Rollout]:
+    by_group: dict[str | None, list[dict[str, Any]]] = {}
+    for r in resources:
+        by_group.setdefault(group_of[id(r)], []).append(r)
+    out = []
+    for c in changed:
+        if c.type != LAUNCH_TEMPLATE:
+            continue
+        live = [p for p in c.paths if p not in c.ignored and not p.startswith("options.")]
+        versioned = [p for p in live if _top(p) not in LT_NO_VERSION]
+        if not versioned and not c.replace:
+            continue
+        members = by_group.get(c.group, []) if c.group else []
+        asgs = sorted((r["name"] for r in members if r["type"] == ASG), key=lambda n: ("on-demand" not in n, n))
+        instances = sorted(r["name"] for r in members if r["type"] == INSTANCE)
+        out.append(Rollout(group=c.group or "?", template=c.name,
+                           paths=sorted({_top(p) for p in versioned or c.replace}), asgs=asgs, instances=instances))
+    return out
+
+
+# -- text ------------------------------------------------------------------------------------------
 
 def _where(r: Mapping[str, Any]) -> str:
     return f"{r['type']} {r['name']}" + (f" (in {r['parent']})" if r.get("parent") else "")
 
 
+def short(value: Any, width: int = 72) -> str:
+    """A value on one line: strings as they are, the rest as compact JSON; long ones cut in the middle."""
+    if value is MISSING:
+        return "(unset)"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    text = text.replace("\n", "\\n")
+    if len(text) > width:
+        keep = (width - 1) // 2
+        text = text[:keep] + "…" + text[len(text) - (width - 1 - keep):]
+    return text
+
+
+def decode_user_data(value: Any) -> str | None:
+    """Base64 user data as text (None when it is not base64 of UTF-8 text)."""
+    if value is MISSING or value is None:
+        return ""
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _user_data_lines(old: Any, new: Any, limit: int) -> list[str] | None:
+    a, b = decode_user_data(old), decode_user_data(new)
+    if a is None or b is None:
+        return None
+    import difflib  # only when user data changed
+
+    lines = [line.rstrip("\n") for line in difflib.unified_diff(a.splitlines(True), b.splitlines(True),
+                                                                  "old", "new", n=1)]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... {len(lines) - limit} more lines"]
+    return lines
+
+
+def _value_lines(c: Change, max_paths: int) -> list[str]:
+    out = []
+    for p in c.paths[:max_paths]:
+        old, new = c.values.get(p, (MISSING, MISSING))
+        tag = " (ignored)" if p in c.ignored else ""
+        if _top(p) in USER_DATA and c.type.startswith("aws:"):
+            text = _user_data_lines(old, new, 40)
+            if text is not None:
+                out.append(f"    {p}{tag} (base64, decoded):")
+                out += [f"      {line}" for line in text]
+                continue
+        out.append(f"    {p}: {short(old)} -> {short(new)}{tag}")
+    if len(c.paths) > max_paths:
+        out.append(f"    ... {len(c.paths) - max_paths} more")
+    return out
+
+
+def replace_line(c: Change) -> str:
+    """`REPLACE target group 12-04-www: port 8080 -> 8081 (forces new; <risk>)`."""
+    if c.note.startswith(("moved", "retyped")):
+        why = c.note
+    else:
+        why = "; ".join(f"{p} {short(c.values[p][0], 40)} -> {short(c.values[p][1], 40)}" if p in c.values
+                        else f"{p} changes" for p in c.replace[:3])
+        if LT_VERSION in c.replace and LT_VERSION not in c.values:
+            why = f"{c.note}" + (f"; {why}" if c.replace[0] != LT_VERSION else "")
+    first = " deleted before the new one exists," if c.delete_first else ""
+    return f"REPLACE {c.label} {c.name}: {why} (forces new;{first} {c.risk})"
+
+
 def format_diff(d: PlanDiff, max_paths: int = 12) -> str:
     lines = [f"fleet plan diff ({d.stack or 'stack ?'}): {len(d.added)} to add, {len(d.removed)} to remove, "
-             f"{len(d.changed)} to change ({len(d.replacements)} replaced)"]
+             f"{len(d.changed)} to change ({len(d.replacements)} replaced), {len(d.rollouts)} rollout(s)"]
+    for g in d.added_groups:
+        lines.append(f"new group {g}: {sum(1 for r in d.added if tag_value(r.get('inputs') or {}, 'fleet:group') == g)}"
+                     " tagged resources created; its ASGs must reach node_min healthy")
+    for g in d.removed_groups:
+        doomed = [r["name"] for r in d.removed if r["type"] in (ASG, INSTANCE)
+                  and tag_value(r.get("inputs") or {}, "fleet:group") == g]
+        lines.append(f"removed group {g}: deleted" + (f", terminating the instances of {', '.join(doomed)}"
+                                                       if doomed else ""))
     for r in d.added:
         lines.append(f"+ {_where(r)}")
     for r in d.removed:
         lines.append(f"- {_where(r)}")
     for c in d.changed:
-        shown = [p + (" (ignored)" if p in c.ignored else "") for p in c.paths[:max_paths]]
-        more = f", ... {len(c.paths) - max_paths} more" if len(c.paths) > max_paths else ""
         mark = "!" if c.replace else "~"
-        what = _where({"type": c.type, "name": c.name, "parent": c.parent})
         note = f" [{c.note}]" if c.note else ""
-        lines.append(f"{mark} {what}{note}: {', '.join(shown) or 'no input change'}{more}")
+        lines.append(f"{mark} {_where({'type': c.type, 'name': c.name, 'parent': c.parent})}{note}")
+        lines += _value_lines(c, max_paths)
         if c.replace:
-            label = CRITICAL.get(c.type, "resource")
-            lines.append(f"    REPLACE {label}: {'; '.join(c.replace)}")
+            lines.append(f"    {replace_line(c)}")
+    for ro in d.rollouts:
+        order = " then ".join(ro.asgs) if ro.asgs else "no ASG"
+        what = f"ROLLOUT group {ro.group}: new version of launch template {ro.template} ({', '.join(ro.paths)})"
+        what += f": instance refresh of {order}" if ro.asgs else ""
+        what += (f"; one-off instances replaced: {', '.join(ro.instances)}" if ro.instances else "")
+        lines.append(what)
     critical = [c for c in d.changed if c.critical]
     if critical:
-        lines.append(f"WARNING: {len(critical)} replacement(s) of an ASG, target group or load balancer: "
+        lines.append(f"WARNING: {len(critical)} replacement(s) of an ASG, target group, load balancer or instance: "
                      + ", ".join(f"{CRITICAL[c.type]} {c.name}" for c in critical))
     if not (d.added or d.removed or d.changed):
         lines.append("no resource changes")

@@ -49,6 +49,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from fleet.plan.guardrails import check_all
+from fleet.plan.tags import tag_value
 from fleet.spec.errors import Problem, SpecError, did_you_mean
 from fleet.spec.names import slug
 
@@ -547,17 +548,6 @@ def _path_hash(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _tag_value(inputs: Mapping[str, Any], key: str) -> Any:
-    tags = inputs.get("tags")
-    if isinstance(tags, Mapping):
-        return tags.get(key)
-    if isinstance(tags, list):  # ASG tags: [{key, value, propagateAtLaunch}]
-        for t in tags:
-            if isinstance(t, Mapping) and t.get("key") == key:
-                return t.get("value")
-    return None
-
-
 def _plan_options(r: Registered) -> dict[str, Any]:
     """The plan's options, in PLAN_OPTIONS order. Aliases that only carry the provider SDK's old type
     token (pulumi-aws adds one per renamed type, on every resource of that type) are left out."""
@@ -603,7 +593,7 @@ def group_members(resources: list[Registered], group: str) -> set[str]:
         if urn not in picked:
             picked.add(urn)
             todo += kids.get(urn, [])
-    return picked | {r.urn for r in resources if _tag_value(r.inputs, "fleet:group") == group}
+    return picked | {r.urn for r in resources if tag_value(r.inputs, "fleet:group") == group}
 
 
 @dataclass
