@@ -33,7 +33,7 @@ from fleet.spec.errors import SpecError
 from fleet.spec.load import load_fleet, project_dir_of
 from fleet.spec.model import Group, SourceAmiFilter
 from fleet.spec.names import slug
-from image_builds import ebs_upload, packer_builder, register, registry
+from image_builds import ebs_upload, interrupts, packer_builder, register, registry
 from image_builds.convert import ensure_raw
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -77,12 +77,16 @@ def bake_raw(group: Group, h: str, *, region: str, endpoint_url: str | None, pro
     group opts into the unsafe zero skipping) and register it."""
     path = raw_image_path(group, project_dir, log)
     tags = {**image_tags(group, h), "fleet:built-at": _now()}
-    with tempfile.TemporaryDirectory(prefix="fleet-raw-") as tmp:
-        raw = ensure_raw(path, tmp)  # qemu-img converts qcow2/vmdk/...; a raw file is used in place
-        skip = skip_zero_blocks or group.image.skip_zero_blocks_unsafe_if_encrypted
-        result = ebs_upload.upload(raw, description=f"fleet {group.name} {h[:12]}", tags=tags,
-                                   region=region, endpoint_url=endpoint_url, progress=True,
-                                   skip_zero_blocks_unsafe_if_encrypted=skip)
+    try:
+        with tempfile.TemporaryDirectory(prefix="fleet-raw-") as tmp:
+            raw = ensure_raw(path, tmp)  # qemu-img converts qcow2/vmdk/...; a raw file is used in place
+            skip = skip_zero_blocks or group.image.skip_zero_blocks_unsafe_if_encrypted
+            result = ebs_upload.upload(raw, description=f"fleet {group.name} {h[:12]}", tags=tags,
+                                       region=region, endpoint_url=endpoint_url, progress=True,
+                                       skip_zero_blocks_unsafe_if_encrypted=skip)
+    except interrupts.Interrupted as exc:
+        interrupts.note(exc, "temporary files removed")
+        raise
     print(f"uploaded {result.blocks_sent} of {result.blocks_total} blocks ({result.bytes_sent} bytes) "
           f"into {result.snapshot_id}", file=log)
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
@@ -137,9 +141,13 @@ def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, e
     group = fleet.group(group_name)
     region = region or (fleet.stack.region if fleet.stack else "us-east-1")
     try:
-        result = build(group, region=region, endpoint_url=endpoint_url,
-                       project_dir=project_dir_of(nodes), expect_hash=expect_hash,
-                       skip_zero_blocks=skip_zero_blocks)
+        with interrupts.raising_on_signals():
+            result = build(group, region=region, endpoint_url=endpoint_url,
+                           project_dir=project_dir_of(nodes), expect_hash=expect_hash,
+                           skip_zero_blocks=skip_zero_blocks)
+    except interrupts.Interrupted as exc:  # cleaned up on the way here: one line, 130/143
+        print(f"fleet image build {group_name}: {exc.line()}", file=sys.stderr, flush=True)
+        return exc.exit_status
     except (BuildError, packer_builder.PackerError, ebs_upload.UploadError, register.RegisterError) as exc:
         print(f"fleet image build {group_name}: {exc}", file=sys.stderr)
         return 1

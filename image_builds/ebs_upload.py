@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 from fleet.ops.aws import client as make_client
-from image_builds import blocks, retry
+from image_builds import blocks, interrupts, retry
 from image_builds.progress import Progress
 from image_builds.registry import delete_snapshot, tag_list
 
@@ -314,9 +314,10 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
                 bar.finish("completed")
         except BaseException as exc:
             leftover = _cleanup(ec2, snapshot_id, policy)
-            if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: cleaned up, re-raise as is
-                raise
             what = f"snapshot {snapshot_id} deleted" if leftover is None else leftover
+            if not isinstance(exc, Exception):  # Interrupted, KeyboardInterrupt: cleaned up, re-raise as is
+                interrupts.note(exc, f"upload stopped at {step}, {what}")
+                raise
             raise UploadError(f"EBS upload of {path} failed at {step}: {exc} ({what})",
                               snapshot_id=snapshot_id, step=step, leftover=leftover) from exc
     finally:

@@ -22,6 +22,7 @@ from typing import Callable, TextIO
 from fleet.render.packer import MANIFEST, render_packer
 from fleet.render.role import render_role, role_name
 from fleet.spec.model import Group
+from image_builds import interrupts
 
 PACKER = "packer"
 STOP_GRACE = 300  # seconds Packer gets to clean up after SIGTERM
@@ -84,8 +85,10 @@ def run_packer(template: Path, *, log: TextIO = sys.stderr, env: dict | None = N
     last_error = ""
 
     def stop(signum, _frame):
+        for s in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut Packer's clean-up short
+            signal.signal(s, signal.SIG_IGN)
         proc.send_signal(signal.SIGTERM)
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise interrupts.Interrupted(signum)
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -101,13 +104,17 @@ def run_packer(template: Path, *, log: TextIO = sys.stderr, env: dict | None = N
             elif kind == "error":
                 last_error = text.strip()
         code = proc.wait()
-    except BaseException:
+    except BaseException as exc:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=STOP_GRACE)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                interrupts.note(exc, f"packer did not stop within {STOP_GRACE}s and was killed: check for "
+                                "a leftover build instance (tag fleet:purpose=image-build)")
+                raise
+        interrupts.note(exc, f"packer stopped (exit {proc.returncode}) after cleaning up its build instance")
         raise
     finally:
         for s, handler in previous.items():

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from botocore.exceptions import ClientError
 
-from image_builds import registry, retry
+from image_builds import interrupts, registry, retry
 
 ROOT_DEVICE_NAME = "/dev/xvda"
 ARCHITECTURES = ("x86_64", "arm64")
@@ -131,12 +131,15 @@ def register(ec2, *, snapshot_id: str, name: str, architecture: str, boot_mode: 
             step = "wait for available"
             wait_available(ec2, ami_id, timeout=wait_timeout, policy=policy)
         return ami_id
-    except Exception as exc:
+    except BaseException as exc:  # Interrupted too: nothing half-made is left behind
         leftover = _cleanup(ec2, ami_id, name, snapshot_id, policy, delete_snapshot_on_failure)
         done = [f"AMI {ami_id} deregistered" if ami_id else "no AMI left"]
         if delete_snapshot_on_failure:
             done.append(f"snapshot {snapshot_id} deleted")
         what = "; ".join(done) if leftover is None else leftover
+        if not isinstance(exc, Exception):
+            interrupts.note(exc, f"registration stopped at {step}, {what}")
+            raise
         raise RegisterError(f"registering {name} from {snapshot_id} failed at {step}: {exc} ({what})",
                             leftover=leftover) from exc
 
