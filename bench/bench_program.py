@@ -1,27 +1,29 @@
-"""How the Pulumi program's cost grows with the fleet (not a test; results in bench/RESULTS.md).
+"""What `fleet plan` costs the user, against floors, side by side (not a test; results in bench/RESULTS.md).
 
-    .venv/bin/python bench/bench_program.py [--sizes 1,10,100,300] [--repeat 3] [--out results.json]
+    .venv/bin/python bench/bench_program.py [--sizes sample,100,300] [--repeat 5] [--out results.json]
 
-For each size N a nodes file with N groups is generated (per 10 groups: 3 http groups behind the
-ALB, 5 workers, 2 one-off `autoscale: false` boxes whose image is an Ubuntu name filter, so every
-kind of NodeGroup is there), and in the same run:
+Every number is the CPU time (user + sys, from the child's own rusage) of a whole process: interpreter
+start, imports, work, output, exit; the median of `--repeat` runs, the rows' processes interleaved so a
+busy moment hits all of them alike. This machine is shared (2 cores, other sessions): CPU time, not
+wall time, and ratios measured in one run.
 
-- ours:  the real `__main__.py` under fleet.plan.engine's mock engine (what `fleet plan` evaluates: spec
-         load and checks, image hashes, every component), for the staging stack's config with
-         `fleet:nodesFile` pointing at the generated file;
-- floor: a bare program that registers the same resources with the same (resolved) inputs and
-         parents, directly with `pulumi.ComponentResource` / `pulumi.CustomResource`: no components'
-         Python, no spec, no Outputs between resources. Same mock engine, so the difference is
-         what our code costs on top of the SDK.
+- `sample`: `python -m fleet plan --json` of this project (staging) against the import floor: a
+  process that imports pulumi, pulumi_aws and pulumi_command, touches every pulumi_aws /
+  pulumi_command class and function the program's source names (pulumi_aws loads its submodules
+  lazily: touching is importing), then flushes and exits the way the CLI does (os._exit).
+- N groups: a generated nodes file with N groups (per 10 groups: 3 http groups behind the ALB, 5
+  workers, 2 one-off `autoscale: false` boxes whose image is an Ubuntu name filter) in a throwaway
+  project (this project's program and packages, the staging config without its group overrides);
+  `python -m fleet plan --json` there against the class-shaped floor: a process on the same mock
+  engine (fleet.plan.engine) that registers the very same resources (types, names, parents, resolved
+  inputs, recorded from an untimed run of the program) directly with `pulumi.CustomResource` /
+  `pulumi.ComponentResource` subclasses, plus, as `None`, every other property the resource's
+  provider class declares (so the SDK's per-property Outputs are in the floor too), after the
+  import floor's imports (a real program has to import the classes it uses), then exits like the
+  CLI. The floor also pays for reading the recording (JSON).
 
-Both run on the same engine, `fleet.plan.engine.run`: cyclic GC off during the run, no per-resource source
-positions (the mock engine never reads them), DEBUG logs dropped.
-
-Each measurement runs in a fresh subprocess: a warm-up run first (a 1-group fleet for ours, the
-first resources of the recording for the floor) so module imports are not counted, then the timed
-run; wall time of the run, and peak RSS (ru_maxrss) before and after it (the run's growth is the
-difference). The best of `--repeat` child runs is kept. Invokes are counted during our run: the
-goal is one per distinct AMI filter (plus the network's availability-zone lookup), never one per group.
+Invokes during the program are counted in the untimed recording run: the goal is one per distinct
+AMI filter (plus the network's availability-zone lookup), never one per group.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ import argparse
 import json
 import os
 import platform
-import resource
+import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +81,55 @@ CRON = """\
 """
 KINDS = [HTTP, WORKER, WORKER, HTTP, CRON, WORKER, HTTP, WORKER, WORKER, CRON]  # 3 http, 5 worker, 2 cron
 
+# The floors run as `python -c` so they import nothing of the bench: only what they name.
+EXIT = "import sys, os\nsys.stdout.flush(); sys.stderr.flush(); os._exit(0)\n"
+IMPORT_FLOOR = """\
+import json, sys
+import pulumi, pulumi_aws, pulumi_command
+names = json.loads(open(sys.argv[1]).read())
+for module, attr in names["aws"]:
+    getattr(getattr(pulumi_aws, module), attr) if attr else getattr(pulumi_aws, module)
+for attr in names["command"]:
+    getattr(pulumi_command.local, attr)
+""" + EXIT
+SHAPED_FLOOR = IMPORT_FLOOR[:-len(EXIT)].replace("sys.argv[1]", "sys.argv[2]") + """\
+from fleet.plan.engine import FleetMocks, run
+
+records = json.loads(open(sys.argv[1]).read())
+
+
+class Custom(pulumi.CustomResource):  # a subclass, like every provider resource class
+    def __init__(self, typ, name, props, opts):
+        super().__init__(typ, name, props, opts=opts)
+
+
+class Component(pulumi.ComponentResource):
+    def __init__(self, typ, name, opts):
+        super().__init__(typ, name, None, opts=opts)
+        self.register_outputs({})
+
+
+def camel(name):
+    head, *rest = name.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def replay():
+    made = {}
+    for rec in records:
+        opts = pulumi.ResourceOptions(parent=made.get(rec["parent"])) if rec["parent"] else None
+        if rec["custom"]:
+            props = dict(rec["inputs"])
+            props.update({k: None for k in rec["declared"] if camel(k) not in props and k not in ("id", "urn")})
+            made[rec["urn"]] = Custom(rec["type"], rec["name"], props, opts)
+        else:
+            made[rec["urn"]] = Component(rec["type"], rec["name"], opts)
+
+
+r = run(replay, stack="staging", mocks=FleetMocks(offline=True))
+assert len(r.resources) == len(records), (len(r.resources), len(records))
+""" + EXIT
+
 
 def nodes_yaml(groups: int) -> str:
     parts = [BASE]
@@ -86,63 +138,60 @@ def nodes_yaml(groups: int) -> str:
     return "\n".join(parts)
 
 
-def stack_config(nodes_file: Path) -> dict:
-    from fleet.plan.engine import stack_config as read
+def program_names() -> dict:
+    """Every `aws.<module>.<Name>`, `aws.<function>(` and `command.local.<Name>` the program's source names."""
+    aws: set[tuple[str, str]] = set()
+    cmd: set[str] = set()
+    for path in [ROOT / "__main__.py", *sorted((ROOT / "components").glob("*.py"))]:
+        text = path.read_text()
+        aws |= set(re.findall(r"\baws\.([a-z][a-z0-9_]*)\.([A-Za-z_]\w*)", text))
+        aws |= {(fn, "") for fn in re.findall(r"\baws\.([a-z_][a-z0-9_]*)\(", text)}
+        cmd |= set(re.findall(r"\bcommand\.local\.([A-Za-z_]\w*)", text))
+    return {"aws": sorted(aws), "command": sorted(cmd)}
 
-    cfg = read("staging", ROOT)
-    cfg.pop("fleet:groups", None)  # staging's overrides name the project's own groups
-    cfg["fleet:nodesFile"] = str(nodes_file)
-    return cfg
+
+def make_project(where: Path, groups: int) -> Path:
+    """A throwaway project: this project's program and packages (symlinked), staging config without
+    its group overrides, a generated nodes.yaml."""
+    import yaml
+
+    where.mkdir(parents=True)
+    for name in ("components", "fleet", "image_builds", "lambdas", "cookbooks"):
+        (where / name).symlink_to(ROOT / name)
+    shutil.copy(ROOT / "__main__.py", where / "__main__.py")
+    shutil.copy(ROOT / "Pulumi.yaml", where / "Pulumi.yaml")
+    stack = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    stack["config"].pop("fleet:groups", None)  # staging's overrides name the project's own groups
+    (where / "Pulumi.staging.yaml").write_text(yaml.safe_dump(stack))
+    (where / "nodes.yaml").write_text(nodes_yaml(groups))
+    return where
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# -- the untimed recording (for the class-shaped floor) -------------------------------------------
 
+def child_record(project: Path, out: Path) -> dict:
+    from fleet.plan.engine import run_program, stack_config
 
-# -- children (one measurement each, in a fresh process) -----------------------------------------
-
-def child_ours(groups: int, workdir: Path, record: Path) -> dict:
-    from fleet.plan.engine import run_program
-    from fleet.plan.guardrails import check_all
-
-    warm = workdir / "warm.yaml"
-    warm.write_text(nodes_yaml(10))
-    run_program("staging", stack_config(warm), offline=True)  # imports every module the program uses
-    nodes = workdir / f"nodes-{groups}.yaml"
-    nodes.write_text(nodes_yaml(groups))
-    cfg = stack_config(nodes)
     declared = _record_declared_properties()
-    rss0 = _maxrss_mb()
-    t0 = time.perf_counter()
-    r = run_program("staging", cfg, offline=True)
-    wall = time.perf_counter() - t0
-    rss1 = _maxrss_mb()
-    t1 = time.perf_counter()
-    violations = check_all(r.views(), "staging")
-    guardrails = time.perf_counter() - t1
-    # the recording, parents first (URN-sorted registrations, re-ordered depth first), for the floor
+    r = run_program("staging", stack_config("staging", project), program=project / "__main__.py", offline=True)
     by_parent: dict = {}
     for x in r.resources:
         by_parent.setdefault(x.parent, []).append(x)
     ordered, todo = [], [None]
-    while todo:
+    while todo:  # parents first
         for x in by_parent.get(todo.pop(0), []):
             ordered.append({"type": x.type, "name": x.name, "urn": x.urn, "parent": x.parent, "custom": x.custom,
                             "inputs": x.inputs, "declared": declared.get((x.type, x.name), [])})
             todo.append(x.urn)
-    record.write_text(json.dumps(ordered, default=str))
+    out.write_text(json.dumps(ordered, default=str))
     calls: dict[str, int] = {}
     for token, _ in r.calls:
         calls[token] = calls.get(token, 0) + 1
-    return {"wall": wall, "rss_before": rss0, "rss_peak": rss1, "resources": len(r.resources),
-            "custom": sum(1 for x in r.resources if x.custom), "invokes": calls, "guardrails": guardrails,
-            "violations": len(violations), "error": repr(r.error) if r.error else None}
+    return {"resources": len(r.resources), "invokes": calls}
 
 
 def _record_declared_properties() -> dict:
-    """(type, name) -> the property names the resource's class hands the SDK: a provider class
-    declares every input and output (outputs as None), and the SDK makes an Output for each.
-    Recorded for the class-shaped floor; a list append per resource (negligible)."""
+    """(type, name) -> the property names the resource's class hands the SDK (inputs and outputs)."""
     from pulumi.runtime import rpc
 
     declared: dict = {}
@@ -156,97 +205,68 @@ def _record_declared_properties() -> dict:
     return declared
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+# -- timing ---------------------------------------------------------------------------------------
+
+def cpu_of(argv: list[str], cwd: Path, ok=(0,)) -> dict:
+    """Run one process; its own user + sys CPU seconds and peak RSS (MB), from wait4's rusage."""
+    p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONDONTWRITEBYTECODE": "1"})
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    p.stderr.close()
+    if p.returncode not in ok:
+        raise SystemExit(f"{argv} exited {p.returncode}:\n{err.decode()[-3000:]}")
+    return {"cpu": ru.ru_utime + ru.ru_stime, "user": ru.ru_utime, "sys": ru.ru_stime, "rss": ru.ru_maxrss / 1024}
 
 
-def _replay(records: list[dict], shaped: bool = False) -> None:
-    """Register the recorded resources again, parents first, each with its recorded inputs
-    (`shaped`: plus every other property its provider class declares, as None, like the class does)."""
-    import pulumi
-
-    class Custom(pulumi.CustomResource):  # a subclass, like every provider resource class: the SDK
-        def __init__(self, typ, name, props, opts):  # looks for a third __init__ frame for the
-            super().__init__(typ, name, props, opts=opts)  # source position of each registration
-
-    class Component(pulumi.ComponentResource):
-        def __init__(self, typ, name, opts):
-            super().__init__(typ, name, None, opts=opts)
-            self.register_outputs({})
-
-    made: dict[str, pulumi.Resource] = {}
-    for rec in records:
-        opts = pulumi.ResourceOptions(parent=made.get(rec["parent"])) if rec["parent"] else None
-        if rec["custom"]:
-            props = dict(rec["inputs"])
-            if shaped:
-                props.update({k: None for k in rec["declared"] if _camel(k) not in props and k not in ("id", "urn")})
-            made[rec["urn"]] = Custom(rec["type"], rec["name"], props, opts)
-        else:
-            made[rec["urn"]] = Component(rec["type"], rec["name"], opts)
-
-
-def child_floor(record: Path, shaped: bool) -> dict:
-    from fleet.plan.engine import FleetMocks, run
-
-    records = json.loads(record.read_text())
-    run(lambda: _replay(records[:60], shaped), stack="staging", mocks=FleetMocks(offline=True))  # warm-up
-    rss0 = _maxrss_mb()
-    t0 = time.perf_counter()
-    r = run(lambda: _replay(records, shaped), stack="staging", mocks=FleetMocks(offline=True))
-    wall = time.perf_counter() - t0
-    rss1 = _maxrss_mb()
-    assert len(r.resources) == len(records), (len(r.resources), len(records))
-    return {"wall": wall, "rss_before": rss0, "rss_peak": rss1, "resources": len(r.resources)}
-
-
-# -- parent ---------------------------------------------------------------------------------------
-
-def _child(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if out.returncode != 0:
-        raise SystemExit(f"child {args} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def measure(sizes: list[int], repeat: int) -> list[dict]:
+def measure(sizes: list[str], repeat: int) -> list[dict]:
+    py = sys.executable
     rows = []
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         work = Path(tmp)
-        for n in sizes:
-            record = work / f"record-{n}.json"
-            runs: dict[str, list[dict]] = {"ours": [], "bare": [], "shaped": []}
-            for _ in range(repeat):  # interleaved, so a busy moment hits all three alike
-                runs["ours"].append(_child(["--child", "ours", str(n), str(work), str(record)]))
-                runs["bare"].append(_child(["--child", "floor", str(record)]))
-                runs["shaped"].append(_child(["--child", "floor", str(record), "--shaped"]))
-            best = {k: min(v, key=lambda m: m["wall"]) for k, v in runs.items()}
-            row = {"groups": n, **best, "ratio_bare": best["ours"]["wall"] / best["bare"]["wall"],
-                   "ratio_shaped": best["ours"]["wall"] / best["shaped"]["wall"]}
+        names = work / "names.json"
+        names.write_text(json.dumps(program_names()))
+        for size in sizes:
+            if size == "sample":
+                project, floor_name = ROOT, "import floor"
+                floor = [py, "-c", IMPORT_FLOOR, str(names)]
+                extra = {"resources": None, "invokes": None}
+            else:
+                project = make_project(work / f"p{size}", int(size))
+                record = work / f"record-{size}.json"
+                extra = json.loads(subprocess.run([py, __file__, "--child", "record", str(project), str(record)],
+                                                  capture_output=True, text=True, check=True, cwd=ROOT
+                                                  ).stdout.strip().splitlines()[-1])
+                floor_name, floor = "class-shaped floor", [py, "-c", SHAPED_FLOOR, str(record), str(names)]
+            ours_argv = [py, "-m", "fleet", "plan", "--stack", "staging", "--json"]
+            runs: dict[str, list[dict]] = {"ours": [], "floor": []}
+            for _ in range(repeat):  # interleaved
+                runs["ours"].append(cpu_of(ours_argv, project, ok=(0, 1)))
+                runs["floor"].append(cpu_of(floor, ROOT))
+            med = {k: {m: statistics.median(x[m] for x in v) for m in ("cpu", "user", "sys", "rss")}
+                   for k, v in runs.items()}
+            row = {"size": size, "floor_name": floor_name, **extra, "ours": med["ours"], "floor": med["floor"],
+                   "ratio": med["ours"]["cpu"] / med["floor"]["cpu"],
+                   "all_ours": [x["cpu"] for x in runs["ours"]], "all_floor": [x["cpu"] for x in runs["floor"]]}
             rows.append(row)
             print(_fmt_row(row), flush=True)
     return rows
 
 
-def _rss(m: dict) -> str:
-    return f"{m['rss_peak']:.0f} (+{m['rss_peak'] - m['rss_before']:.0f})"
-
-
 def _fmt_row(row: dict) -> str:
-    o, b, c = row["ours"], row["bare"], row["shaped"]
-    n = o["resources"]
-    invokes = ", ".join(f"{t.split(':')[-1]} {k}" for t, k in sorted(o["invokes"].items()))
-    return (f"| {row['groups']} | {n} | {o['wall']:.2f} | {1000 * o['wall'] / n:.2f} | "
-            f"{b['wall']:.2f} | {row['ratio_bare']:.2f} | {c['wall']:.2f} | {row['ratio_shaped']:.2f} | "
-            f"{_rss(o)} | {_rss(b)} | {_rss(c)} | {invokes} | {o['guardrails']:.2f} |")
+    o, f = row["ours"], row["floor"]
+    invokes = ", ".join(f"{t.split(':')[-1]} {k}" for t, k in sorted((row["invokes"] or {}).items())) or "-"
+    spread = (f"{min(row['all_ours']):.2f}-{max(row['all_ours']):.2f} / "
+              f"{min(row['all_floor']):.2f}-{max(row['all_floor']):.2f}")
+    return (f"| {row['size']} | {row['resources'] or '-'} | {o['cpu']:.2f} ({o['user']:.2f}+{o['sys']:.2f}) | "
+            f"{row['floor_name']} {f['cpu']:.2f} ({f['user']:.2f}+{f['sys']:.2f}) | **{row['ratio']:.2f}x** | "
+            f"{spread} | {o['rss']:.0f} / {f['rss']:.0f} | {invokes} |")
 
 
-HEADER = ("| groups | resources | ours s | ours ms/resource | bare floor s | ours/bare | class-shaped floor s "
-          "| ours/class-shaped | ours peak RSS MB (run's growth) | bare floor RSS | class-shaped floor RSS "
-          "| invokes (whole run) | guardrails s |\n"
-          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+HEADER = ("| groups | resources | `fleet plan --json` CPU s (user+sys) | floor CPU s (user+sys) | ours/floor | "
+          "range ours / floor | peak RSS MB ours / floor | invokes (whole run) |\n"
+          "|---|---:|---:|---:|---:|---|---:|---|")
 
 
 def machine() -> str:
@@ -261,25 +281,23 @@ def machine() -> str:
     from importlib.metadata import version
 
     return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, pulumi {version('pulumi')}, "
-            f"pulumi-aws {version('pulumi-aws')}, {platform.system()} {platform.release()}")
+            f"pulumi-aws {version('pulumi-aws')}, pulumi-command {version('pulumi-command')}, "
+            f"{platform.system()} {platform.release()}, load average {os.getloadavg()[0]:.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
-        kind = argv[1]
-        result = (child_ours(int(argv[2]), Path(argv[3]), Path(argv[4])) if kind == "ours"
-                  else child_floor(Path(argv[2]), shaped="--shaped" in argv))
-        print(json.dumps(result))
+        print(json.dumps(child_record(Path(argv[2]), Path(argv[3]))))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="1,10,100,300")
-    p.add_argument("--repeat", type=int, default=3, help="child runs per measurement; the fastest is kept")
+    p.add_argument("--sizes", default="sample,100,300", help="`sample` (this project) and/or group counts")
+    p.add_argument("--repeat", type=int, default=5, help="processes per measurement; the median is kept")
     p.add_argument("--out", default=None, help="also write the raw numbers as JSON")
     args = p.parse_args(argv)
     print(machine())
     print(HEADER)
-    rows = measure([int(s) for s in args.sizes.split(",")], args.repeat)
+    rows = measure(args.sizes.split(","), args.repeat)
     if args.out:
         Path(args.out).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     return 0

@@ -21,7 +21,7 @@ def short_logical_name(base: str) -> str:
 def alarm_prefix(stack: str, group: str) -> str:
     """Prefix of every CloudWatch alarm of a group: `fleet-<stack>-<group-slug>-`.
 
-    Health alarms (the rollout's gate) continue with `health-` (fleet.ops.rollout.health_alarm_prefix);
+    Health alarms (the rollout's gate) continue with `health-` (fleet.spec.names.health_alarm_prefix);
     scaling alarms continue with their capacity (`spot-`, `on-demand-`) and never with `health-`.
     """
     return f"fleet-{stack}-{slug(group)}-"

@@ -9,7 +9,7 @@ priority given by fleet.spec.names.rule_priorities (stable when other groups com
 
 `health_alarms` (target 5xx count and unhealthy hosts) are what the rollout's alarm
 specification uses. They are autonamed with the prefix `fleet-<stack>-<group-slug>-health-`
-(fleet.ops.rollout.health_alarm_prefix, which `fleet deploy` discovers them by) plus Pulumi's random
+(fleet.spec.names.health_alarm_prefix, which `fleet deploy` discovers them by) plus Pulumi's random
 suffix, so a replacement never collides with, or deletes, its predecessor.
 """
 
@@ -22,9 +22,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import short_logical_name
-from fleet.ops.rollout import health_alarm_prefix
 from fleet.spec.model import Group
-from fleet.spec.names import slug
+from fleet.spec.names import health_alarm_prefix, slug
 
 ERROR_5XX_THRESHOLD = 10  # target 5xx responses per minute, two minutes running
 

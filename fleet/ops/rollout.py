@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleet.ops.aws import client as aws_client
-from fleet.spec.names import slug
+from fleet.spec.names import health_alarm_prefix
 
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 FAILED = {
@@ -195,12 +195,6 @@ def _wait(autoscaling, asg_name, refresh_id, deadline, timeout, poll, log, sleep
                 f"`aws autoscaling describe-instance-refreshes --auto-scaling-group-name {asg_name} "
                 f"--instance-refresh-ids {refresh_id}`")
         sleep(poll)
-
-
-def health_alarm_prefix(group: str, stack: str) -> str:
-    """Name prefix of a group's health alarms (5xx, unhealthy hosts): the ones that gate a rollout.
-    Scaling alarms (CPU) never use it, or a busy hour would roll every deploy back."""
-    return f"fleet-{stack}-{slug(group)}-health-"
 
 
 def discover_alarms(cloudwatch, group: str, stack: str) -> list[str]:

@@ -578,22 +578,31 @@ def _tree(resources: list[Registered]) -> list[tuple[Registered, int]]:
     return out
 
 
-def group_members(resources: list[Registered], group: str) -> set[str]:
-    """URNs of the group's resources: its NodeGroup with everything under it, plus resources
-    elsewhere tagged `fleet:group: <group>` (its instance security group and rules)."""
-    root = slug(group)
+def group_members(resources: list[Registered], groups: list[str]) -> dict[str, set[str]]:
+    """URNs of each group's resources: its NodeGroup with everything under it, plus resources
+    elsewhere tagged `fleet:group: <group>` (its instance security group and rules). One pass over
+    the resources for all groups (linear in the plan's size, whatever the number of groups)."""
+    by_slug = {slug(g): g for g in groups}
+    wanted = set(groups)
     kids: dict[str, list[str]] = {}
+    members: dict[str, set[str]] = {g: set() for g in groups}
+    roots: list[tuple[str, str]] = []
     for r in resources:
         if r.parent is not None:
             kids.setdefault(r.parent, []).append(r.urn)
-    picked: set[str] = set()
-    todo = [r.urn for r in resources if r.type == "fleet:node_group:NodeGroup" and r.name == root]
-    while todo:
-        urn = todo.pop()
-        if urn not in picked:
-            picked.add(urn)
-            todo += kids.get(urn, [])
-    return picked | {r.urn for r in resources if tag_value(r.inputs, "fleet:group") == group}
+        if r.type == "fleet:node_group:NodeGroup" and r.name in by_slug:
+            roots.append((by_slug[r.name], r.urn))
+        tagged = tag_value(r.inputs, "fleet:group")
+        if tagged in wanted:
+            members[tagged].add(r.urn)
+    for g, urn in roots:
+        picked, todo = members[g], [urn]
+        while todo:
+            u = todo.pop()
+            if u not in picked:
+                picked.add(u)
+                todo += kids.get(u, [])
+    return members
 
 
 @dataclass
@@ -646,7 +655,7 @@ def plan_result(project_dir: str | Path, stack: str, nodes: str | Path | None = 
         raise r.error
     violations = check_all(r.views(), stack)
     outputs = dict(r.outputs)
-    members = {g: group_members(r.resources, g) for g in fleet.groups}
+    members = group_members(r.resources, list(fleet.groups))
     owner = {urn: g for g, urns in members.items() for urn in urns}
     tree = _tree(r.resources)
     homes: dict[str, tuple[str, str]] = {}

@@ -35,3 +35,10 @@ def rule_priorities(groups: Iterable[tuple[str, int | None]]) -> dict[str, int]:
     priority (fleet.spec.rules.priority_clashes), so a valid fleet has distinct values here.
     """
     return {name: explicit if explicit is not None else derived_priority(name) for name, explicit in groups}
+
+
+def health_alarm_prefix(group: str, stack: str) -> str:
+    """Name prefix of a group's health alarms (5xx, unhealthy hosts): the ones that gate a rollout.
+    Scaling alarms (CPU) never use it, or a busy hour would roll every deploy back. Here, not in
+    fleet.ops.rollout, so the program names its alarms without importing boto3."""
+    return f"fleet-{stack}-{slug(group)}-health-"
