@@ -3,17 +3,16 @@
 BakedImage -> LaunchTemplate -> (autoscaled) AsgPair [+ TargetGroup + listener rule for http]
 + ScalingPolicies + alarms + Rollouts, or (autoscale: false) Instances; and a Dashboard.
 
-Rollouts (autoscaled groups): one `Rollout` per ASG (`rollouts["on-demand"]`, `rollouts["spot"]`),
-each a Command triggered by the launch template's `latest_version` that instance-refreshes its ASG
-to that version, gated by the group's `health_alarms` (target 5xx, unhealthy hosts; none for groups
-without http, where the refresh is gated by instance health alone) with warmup = `autoscale.timeout`.
-The on-demand ASG rolls first as the canary; the spot rollout depends on it, so a bad image fails
-(and rolls back) on the small on-demand group while spot keeps serving the old version. Each ASG
-depends on its own rollout: the refresh moves the instances (and, on success, the ASG) to the new
-version first, and Pulumi's update of the ASG follows; components/rollout.py says why.
+Rollout (autoscaled groups): one `Rollout` per group (`rollout`), a Command triggered by the launch
+template's `latest_version` that rolls the pair to that version: the on-demand canary, a soak of
+`rollout.bake_time` with the group's `health_alarms` watched (target 5xx, unhealthy hosts; none for
+groups without http, where instance health alone gates), then spot; warmup = `autoscale.timeout`.
+A failure at any step leaves both ASGs on the previous version. Both ASGs depend on the rollout:
+the refreshes move the instances (and, on success, the ASGs) to the new version first, and
+Pulumi's update of the ASGs follows; components/rollout.py says why.
 
 `asg_pair.spot`, `asg_pair.on_demand`, `launch_template.template`, `alarms` (every alarm of the
-group), `health_alarms` and `rollouts` are attributes; `asg_extra_ignore_changes` reaches both
+group), `health_alarms` and `rollout` are attributes; `asg_extra_ignore_changes` reaches both
 ASGs' `ignore_changes`.
 """
 
@@ -66,7 +65,7 @@ class NodeGroup(pulumi.ComponentResource):
     dashboard: Dashboard
     alarms: list[aws.cloudwatch.MetricAlarm]
     health_alarms: list[aws.cloudwatch.MetricAlarm]
-    rollouts: dict[str, Rollout]
+    rollout: Rollout | None
 
     def __init__(self, name: str, args: NodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleet:node_group:NodeGroup", name, None, opts)
@@ -85,7 +84,7 @@ class NodeGroup(pulumi.ComponentResource):
         lt = self.launch_template
         self.asg_pair = self.target_group = self.scaling = self.instances = None
         self.alarms, self.health_alarms = [], []
-        self.rollouts = {}
+        self.rollout = None
 
         if group.autoscale is None:
             self.instances = Instances(gslug, InstancesArgs(
@@ -102,19 +101,17 @@ class NodeGroup(pulumi.ComponentResource):
                     load_balancer_arn_suffix=args.load_balancer_arn_suffix, priority=args.rule_priority,
                     tags=tags), opts=child)
                 self.health_alarms = list(self.target_group.health_alarms)
-            for capacity in (ON_DEMAND, SPOT):  # on-demand first: the canary; spot waits for it
-                self.rollouts[capacity] = Rollout(f"{gslug}-{capacity}-rollout", RolloutArgs(
-                    group=group.name, stack=stack.name, capacity=capacity, launch_template_id=lt.id,
-                    launch_template_version=lt.latest_version, region=stack.region, project_dir=args.project_dir,
-                    alarm_names=[a.name for a in self.health_alarms], warmup=group.autoscale.timeout,
-                    after=[self.rollouts[ON_DEMAND].command] if capacity == SPOT else []), opts=child)
+            self.rollout = Rollout(f"{gslug}-rollout", RolloutArgs(
+                group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
+                region=stack.region, project_dir=args.project_dir,
+                alarm_names=[a.name for a in self.health_alarms]), opts=child)
             self.asg_pair = AsgPair(gslug, AsgPairArgs(
                 group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
                 subnet_ids=args.private_subnet_ids, spot_instance_types=spot_instance_types(group),
                 target_group_arns=[self.target_group.arn] if self.target_group else [],
                 tags=tags, extra_ignore_changes=list(args.asg_extra_ignore_changes),
-                # each ASG is updated only after its rollout refreshed the instances (components/rollout.py)
-                after={capacity: [r.command] for capacity, r in self.rollouts.items()}),
+                # both ASGs are updated only after the group's rollout refreshed them (components/rollout.py)
+                after={capacity: [self.rollout.command] for capacity in (ON_DEMAND, SPOT)}),
                 opts=child)
             self.scaling = ScalingPolicies(gslug, ScalingPoliciesArgs(
                 group=group, stack=stack.name,

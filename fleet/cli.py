@@ -135,6 +135,7 @@ def _add_image(sub, add) -> None:
 
 def cmd_deploy(args) -> int:
     """`fleet deploy GROUP --stack S`: the health-gated rollout now (seed 001 instance:deploy)."""
+    from fleet.ops import timing
     from fleet.ops.rollout import RolloutError, deploy
 
     fleet = _load(args)
@@ -142,9 +143,11 @@ def cmd_deploy(args) -> int:
         raise SpecError([Problem(fleet.nodes_file, None, args.group, None, "deploy needs --stack")])
     group = fleet.group(args.group)
     warmup = group.autoscale.timeout if group.autoscale else None
+    timeout = args.timeout if args.timeout is not None else timing.rollout_timeout(group)
     try:
         results = deploy(group.name, fleet.stack.name, region=args.region or fleet.stack.region,
-                         endpoint_url=args.endpoint_url, warmup=warmup, timeout=args.timeout)
+                         endpoint_url=args.endpoint_url, warmup=warmup, bake_time=group.rollout.bake_time,
+                         timeout=timeout, rollback_timeout=timing.rollback_timeout(group))
     except RolloutError as exc:
         print(f"fleet deploy {args.group}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -154,11 +157,12 @@ def cmd_deploy(args) -> int:
 
 
 def _add_deploy(sub, add) -> None:
-    sp = add("deploy", cmd_deploy, "roll the group's ASGs to the latest launch template now, on-demand first "
-             "(seed 001 instance:deploy)", group=True)
+    sp = add("deploy", cmd_deploy, "roll the group's ASGs to the latest launch template now: on-demand canary, "
+             "soak, spot; both back on the old version on any failure (seed 001 instance:deploy)", group=True)
     sp.add_argument("--region", default=None, help="AWS region (default: the stack's)")
     sp.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
-    sp.add_argument("--timeout", type=float, default=1800, help="seconds to wait for each ASG's refresh")
+    sp.add_argument("--timeout", type=float, default=None,
+                    help="seconds for the canary, soak and spot together (default: modelled from the group's timeouts)")
 
 
 def _add_plan(sub, add) -> None:

@@ -1,10 +1,8 @@
-"""Rollout under mocks: one Command per ASG of an autoscaled group, triggered by the launch template's
-latest version, running `python -m fleet.ops.rollout` for its ASG (found by tags); the on-demand canary first,
-the spot rollout after it, and each ASG updated only after its own rollout (so AWS's auto-rollback returns
-to the version the ASG had, and Pulumi's state never records a version AWS does not run); none for one-off
-groups. The Command lines the program builds are then run through fleet.ops.rollout's own CLI against a Stubber
-(the real service model): a stack's first creation is a no-op, an ASG already on the version is a no-op, a
-rolled-back refresh exits 1 with one line."""
+"""Rollout component: one Command per node group, triggered by the launch template's latest version, running
+`python -m fleet.ops.rollout` for the group's pair (found by tags): on-demand canary, soak, spot; both ASGs are
+updated after it; no alarm gate for groups without http. The Command lines the program builds are then run
+through fleet.ops.rollout's own CLI against a Stubber (moto has no instance refresh): a stack's first `up` is a
+no-op, a failed step exits 1 with one line naming the group and the step."""
 
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from botocore.stub import Stubber
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.rollout import Rollout, RolloutArgs, rollout_command_line
 from fleet.ops import aws as fleet_aws
-from fleet.ops import rollout
+from fleet.ops import rollout, timing
 from fleet.spec.stack import StackConfig
 from tests.pulumi_mocks import Run, group, http_group, run, worker_group
 
@@ -42,52 +40,55 @@ def _node(g) -> Run:
     return run(program, stack=STACK.name, region=STACK.region)
 
 
-def _by_capacity(r: Run) -> tuple[dict, dict]:
-    """({capacity: rollout Command}, {capacity: ASG})."""
-    cmds = {x.parent_name.rsplit("-rollout", 1)[0].split("-", 1)[1]: x
-            for x in r.of_type(COMMAND) if x.parent_type == ROLLOUT}
-    asgs = {next(t["value"] for t in x.inputs["tags"] if t["key"] == "fleet:capacity"): x for x in r.of_type(ASG)}
-    return cmds, asgs
+def _asgs(r: Run) -> dict:
+    return {next(t["value"] for t in x.inputs["tags"] if t["key"] == "fleet:capacity"): x for x in r.of_type(ASG)}
+
+
+def _cmd(r: Run):
+    (cmd,) = [x for x in r.of_type(COMMAND) if x.parent_type == ROLLOUT]
+    return cmd
 
 
 @pytest.fixture(scope="module")
 def www() -> Run:
-    return _node(http_group("www", autoscale={"node_min": 2, "node_max": 6, "timeout": 240}))
+    return _node(http_group("www", autoscale={"node_min": 2, "node_max": 6, "timeout": 240},
+                            rollout={"bake_time": 600}))
 
 
 def test_command_line_is_shell_quoted_and_parsed_by_fleet_rollouts_cli(monkeypatch):
-    line = rollout_command_line("web od'1", "prod", "on-demand", "lt-0123", 7.0,
-                                ["fleet-prod-web-health-5xx", "a b;rm -rf /"], 150, "us-east-1")
+    line = rollout_command_line("web od'1", "prod", "lt-0123", 7.0, ["fleet-prod-web-health-5xx", "a b;rm -rf /"],
+                                warmup=150, bake_time=60, timeout=900, rollback_timeout=400, region="us-east-1")
     argv = shlex.split(line)
     assert argv[:3] == ["python", "-m", "fleet.ops.rollout"]
     seen = {}
     monkeypatch.setattr(rollout, "aws_client", lambda *a, **k: "client")
-    monkeypatch.setattr(rollout, "find_group_asgs", lambda client, g, s: seen.update(found=(g, s)) or
-                        {"on-demand": [{"AutoScalingGroupName": "asg-od"}], "spot": [{"AutoScalingGroupName": "x"}]})
-    monkeypatch.setattr(rollout, "roll", lambda *a, **k: seen.update(args=a, kwargs=k) or
-                        rollout.RolloutResult(a[0], a[2], "no-op"))
+    monkeypatch.setattr(rollout, "roll_group", lambda *a, **k: seen.update(args=a, kwargs=k) or [])
     assert rollout.main(argv[3:]) == 0
-    assert seen["found"] == ("web od'1", "prod")
-    assert seen["args"] == ("asg-od", "lt-0123", 7)
-    assert seen["kwargs"]["alarms"] == ["fleet-prod-web-health-5xx", "a b;rm -rf /"]
-    assert seen["kwargs"]["warmup"] == 150
-    bare = "python -m fleet.ops.rollout --group a --stack s --capacity spot --launch-template-id lt-1 --version 2"
-    assert rollout_command_line("a", "s", "spot", "lt-1", 2) == bare
+    assert seen["args"] == ("web od'1", "prod", "lt-0123", 7)
+    k = seen["kwargs"]
+    assert k["alarms"] == ["fleet-prod-web-health-5xx", "a b;rm -rf /"]
+    assert (k["warmup"], k["bake_time"], k["timeout"], k["rollback_timeout"]) == (150, 60, 900.0, 400.0)
+    bare = ("python -m fleet.ops.rollout --group a --stack s --launch-template-id lt-1 --version 2 "
+            "--bake-time 300 --timeout 3600 --rollback-timeout 1800")
+    assert rollout_command_line("a", "s", "lt-1", 2) == bare
 
 
 def test_component_runs_fleet_rollout_in_the_project_triggered_by_the_version():
+    g = http_group("web", autoscale={"node_min": 2, "node_max": 6, "timeout": 120})
+
     def program():
-        ro = Rollout("web-spot-rollout", RolloutArgs(
-            group="web", stack="prod", capacity="spot", launch_template_id="lt-0123456789abcdef0",
+        ro = Rollout("web-rollout", RolloutArgs(
+            group=g, stack="prod", launch_template_id="lt-0123456789abcdef0",
             launch_template_version=4, region="us-east-1", project_dir=PROJECT,
-            alarm_names=["fleet-prod-web-health-5xx-abc"], warmup=120))
+            alarm_names=["fleet-prod-web-health-5xx-abc"]))
         return ro.command.id
     r = run(program)
     (cmd,) = r.of_type(COMMAND)
-    assert cmd.parent_type == ROLLOUT and cmd.name == "web-spot-rollout-refresh"
-    assert cmd.inputs["create"] == ("python -m fleet.ops.rollout --group web --stack prod --capacity spot "
-                                    "--launch-template-id lt-0123456789abcdef0 --version 4 "
-                                    "--alarm fleet-prod-web-health-5xx-abc --warmup 120 --region us-east-1")
+    assert cmd.parent_type == ROLLOUT and cmd.name == "web-rollout-refresh"
+    assert cmd.inputs["create"] == (
+        "python -m fleet.ops.rollout --group web --stack prod --launch-template-id lt-0123456789abcdef0 --version 4 "
+        f"--alarm fleet-prod-web-health-5xx-abc --warmup 120 --bake-time 300 --timeout {timing.rollout_timeout(g)} "
+        f"--rollback-timeout {timing.rollback_timeout(g)} --region us-east-1")
     assert cmd.inputs["triggers"] == [4]
     assert cmd.inputs["dir"] == str(PROJECT) and cmd.inputs["environment"] == {"PYTHONPATH": str(PROJECT)}
     assert "update" not in cmd.inputs and "delete" not in cmd.inputs, "a new version replaces it: create runs"
@@ -95,47 +96,44 @@ def test_component_runs_fleet_rollout_in_the_project_triggered_by_the_version():
     assert component.urn in r.component_outputs
 
 
-def test_one_rollout_per_asg_triggered_by_the_templates_latest_version(www):
+def test_one_rollout_per_group_triggered_by_the_templates_latest_version(www):
     (lt,) = www.of_type(LT)
-    cmds, asgs = _by_capacity(www)
-    assert set(cmds) == set(asgs) == {"spot", "on-demand"}
+    assert len(www.of_type(ROLLOUT)) == 1
+    cmd = _cmd(www)
     alarms = www.value["health_alarm_names"]
     assert len(alarms) == 2
-    for capacity, cmd in cmds.items():
-        assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
-        argv = shlex.split(cmd.inputs["create"])
-        assert argv[:3] == ["python", "-m", "fleet.ops.rollout"]
-        opts = {}
-        for flag, value in zip(argv[3::2], argv[4::2], strict=True):
-            opts.setdefault(flag, []).append(value)
-        assert opts == {"--group": ["www"], "--stack": ["prod"], "--capacity": [capacity],
-                        "--launch-template-id": [lt.id], "--version": [str(lt.outputs["latestVersion"])],
-                        "--alarm": alarms, "--warmup": ["240"], "--region": ["eu-west-1"]}
-        assert cmd.inputs["dir"] == str(PROJECT) and cmd.inputs["environment"] == {"PYTHONPATH": str(PROJECT)}
+    assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
+    argv = shlex.split(cmd.inputs["create"])
+    assert argv[:3] == ["python", "-m", "fleet.ops.rollout"]
+    opts = {}
+    for flag, value in zip(argv[3::2], argv[4::2], strict=True):
+        opts.setdefault(flag, []).append(value)
+    g = http_group("www", autoscale={"node_min": 2, "node_max": 6, "timeout": 240}, rollout={"bake_time": 600})
+    assert opts == {"--group": ["www"], "--stack": ["prod"], "--launch-template-id": [lt.id],
+                    "--version": [str(lt.outputs["latestVersion"])], "--alarm": alarms, "--warmup": ["240"],
+                    "--bake-time": ["600"], "--timeout": [str(timing.rollout_timeout(g))],
+                    "--rollback-timeout": [str(timing.rollback_timeout(g))], "--region": ["eu-west-1"]}
+    assert timing.rollout_timeout(g) >= 2 * timing.replace_seconds(g) + 600
 
 
-def test_on_demand_is_the_canary_and_spot_waits_for_it(www):
-    cmds, _ = _by_capacity(www)
-    assert cmds["on-demand"].name in cmds["spot"].options["dependsOn"]
-    assert cmds["spot"].name not in cmds["on-demand"].options["dependencies"]
-
-
-def test_each_asg_is_updated_only_after_its_rollout(www):
-    cmds, asgs = _by_capacity(www)
-    for capacity, asg in asgs.items():
-        assert cmds[capacity].name in asg.options["dependsOn"]
-        # the rollout does not wait for the ASG (it finds it by tags): no cycle, and it runs first
-        assert asg.name not in cmds[capacity].options["dependencies"]
-    assert cmds["spot"].name not in asgs["on-demand"].options["dependsOn"]
+def test_both_asgs_are_updated_only_after_the_groups_rollout(www):
+    cmd, asgs = _cmd(www), _asgs(www)
+    assert set(asgs) == {"spot", "on-demand"}
+    for asg in asgs.values():
+        assert cmd.name in asg.options["dependsOn"]
+        # the rollout does not wait for the ASGs (it finds them by tags): no cycle, and it runs first
+        assert asg.name not in cmd.options["dependencies"]
 
 
 def test_asgs_ignore_desired_capacity_but_not_their_version(www):
     """The rollout has moved AWS to the new version before Pulumi updates the ASG, so the ASG follows
     latest_version and Pulumi's state always holds the version AWS runs (no stale ignored input)."""
     (lt,) = www.of_type(LT)
-    _, asgs = _by_capacity(www)
+    asgs = _asgs(www)
     for asg in asgs.values():
-        assert asg.options["ignoreChanges"] == ["desiredCapacity"]
+        assert "desiredCapacity" in asg.options["ignoreChanges"]
+        assert not any("version" in c.lower() or "launchTemplate" in c or "mixed" in c
+                       for c in asg.options["ignoreChanges"])
     od, spot = asgs["on-demand"].inputs, asgs["spot"].inputs
     version = str(lt.outputs["latestVersion"])
     assert od["launchTemplate"]["version"] == version
@@ -144,15 +142,14 @@ def test_asgs_ignore_desired_capacity_but_not_their_version(www):
 
 def test_worker_group_rollout_has_no_alarm_gate():
     r = _node(worker_group("jobs", autoscale={"node_min": 1, "node_max": 4, "timeout": 90}))
-    cmds, _ = _by_capacity(r)
-    assert set(cmds) == {"spot", "on-demand"}
-    for cmd in cmds.values():
-        assert "--alarm" not in cmd.inputs["create"] and "--warmup 90" in cmd.inputs["create"]
+    create = _cmd(r).inputs["create"]
+    assert "--alarm" not in create and "--warmup 90" in create and "--bake-time 300" in create
 
 
 def test_no_rollout_for_autoscale_false_groups():
     r = _node(group("cron", instances=2, image={"builder": "ami"}))
-    assert not r.of_type(ROLLOUT) and not r.of_type(COMMAND) and not r.of_type(ASG)
+    assert not r.of_type(ROLLOUT) and not r.of_type(ASG)
+    assert not [c for c in r.of_type(COMMAND) if c.parent_type == ROLLOUT]
 
 
 # -- the Command lines through fleet.ops.rollout's CLI ------------------------------------------------
@@ -196,72 +193,81 @@ def _run_cli(monkeypatch, argv, script) -> int:
 BY_TAGS = {"Filters": [{"Name": "tag:fleet:group", "Values": ["www"]}, {"Name": "tag:fleet:stack", "Values": ["prod"]}]}
 
 
-@pytest.mark.parametrize("capacity", ["on-demand", "spot"])
-def test_a_stacks_first_up_has_nothing_to_roll(www, monkeypatch, capsys, capacity):
-    """The rollout runs before its ASG exists: it finds none by tags and exits 0 (no refresh)."""
-    cmds, _ = _by_capacity(www)
-
+def test_a_stacks_first_up_has_nothing_to_roll(www, monkeypatch, capsys):
+    """The rollout runs before its ASGs exist: it finds none by tags and exits 0 (no refresh)."""
     def script(stub):
         stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []}, BY_TAGS)
 
-    assert _run_cli(monkeypatch, _argv(cmds[capacity]), script) == 0  # a StartInstanceRefresh would fail the Stubber
+    assert _run_cli(monkeypatch, _argv(_cmd(www)), script) == 0  # a StartInstanceRefresh would fail the Stubber
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["result"] == "no-op" and out["asg"] is None
+    assert out["result"] == "no-op" and out["asgs"] == []
 
 
-@pytest.mark.parametrize("capacity", ["on-demand", "spot"])
-def test_an_asg_already_on_the_version_is_a_no_op(www, monkeypatch, capsys, capacity):
+def _pair(www, version: str) -> tuple[dict, dict]:
     (lt,) = www.of_type(LT)
-    cmds, asgs = _by_capacity(www)
-    asg = {"inputs": asgs[capacity].inputs, "outputs": asgs[capacity].outputs}
-    name = asg["outputs"]["name"]
+    asgs = _asgs(www)
+    described = {c: _described({"inputs": a.inputs, "outputs": a.outputs}, lt.id, version, c) for c, a in asgs.items()}
+    return described, {c: a.outputs["name"] for c, a in asgs.items()}
+
+
+def test_a_pair_already_on_the_version_is_a_no_op(www, monkeypatch, capsys):
+    (lt,) = www.of_type(LT)
     version = str(lt.outputs["latestVersion"])
+    described, names = _pair(www, version)
 
     def script(stub):
-        described = {"AutoScalingGroups": [_described(asg, lt.id, version, capacity)]}
-        stub.add_response("describe_auto_scaling_groups", described, BY_TAGS)
-        stub.add_response("describe_auto_scaling_groups", described, {"AutoScalingGroupNames": [name]})
-        stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []}, {"AutoScalingGroupName": name})
+        stub.add_response("describe_auto_scaling_groups",
+                          {"AutoScalingGroups": [described["on-demand"], described["spot"]]}, BY_TAGS)
+        for capacity in ("on-demand", "spot"):
+            stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []},
+                              {"AutoScalingGroupName": names[capacity]})
+        for capacity in ("on-demand", "spot"):
+            stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []},
+                              {"AutoScalingGroupName": names[capacity]})
+            stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [described[capacity]]},
+                              {"AutoScalingGroupNames": [names[capacity]]})
 
-    assert _run_cli(monkeypatch, _argv(cmds[capacity]), script) == 0
+    assert _run_cli(monkeypatch, _argv(_cmd(www)), script) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out == {"asg": name, "version": int(version), "result": "no-op", "refresh_id": None}
+    assert [a["result"] for a in out["asgs"]] == ["no-op", "no-op"]
+    assert [a["asg"] for a in out["asgs"]] == [names["on-demand"], names["spot"]]
 
 
-def test_a_rolled_back_refresh_fails_the_command_with_one_line(www, monkeypatch, capsys):
-    """`pulumi up` shows the Command's failure (exit 1 and the reason) and stops before the ASG update."""
-    (lt,) = www.of_type(LT)
-    cmds, asgs = _by_capacity(www)
-    od = {"inputs": asgs["on-demand"].inputs, "outputs": asgs["on-demand"].outputs}
-    name = od["outputs"]["name"]
-    argv = _argv(cmds["on-demand"])
+def test_a_rolled_back_canary_fails_the_command_with_one_line(www, monkeypatch, capsys):
+    """`pulumi up` shows the Command's failure (exit 1 and the reason) and stops before the ASG update;
+    spot is never touched (the Stubber would fail on any call to it after the canary)."""
+    described, names = _pair(www, "1")
+    argv = _argv(_cmd(www))
     argv[argv.index("--version") + 1] = "2"  # the launch template version a new image made
     reason = "Instance refresh failed: alarm fleet-prod-www-health-5xx in ALARM"
+    od = names["on-demand"]
 
     def script(stub):
-        described = {"AutoScalingGroups": [_described(od, lt.id, "1", "on-demand")]}
-        stub.add_response("describe_auto_scaling_groups", described, BY_TAGS)
-        stub.add_response("describe_auto_scaling_groups", described, {"AutoScalingGroupNames": [name]})
-        stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []}, {"AutoScalingGroupName": name})
+        stub.add_response("describe_auto_scaling_groups",
+                          {"AutoScalingGroups": [described["on-demand"], described["spot"]]}, BY_TAGS)
+        for capacity in ("on-demand", "spot"):
+            stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []},
+                              {"AutoScalingGroupName": names[capacity]})
+        stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []}, {"AutoScalingGroupName": od})
+        stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [described["on-demand"]]},
+                          {"AutoScalingGroupNames": [od]})
         stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r-1"}, None)
         stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [
-            {"InstanceRefreshId": "r-1", "AutoScalingGroupName": name, "Status": "RollbackSuccessful",
+            {"InstanceRefreshId": "r-1", "AutoScalingGroupName": od, "Status": "RollbackSuccessful",
              "PercentageComplete": 0, "StatusReason": reason}]}, None)
 
     assert _run_cli(monkeypatch, argv, script) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("rollout failed: ") and "rolled back to the previous launch template version" in err[-1]
-    assert reason in err[-1]
+    assert err[-1].startswith("rollout failed: group www: step canary: ")
+    assert "rolled back to the previous launch template version" in err[-1] and reason in err[-1]
 
 
 def test_two_asgs_with_the_same_tags_are_refused(www, monkeypatch, capsys):
-    (lt,) = www.of_type(LT)
-    cmds, asgs = _by_capacity(www)
-    od = {"inputs": asgs["on-demand"].inputs, "outputs": asgs["on-demand"].outputs}
-    twice = {"AutoScalingGroups": [_described(od, lt.id, "1", "on-demand")] * 2}
+    described, _ = _pair(www, "1")
+    twice = {"AutoScalingGroups": [described["on-demand"]] * 2}
 
     def script(stub):
         stub.add_response("describe_auto_scaling_groups", twice, BY_TAGS)
 
-    assert _run_cli(monkeypatch, _argv(cmds["on-demand"]), script) == 1
+    assert _run_cli(monkeypatch, _argv(_cmd(www)), script) == 1
     assert "2 ASGs tagged" in capsys.readouterr().err

@@ -71,7 +71,7 @@ def test_resource_counts_per_group(stack_run):
     for c in (worker, www, api):
         assert c[ASG] == 2 and c["aws:autoscaling/lifecycleHook:LifecycleHook"] == 2
         assert c["aws:autoscaling/policy:Policy"] == 6 and c[LT] == 1
-        assert c["command:local:Command"] == 3 and c[ROLLOUT] == 2, "image build + one rollout per ASG"
+        assert c["command:local:Command"] == 2 and c[ROLLOUT] == 1, "image build + one rollout per group"
         assert c["aws:iam/role:Role"] == 1 and c["aws:iam/rolePolicyAttachment:RolePolicyAttachment"] == 1
         assert c["aws:cloudwatch/dashboard:Dashboard"] == 1 and c["aws:ec2/instance:Instance"] == 0
     assert worker[TG] == 0 and worker[ALARM] == 4
@@ -371,27 +371,23 @@ def test_a_group_without_three_spot_types_is_refused_before_anything_is_register
 
 # -- operations (issue 5): rollouts per ASG, one spot interruption handler per stack ----------------
 
-def test_every_autoscaled_group_rolls_on_demand_first_then_spot(stack_run):
+def test_every_autoscaled_group_rolls_its_pair_once(stack_run):
     stack, r = stack_run
     for g in ("12_04-bee", "12_04-www", "api"):
         (lt,) = [x for x in r.descendants(node_of(r, g)) if x.type == LT]
         pair = asgs_of(r, g)
-        cmds = {x.parent_name.removeprefix(f"{SLUGS[g]}-").removesuffix("-rollout"): x
-                for x in r.descendants(node_of(r, g)) if x.parent_type == ROLLOUT}
-        assert set(cmds) == {"spot", "on-demand"}
-        for capacity, cmd in cmds.items():
-            assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
-            line = cmd.inputs["create"]
-            assert line.startswith("python -m fleet.ops.rollout ")
-            assert (f"--group {g} --stack {stack} --capacity {capacity} --launch-template-id {lt.id} --version 1"
-                    in line)
-            assert f"--region {stack_config(stack).get('aws:region', 'us-east-1')}" in line
-            for name in r.outputs["groups"][g]["health_alarm_names"]:
-                assert f"--alarm {name}" in line
+        (cmd,) = [x for x in r.descendants(node_of(r, g)) if x.parent_type == ROLLOUT]
+        assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
+        line = cmd.inputs["create"]
+        assert line.startswith("python -m fleet.ops.rollout ")
+        assert f"--group {g} --stack {stack} --launch-template-id {lt.id} --version 1" in line
+        assert "--capacity" not in line and "--bake-time 300" in line
+        assert f"--region {stack_config(stack).get('aws:region', 'us-east-1')}" in line
+        for name in r.outputs["groups"][g]["health_alarm_names"]:
+            assert f"--alarm {name}" in line
+        for capacity in ("spot", "on-demand"):
             assert pair[capacity].options["ignoreChanges"] == ["desiredCapacity"]
-            assert cmd.name in pair[capacity].options["dependsOn"]  # the refresh runs before the ASG update
-        assert cmds["on-demand"].name in cmds["spot"].options["dependsOn"]
-        assert cmds["spot"].name not in cmds["on-demand"].options["dependencies"]
+            assert cmd.name in pair[capacity].options["dependsOn"]  # the refreshes run before the ASG updates
     assert not [x for x in r.descendants(node_of(r, "12_04-cron")) if x.type == ROLLOUT]
 
 

@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 
 import boto3
+import botocore.session
 import pytest
 from botocore.stub import Stubber
 
@@ -62,32 +63,38 @@ def refresh(rid: str, status: str, percent: int = 0, reason: str | None = None) 
 
 
 class Script:
-    """The calls `roll` is expected to make, in order, with the answers AWS would give."""
+    """The calls the rollout is expected to make, in order, with the answers AWS would give."""
 
     def __init__(self):
         self.client = fleet_aws.client("autoscaling", region="us-east-1")
         self.stub = Stubber(self.client)
         self.logs: list[str] = []
 
-    def group(self, g: dict):
+    def group(self, g: dict, asg: str = ASG):
+        g = dict(g, AutoScalingGroupName=asg)
         self.stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [g]},
-                               {"AutoScalingGroupNames": [ASG]})
+                               {"AutoScalingGroupNames": [asg]})
 
-    def history(self, *refreshes: dict):
+    def history(self, *refreshes: dict, asg: str = ASG):
         self.stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": list(refreshes)},
-                               {"AutoScalingGroupName": ASG})
+                               {"AutoScalingGroupName": asg})
 
-    def start(self, rid: str, desired: dict | None = None, prefs: dict | None = None):
+    def start(self, rid: str, desired: dict | None = None, prefs: dict | None = None, asg: str = ASG,
+              version: str = "2"):
         self.stub.add_response("start_instance_refresh", {"InstanceRefreshId": rid}, {
-            "AutoScalingGroupName": ASG, "Strategy": "Rolling",
-            "DesiredConfiguration": desired or {"LaunchTemplate": {"LaunchTemplateId": LT, "Version": "2"}},
+            "AutoScalingGroupName": asg, "Strategy": "Rolling",
+            "DesiredConfiguration": desired or {"LaunchTemplate": {"LaunchTemplateId": LT, "Version": version}},
             "Preferences": prefs or PREFS,
         })
 
-    def poll(self, *states: dict):
+    def poll(self, *states: dict, asg: str = ASG):
         for r in states:
-            self.stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [r]},
-                                   {"AutoScalingGroupName": ASG, "InstanceRefreshIds": [r["InstanceRefreshId"]]})
+            self.stub.add_response("describe_instance_refreshes",
+                                   {"InstanceRefreshes": [dict(r, AutoScalingGroupName=asg)]},
+                                   {"AutoScalingGroupName": asg, "InstanceRefreshIds": [r["InstanceRefreshId"]]})
+
+    def rollback(self, rid: str, asg: str = ASG):
+        self.stub.add_response("rollback_instance_refresh", {"InstanceRefreshId": rid}, {"AutoScalingGroupName": asg})
 
     def roll(self, version=2, **kwargs):
         kwargs.setdefault("sleep", lambda s: None)
@@ -104,8 +111,8 @@ def script():
 
 class TestRoll:
     def test_success_reports_progress(self, script):
-        script.group(group("1"))
         script.history(refresh("r-old", "Successful", 100))
+        script.group(group("1"))
         script.start("r-1")
         script.poll(refresh("r-1", "Pending"), refresh("r-1", "InProgress", 50), refresh("r-1", "InProgress", 50),
                     refresh("r-1", "Successful", 100))
@@ -118,8 +125,8 @@ class TestRoll:
         assert "Successful, 100% complete" in script.logs[-1]
 
     def test_failure_rolled_back_says_so_with_the_reason(self, script):
-        script.group(group("1"))
         script.history()
+        script.group(group("1"))
         script.start("r-1")
         script.poll(refresh("r-1", "InProgress", 40),
                     refresh("r-1", "RollbackInProgress", 20, "Alarm fleet-staging-web-health-5xx is in ALARM state"),
@@ -135,114 +142,379 @@ class TestRoll:
         assert "\n" not in message
 
     def test_rollback_failed(self, script):
-        script.group(group("1"))
         script.history()
+        script.group(group("1"))
         script.start("r-1")
         script.poll(refresh("r-1", "RollbackFailed", 30, "Rollback failed:\n capacity unavailable"))
         with pytest.raises(RolloutError, match=r"rollback failed too.*: Rollback failed: capacity unavailable$"):
             script.roll()
 
     def test_failed_without_rollback(self, script):
-        script.group(group("1"))
         script.history()
+        script.group(group("1"))
         script.start("r-1")
         script.poll(refresh("r-1", "Failed", 10, "Instances failed to launch"))
         with pytest.raises(RolloutError, match="r-1 failed: Instances failed to launch"):
             script.roll()
 
     def test_cancelled(self, script):
-        script.group(group("1"))
         script.history()
+        script.group(group("1"))
         script.start("r-1")
         script.poll(refresh("r-1", "Cancelling", 30), refresh("r-1", "Cancelled", 30, "Cancelled by user"))
         with pytest.raises(RolloutError, match="r-1 was cancelled: Cancelled by user"):
             script.roll()
 
     def test_already_at_the_version_is_a_no_op(self, script):
-        script.group(group("2", ("2", "2")))
         script.history(refresh("r-1", "Successful", 100))
+        script.group(group("2", ("2", "2")))
         assert script.roll() == RolloutResult(ASG, 2, "no-op", None)
 
     def test_instances_on_their_way_out_do_not_count(self, script):
-        script.group(group("2", ("2", "1"), states=["InService", "Terminating:Wait"]))
         script.history()
+        script.group(group("2", ("2", "1"), states=["InService", "Terminating:Wait"]))
         assert script.roll().result == "no-op"
 
     def test_configured_but_instances_behind_starts_a_refresh(self, script):
         """E.g. the provider already switched the ASG's version (PITFALLS 6): instances still run 1."""
-        script.group(group("2", ("2", "1")))
         script.history()
+        script.group(group("2", ("2", "1")))
         script.start("r-1")
         script.poll(refresh("r-1", "Successful", 100))
         assert script.roll().result == "succeeded"
 
-    def test_refresh_in_progress_is_waited_for_not_doubled(self, script):
-        script.group(group("1"))
+    def test_foreign_refresh_is_waited_for_then_our_own_starts(self, script):
+        """A refresh we did not start brought the group to the version: its success is not ours."""
         script.history(refresh("r-9", "InProgress", 60))
         script.poll(refresh("r-9", "InProgress", 80), refresh("r-9", "Baking", 100), refresh("r-9", "Successful", 100))
         script.group(group("2", ("2", "2")))
+        script.start("r-1")
+        script.poll(refresh("r-1", "Successful", 100))
 
-        result = script.roll()
+        assert script.roll() == RolloutResult(ASG, 2, "succeeded", "r-1")
+        assert "not started by this rollout" in script.logs[0]
 
-        assert result == RolloutResult(ASG, 2, "succeeded", "r-9")
-        assert "already InProgress" in script.logs[0]
-
-    def test_waited_refresh_that_rolled_back_is_reported(self, script):
-        script.group(group("1"))
+    def test_foreign_refresh_that_rolls_back_is_not_our_failure(self, script):
         script.history(refresh("r-9", "RollbackInProgress", 10))
         script.poll(refresh("r-9", "RollbackSuccessful", 0, "Health checks failed"))
-        with pytest.raises(RolloutError, match="r-9 failed and was rolled back.*Health checks failed"):
-            script.roll()
+        script.group(group("1"))
+        script.start("r-1")
+        script.poll(refresh("r-1", "InProgress", 50), refresh("r-1", "Successful", 100))
+
+        assert script.roll() == RolloutResult(ASG, 2, "succeeded", "r-1")
+        assert any("r-9 ended RollbackSuccessful" in line for line in script.logs)
 
     def test_refresh_started_by_someone_else_between_look_and_start(self, script):
-        script.group(group("1"))
         script.history()
+        script.group(group("1"))
         script.stub.add_client_error("start_instance_refresh", "InstanceRefreshInProgress",
                                      "An Instance Refresh is already in progress", 400)
-        script.group(group("1"))
         script.history(refresh("r-7", "Pending"))
         script.poll(refresh("r-7", "Successful", 100))
         script.group(group("2", ("2", "2")))
-        assert script.roll() == RolloutResult(ASG, 2, "succeeded", "r-7")
+        script.start("r-1")
+        script.poll(refresh("r-1", "Successful", 100))
+        assert script.roll() == RolloutResult(ASG, 2, "succeeded", "r-1")
 
-    def test_timeout_leaves_the_refresh_running_and_names_it(self, script):
+    def test_timeout_rolls_the_refresh_back_and_says_so(self, script):
         now = [1000.0]
-        script.group(group("1"))
         script.history()
+        script.group(group("1"))
         script.start("r-1")
         script.poll(*[refresh("r-1", "InProgress", p) for p in (0, 10, 20, 30, 40)])
+        script.rollback("r-1")
+        script.poll(refresh("r-1", "RollbackInProgress", 40), refresh("r-1", "RollbackSuccessful", 0))
 
         with pytest.raises(RolloutError) as err:
-            script.roll(timeout=60, poll=15, clock=lambda: now[0],
+            script.roll(timeout=60, rollback_timeout=600, poll=15, clock=lambda: now[0],
                         sleep=lambda s: now.__setitem__(0, now[0] + s))
 
         message = str(err.value)
-        assert message.startswith(f"{ASG}: timed out after 60s")
-        assert "r-1" in message and "still running" in message and "40% complete" in message
-        assert now[0] == 1060.0
+        assert message.startswith(f"{ASG}: timed out waiting for instance refresh r-1 (InProgress, 40% complete)")
+        assert message.endswith("rolled back to the previous launch template version")
+        assert now[0] == 1075.0
+
+    def test_timeout_whose_rollback_cannot_finish_names_the_command_to_follow_it(self, script):
+        now = [0.0]
+        script.history()
+        script.group(group("1"))
+        script.start("r-1")
+        script.poll(refresh("r-1", "InProgress", 10), refresh("r-1", "InProgress", 20))
+        script.rollback("r-1")
+        script.poll(refresh("r-1", "RollbackInProgress", 20), refresh("r-1", "RollbackInProgress", 10))
+        with pytest.raises(RolloutError, match=r"its rollback is still RollbackInProgress after 15s"):
+            script.roll(timeout=15, rollback_timeout=15, poll=15, clock=lambda: now[0],
+                        sleep=lambda s: now.__setitem__(0, now[0] + s))
 
     def test_mixed_instances_group_keeps_its_policy(self, script):
-        script.group(group("1", mixed=True))
         script.history()
+        script.group(group("1", mixed=True))
         want = json.loads(json.dumps(MIXED))
         want["LaunchTemplate"]["LaunchTemplateSpecification"] = {"LaunchTemplateId": LT, "Version": "2"}
         script.start("r-1", desired={"MixedInstancesPolicy": want})
         script.poll(refresh("r-1", "Successful", 100))
         assert script.roll().result == "succeeded"
 
-    def test_alarms_and_warmup_go_into_the_preferences(self, script):
-        script.group(group("1"))
+    @pytest.mark.parametrize("strategy", ["price-capacity-optimized", "capacity-optimized",
+                                          "capacity-optimized-prioritized"])
+    def test_spot_instance_pools_are_not_sent_back_for_other_strategies(self, script, strategy):
+        """DescribeAutoScalingGroups reports SpotInstancePools (default 2) whatever the strategy; AWS rejects
+        it in a DesiredConfiguration unless the strategy is lowest-price."""
+        g = group("1", mixed=True)
+        g["MixedInstancesPolicy"]["InstancesDistribution"].update(SpotAllocationStrategy=strategy, SpotInstancePools=2)
         script.history()
-        script.start("r-1", prefs=dict(PREFS, InstanceWarmup=90,
+        script.group(g)
+        want = json.loads(json.dumps(MIXED))
+        want["LaunchTemplate"]["LaunchTemplateSpecification"] = {"LaunchTemplateId": LT, "Version": "2"}
+        want["InstancesDistribution"]["SpotAllocationStrategy"] = strategy
+        assert "SpotInstancePools" not in want["InstancesDistribution"]
+        script.start("r-1", desired={"MixedInstancesPolicy": want})  # the Stubber compares the request exactly
+        script.poll(refresh("r-1", "Successful", 100))
+        assert script.roll().result == "succeeded"
+
+    def test_spot_instance_pools_stay_for_lowest_price(self, script):
+        g = group("1", mixed=True)
+        g["MixedInstancesPolicy"]["InstancesDistribution"].update(SpotAllocationStrategy="lowest-price",
+                                                                  SpotInstancePools=4)
+        script.history()
+        script.group(g)
+        want = json.loads(json.dumps(g["MixedInstancesPolicy"]))
+        want["LaunchTemplate"]["LaunchTemplateSpecification"] = {"LaunchTemplateId": LT, "Version": "2"}
+        script.start("r-1", desired={"MixedInstancesPolicy": want})
+        script.poll(refresh("r-1", "Successful", 100))
+        assert script.roll().result == "succeeded"
+
+    def test_alarms_warmup_and_bake_time_go_into_the_preferences(self, script):
+        script.history()
+        script.group(group("1"))
+        script.start("r-1", prefs=dict(PREFS, InstanceWarmup=90, BakeTime=300,
                                        AlarmSpecification={"Alarms": ["fleet-staging-web-health-5xx", "other"]}))
         script.poll(refresh("r-1", "Successful", 100))
-        script.roll(alarms=("fleet-staging-web-health-5xx", "other"), warmup=90)
+        script.roll(alarms=("fleet-staging-web-health-5xx", "other"), warmup=90, bake_time=300)
 
     def test_missing_asg(self, script):
+        script.history(asg=ASG)
         script.stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []},
                                  {"AutoScalingGroupNames": [ASG]})
         with pytest.raises(RolloutError, match=f"no Auto Scaling group named {ASG}"):
             script.roll()
+
+
+def test_spot_instance_pools_rule_matches_botocores_model():
+    """The premise of dropping SpotInstancePools, read from the service model botocore ships."""
+    model = botocore.session.get_session().get_service_model("autoscaling")
+    desired = model.operation_model("StartInstanceRefresh").input_shape.members["DesiredConfiguration"]
+    distribution = desired.members["MixedInstancesPolicy"].members["InstancesDistribution"]
+    doc = distribution.members["SpotInstancePools"].documentation
+    assert f"Valid only when the <code>SpotAllocationStrategy</code> is <code>{rollout.POOLS_STRATEGY}</code>" in doc
+    prefs = model.operation_model("StartInstanceRefresh").input_shape.members["Preferences"].members
+    assert {"BakeTime", "CheckpointPercentages", "CheckpointDelay", "AlarmSpecification", "AutoRollback"} <= set(prefs)
+    assert "RollbackInstanceRefresh" in model.operation_names
+
+
+# -- the whole pair --------------------------------------------------------------------------------
+
+OD, SP = "web-od", "web-spot"
+BY_TAGS = {"Filters": [{"Name": "tag:fleet:group", "Values": ["web"]},
+                       {"Name": "tag:fleet:stack", "Values": ["staging"]}]}
+HEALTH = "fleet-staging-web-health-5xx"
+CANARY_PREFS = dict(PREFS, InstanceWarmup=120, BakeTime=300, AlarmSpecification={"Alarms": [HEALTH]})
+SPOT_PREFS = dict(PREFS, InstanceWarmup=120, AlarmSpecification={"Alarms": [HEALTH]})
+RESTORE_PREFS = {"AutoRollback": False, "MinHealthyPercentage": 100, "MaxHealthyPercentage": 200,
+                 "SkipMatching": True}
+SPOT_TO = {"MixedInstancesPolicy": {**json.loads(json.dumps(MIXED)), "LaunchTemplate": {
+    **MIXED["LaunchTemplate"], "LaunchTemplateSpecification": {"LaunchTemplateId": LT, "Version": "2"}}}}
+
+
+def tagged(g: dict, name: str, capacity: str) -> dict:
+    return dict(g, AutoScalingGroupName=name, Tags=[
+        {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v, "PropagateAtLaunch": True}
+        for k, v in {"fleet:group": "web", "fleet:stack": "staging", "fleet:capacity": capacity}.items()])
+
+
+class Pair(Script):
+    def tags(self, od: dict | None = None, spot: dict | None = None):
+        found = ([tagged(od, OD, "on-demand")] if od else []) + ([tagged(spot, SP, "spot")] if spot else [])
+        self.stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": found}, BY_TAGS)
+
+    def preflight(self, od_foreign=(), spot_foreign=()):
+        """members_of: the pair by tags on version 1, and each ASG's refresh history."""
+        self.tags(group("1"), group("1", mixed=True))
+        self.history(*od_foreign, asg=OD)
+        self.history(*spot_foreign, asg=SP)
+
+    def run(self, timeout=3600, rollback_timeout=1800, now=None):
+        now = now if now is not None else [0.0]
+        w = rollout.Waiter(self.client, poll=15, log=self.logs.append,
+                           sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+        with self.stub:
+            return rollout.roll_group("web", "staging", LT, 2, alarms=[HEALTH], warmup=120, bake_time=300,
+                                      timeout=timeout, rollback_timeout=rollback_timeout, waiter=w)
+
+    def canary_ok(self):
+        self.history(asg=OD)
+        self.group(group("1"), asg=OD)
+        self.start("r-od", asg=OD, prefs=CANARY_PREFS)
+        self.poll(refresh("r-od", "InProgress", 50), refresh("r-od", "Baking", 100), refresh("r-od", "Successful", 100),
+                  asg=OD)
+
+    def spot_start(self):
+        self.history(asg=SP)
+        self.group(group("1", mixed=True), asg=SP)
+        self.start("r-sp", asg=SP, prefs=SPOT_PREFS, desired=SPOT_TO)
+
+    def restore_canary(self, end="Successful"):
+        self.history(asg=OD)
+        self.group(group("2", ("2", "2")), asg=OD)
+        self.start("r-back", asg=OD, prefs=RESTORE_PREFS, version="1")
+        self.poll(refresh("r-back", "InProgress", 50), refresh("r-back", end, 100), asg=OD)
+
+
+@pytest.fixture
+def pair_script():
+    s = Pair()
+    yield s
+    s.stub.assert_no_pending_responses()
+
+
+class TestPairRollout:
+    """`roll_group` end to end on the Stubber: every call and its order is the script; any call not in it
+    (a StartInstanceRefresh on spot after a failed canary, say) fails the test."""
+
+    def test_success_canary_soaks_then_spot(self, pair_script):
+        s = pair_script
+        s.preflight()
+        s.canary_ok()
+        s.spot_start()
+        s.poll(refresh("r-sp", "InProgress", 50), refresh("r-sp", "Successful", 100), asg=SP)
+
+        results = s.run()
+
+        assert [(r.asg, r.result, r.refresh_id) for r in results] == [(OD, "succeeded", "r-od"),
+                                                                       (SP, "succeeded", "r-sp")]
+        assert any("300s soak" in line for line in s.logs)
+
+    def test_canary_fails_spot_is_never_touched(self, pair_script):
+        s = pair_script
+        s.preflight()
+        s.history(asg=OD)
+        s.group(group("1"), asg=OD)
+        s.start("r-od", asg=OD, prefs=CANARY_PREFS)
+        s.poll(refresh("r-od", "InProgress", 30),
+               refresh("r-od", "RollbackSuccessful", 0, "Instances failed health checks"), asg=OD)
+
+        with pytest.raises(RolloutError) as err:
+            s.run()
+
+        assert str(err.value) == (f"group web: step canary: {OD}: instance refresh r-od failed and was rolled back "
+                                  "to the previous launch template version: Instances failed health checks")
+
+    def test_alarm_during_the_soak_rolls_the_canary_back(self, pair_script):
+        s = pair_script
+        s.preflight()
+        s.history(asg=OD)
+        s.group(group("1"), asg=OD)
+        s.start("r-od", asg=OD, prefs=CANARY_PREFS)
+        s.poll(refresh("r-od", "InProgress", 60), refresh("r-od", "Baking", 100),
+               refresh("r-od", "RollbackInProgress", 50, f"Alarm {HEALTH} is in ALARM state"),
+               refresh("r-od", "RollbackSuccessful", 0, f"Alarm {HEALTH} is in ALARM state"), asg=OD)
+
+        with pytest.raises(RolloutError) as err:
+            s.run()
+
+        message = str(err.value)
+        assert message.startswith("group web: step soak: ")
+        assert "rolled back to the previous launch template version" in message and HEALTH in message
+
+    def test_spot_fails_after_the_canary_succeeded_both_end_on_the_old_version(self, pair_script):
+        s = pair_script
+        s.preflight()
+        s.canary_ok()
+        s.spot_start()
+        s.poll(refresh("r-sp", "InProgress", 40),
+               refresh("r-sp", "RollbackSuccessful", 0, "Instance refresh failed: alarm in ALARM"), asg=SP)
+        s.restore_canary()
+
+        with pytest.raises(RolloutError) as err:
+            s.run()
+
+        message = str(err.value)
+        assert message.startswith(f"group web: step spot: {SP}: instance refresh r-sp failed and was rolled back")
+        assert message.endswith(f"; on-demand ASG {OD} restored to version 1 (instance refresh r-back)")
+        assert "\n" not in message
+
+    def test_spot_start_refused_still_restores_the_canary(self, pair_script):
+        s = pair_script
+        s.preflight()
+        s.canary_ok()
+        s.history(asg=SP)
+        s.group(group("1", mixed=True), asg=SP)
+        s.stub.add_client_error("start_instance_refresh", "ValidationError", "SpotInstancePools is not valid", 400)
+        s.restore_canary()
+
+        with pytest.raises(RolloutError, match=r"^group web: step spot: .*ValidationError.*restored to version 1"):
+            s.run()
+
+    def test_restore_failure_is_reported_too(self, pair_script):
+        s = pair_script
+        s.preflight()
+        s.canary_ok()
+        s.spot_start()
+        s.poll(refresh("r-sp", "RollbackSuccessful", 0, "boom"), asg=SP)
+        s.restore_canary(end="Failed")
+        with pytest.raises(RolloutError, match=rf"restoring on-demand ASG {OD} to version 1 FAILED: .*r-back failed"):
+            s.run()
+
+    def test_foreign_refresh_in_flight_that_rolls_back_then_ours_runs(self, pair_script):
+        """Left by an earlier run that timed out: waited for, its rollback is not our failure, and the
+        rollout then starts its own canary (with the soak) and spot refreshes."""
+        s = pair_script
+        s.tags(group("1"), group("1", mixed=True))
+        s.history(refresh("r-old", "InProgress", 70), asg=OD)
+        s.poll(refresh("r-old", "RollbackInProgress", 40, "Alarm x"),
+               refresh("r-old", "RollbackSuccessful", 0, "Alarm x"), asg=OD)
+        s.group(group("1"), asg=OD)  # re-read after the foreign refresh: still version 1
+        s.history(asg=SP)
+        s.canary_ok()
+        s.spot_start()
+        s.poll(refresh("r-sp", "Successful", 100), asg=SP)
+
+        results = s.run()
+
+        assert [r.refresh_id for r in results] == ["r-od", "r-sp"]
+        assert any("r-old (not started by this rollout)" in line for line in s.logs)
+
+    def test_timeout_in_spot_rolls_spot_back_and_restores_the_canary(self, pair_script):
+        s = pair_script
+        now = [0.0]
+        s.preflight()
+        s.canary_ok()  # 3 polls: 30 s
+        s.spot_start()
+        s.poll(*[refresh("r-sp", "InProgress", p) for p in (10, 20, 30, 40, 50)], asg=SP)  # 30 -> 90 s
+        s.rollback("r-sp", asg=SP)
+        s.poll(refresh("r-sp", "RollbackInProgress", 20), refresh("r-sp", "RollbackSuccessful", 0), asg=SP)
+        s.restore_canary()
+
+        with pytest.raises(RolloutError) as err:
+            s.run(timeout=90, now=now)
+
+        message = str(err.value)
+        assert message.startswith(f"group web: step spot: {SP}: timed out waiting for instance refresh r-sp "
+                                  "(InProgress, 50% complete); rolled back to the previous launch template version")
+        assert f"on-demand ASG {OD} restored to version 1" in message
+
+    def test_first_up_has_no_asgs_and_nothing_to_roll(self, pair_script):
+        s = pair_script
+        s.tags()
+        assert s.run() == []
+
+    def test_two_asgs_with_the_same_capacity_are_refused(self, pair_script):
+        s = pair_script
+        g = tagged(group("1"), OD, "on-demand")
+        twice = {"AutoScalingGroups": [g, dict(g, AutoScalingGroupName="x")]}
+        s.stub.add_response("describe_auto_scaling_groups", twice, BY_TAGS)
+        with pytest.raises(RolloutError, match="2 ASGs tagged"):
+            s.run()
 
 
 @pytest.fixture
@@ -285,32 +557,32 @@ def pair(aws):
 
 
 class TestDeploy:
-    def record(self, monkeypatch, fail_on=()):
+    """`deploy` finds the pair's template, its latest version and the group's alarms on the moto server,
+    then hands over to `roll_group` (moto has no instance refresh: TestPairRollout runs that part)."""
+
+    def record(self, monkeypatch, fail=False):
         calls = []
 
-        def fake_roll(asg_name, template_id, version, **kwargs):
-            calls.append((asg_name, template_id, version, tuple(kwargs["alarms"])))
-            if asg_name in fail_on:
-                raise RolloutError(f"{asg_name}: instance refresh r-1 failed and was rolled back: boom")
-            return RolloutResult(asg_name, version, "succeeded", "r-1")
+        def fake_roll_group(group, stack, template_id, version, **kwargs):
+            calls.append((group, stack, template_id, version, tuple(kwargs["alarms"]), kwargs["bake_time"]))
+            if fail:
+                raise RolloutError("group web: step canary: web-od: instance refresh r-1 failed and was rolled back")
+            return [RolloutResult("web-od", version, "succeeded", "r-1"),
+                    RolloutResult("web-spot", version, "succeeded")]
 
-        monkeypatch.setattr(rollout, "roll", fake_roll)
+        monkeypatch.setattr(rollout, "roll_group", fake_roll_group)
         return calls
 
-    def test_on_demand_canary_first_then_spot_at_the_latest_version(self, pair, monkeypatch):
+    def test_the_pair_rolls_to_the_latest_version_with_the_groups_alarms(self, pair, monkeypatch):
         calls = self.record(monkeypatch)
-        results = rollout.deploy("web", "staging", alarms=["extra"], log=lambda m: None)
-        assert calls == [
-            ("web-od", pair, 2, ("extra", "fleet-staging-web-health-5xx")),
-            ("web-spot", pair, 2, ("extra", "fleet-staging-web-health-5xx")),
-        ]
+        results = rollout.deploy("web", "staging", alarms=["extra"], bake_time=60, log=lambda m: None)
+        assert calls == [("web", "staging", pair, 2, ("extra", "fleet-staging-web-health-5xx"), 60)]
         assert [r.asg for r in results] == ["web-od", "web-spot"]
 
-    def test_canary_failure_leaves_spot_alone(self, pair, monkeypatch):
-        calls = self.record(monkeypatch, fail_on={"web-od"})
-        with pytest.raises(RolloutError, match="web-od: .*rolled back"):
+    def test_failure_propagates(self, pair, monkeypatch):
+        self.record(monkeypatch, fail=True)
+        with pytest.raises(RolloutError, match="step canary"):
             rollout.deploy("web", "staging", log=lambda m: None)
-        assert [c[0] for c in calls] == ["web-od"]
 
     def test_unknown_group(self, pair, monkeypatch):
         calls = self.record(monkeypatch)
@@ -355,12 +627,29 @@ class TestMain:
             "launch template version: Alarm x in ALARM"]
 
     def test_runs_as_a_module_against_the_moto_server(self, aws):
-        """The Command's exact invocation, end to end over HTTP: a missing ASG fails with one line."""
+        """The Command's exact invocation, end to end over HTTP: before the stack's ASGs exist (first
+        `pulumi up`) it finds none by tags and exits 0 with one JSON line."""
         proc = subprocess.run(
-            [sys.executable, "-m", "fleet.ops.rollout", "--asg", "nope", "--launch-template-id", LT, "--version", "2",
-             "--endpoint-url", aws],
+            [sys.executable, "-m", "fleet.ops.rollout", "--group", "web", "--stack", "staging",
+             "--launch-template-id", LT, "--version", "2", "--endpoint-url", aws],
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )
-        assert proc.returncode == 1
-        assert proc.stdout == ""
-        assert proc.stderr.splitlines() == ["rollout failed: no Auto Scaling group named nope"]
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout.splitlines()[-1]) == {"group": "web", "version": 2, "result": "no-op",
+                                                            "asgs": []}
+
+
+def test_readme_durations_are_the_timing_model():
+    """README's Operations numbers for a default http group come from fleet/ops/timing.py."""
+    from fleet.ops import timing
+    from tests.pulumi_mocks import http_group
+
+    g = http_group("www", autoscale={"node_min": 2, "node_max": 6, "timeout": 300})
+    assert timing.replace_seconds(g) == 90 + 300 + 5 * 2 + 30 == 430
+    model = timing.rollback_model(g)
+    assert (model["canary"], model["soak"], model["spot"]) == (430, 430, 860)
+    assert model["total_good_rollout"] == 2 * 430 + 300
+    assert (timing.rollout_timeout(g), timing.rollback_timeout(g), timing.gate_timeout(g)) == (1740, 645, 600)
+    readme = (ROOT / "README.md").read_text()
+    for text in ("R = 430 s", "(1740 s there)", "(645 s)"):
+        assert text in readme, text

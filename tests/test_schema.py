@@ -56,7 +56,8 @@ def _model_default(path: tuple[str, ...]):
     """Default of a dotted field path in the dataclass model (None if the model has no default)."""
     classes = {"autoscale": model.Autoscale, "spot": model.Spot, "on_demand": None, "image": model.Image,
                "health_check": model.HealthCheck, "http": model.Http, "scaling": model.Scaling,
-               "burst": model.Burst, "scale_in": model.ScaleIn, "volume": model.Volume}
+               "burst": model.Burst, "scale_in": model.ScaleIn, "volume": model.Volume,
+               "rollout": model.Rollout}
     cls = model.Group
     for i, part in enumerate(path):
         if part == "on_demand":

@@ -1,9 +1,30 @@
-"""Health-gated rollout: move an ASG to one launch template version with an instance refresh, and wait.
+"""Health-gated rollout of a node group's spot/on-demand pair to one launch template version.
 
 Why not the provider's `instance_refresh` block: it switches the ASG to the new version first, so AWS
-auto-rollback "rolls back" to the bad version, and it does not wait (PITFALLS 6). Here the refresh carries
-DesiredConfiguration: the ASG keeps its old version until the refresh succeeds, AutoRollback returns to
-it, alarms gate it, and launch-before-terminate (min 100 %, max 200 %) keeps full capacity meanwhile.
+auto-rollback "rolls back" to the bad version, and it does not wait (PITFALLS 6). Here each refresh
+carries DesiredConfiguration: the ASG keeps its old version until the refresh succeeds, AutoRollback
+returns to it, alarms gate it, and launch-before-terminate (min 100 %, max 200 %) keeps full capacity.
+
+One rollout per group (`roll_pair`), in three steps:
+1. canary: the on-demand ASG refreshes, with BakeTime = `rollout.bake_time`;
+2. soak: that BakeTime. AWS keeps the refresh in `Baking` and keeps watching the health alarms
+   (AlarmSpecification) until it ends, and an alarm during it fails the refresh and rolls it back;
+3. spot: the spot ASG refreshes, alarm-gated, no bake (the canary already soaked this version).
+If any step fails, raises, or runs out of time, both ASGs end on the previous version: the refresh in
+flight by AWS's rollback (AutoRollback, or RollbackInstanceRefresh on a timeout), and a canary that had
+already finished by a refresh back to the version it had before. The error is one line naming the
+group, the step and the reason.
+
+Refresh preferences chosen, and why:
+- BakeTime (not a hand-written sleep) is the soak: AWS itself watches the alarms during it and rolls the
+  canary back, so an alarm is acted on even if this process dies mid-soak.
+- CheckpointPercentages/CheckpointDelay are not used: a checkpoint pauses one ASG part-way through its
+  own refresh, but the canary here is a whole ASG (the on-demand one), and the soak must come after it
+  is fully replaced, which is BakeTime; a checkpoint in the spot refresh would soak the same version a
+  second time. Checkpoints also need a CheckpointDelay, which AWS defaults to an hour.
+- A refresh this rollout did not start (say, left by a run that timed out) is waited for, but its
+  outcome is not taken as ours: afterwards the ASG is read again and our own refresh starts (with
+  SkipMatching it replaces only what is not on the version yet, and the canary's soak still runs).
 
 Run by the Rollout component's Command as `python -m fleet.ops.rollout ...` (see `main`): progress goes to
 stderr, one JSON line last on stdout (PITFALLS 11), exit 1 with one line on failure so `pulumi up` fails.
@@ -30,10 +51,29 @@ FAILED = {
     "RollbackSuccessful": "failed and was rolled back to the previous launch template version",
     "RollbackFailed": "failed and its rollback failed too, so the group may run mixed versions",
 }
+SPOT, ON_DEMAND = "spot", "on-demand"
+CANARY, SOAK = "canary", "soak"
+# SpotInstancePools is "Valid only when the SpotAllocationStrategy is lowest-price" (botocore's model of
+# InstancesDistribution); DescribeAutoScalingGroups returns it for other strategies too (default 2), and a
+# DesiredConfiguration that carries it is rejected. tests/test_rollout.py reads the model to keep this true.
+POOLS_STRATEGY = "lowest-price"
 
 
 class RolloutError(Exception):
     """A rollout that did not reach its version; the message is one line, fit for `pulumi up` output."""
+
+
+class RefreshFailed(RolloutError):
+    """One refresh ended badly. `status` is its end state, `last` the last state seen before that
+    (`Baking` when the soak failed), `rolled_back` whether AWS put the ASG back on its old version."""
+
+    def __init__(self, message: str, *, status: str, last: str | None = None):
+        super().__init__(message)
+        self.status, self.last = status, last
+
+    @property
+    def rolled_back(self) -> bool:
+        return self.status == "RollbackSuccessful"
 
 
 @dataclass(frozen=True)
@@ -51,53 +91,140 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@dataclass
+class Waiter:
+    """The clock, sleep, log and poll interval every wait here shares (tests pass fakes)."""
+
+    autoscaling: object
+    poll: float = 15
+    log: Callable[[str], None] = _stderr
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
 def roll(asg_name: str, launch_template_id: str, version: int | str, *, alarms: Iterable[str] = (),
-         warmup: int | None = None, timeout: float = 1800, poll: float = 15, client=None,
+         warmup: int | None = None, bake_time: int = 0, timeout: float = 1800,
+         rollback_timeout: float | None = None, poll: float = 15, client=None,
          log: Callable[[str], None] = _stderr, sleep: Callable[[float], None] = time.sleep,
          clock: Callable[[], float] = time.monotonic) -> RolloutResult:
     """Bring `asg_name` to `launch_template_id` at `version`, or raise RolloutError.
 
-    No-op when the ASG is configured with that version and every instance runs it. A refresh that is
-    already active is waited for (AWS allows one at a time, and starting a second would fail anyway),
-    then the ASG is checked again. `timeout` covers the whole call; on timeout the refresh is left
-    running (cancelling it would strand a half-replaced group) and the error says so.
+    No-op when the ASG is configured with that version, every instance runs it and no refresh was in
+    flight. A refresh that is already active is waited for (AWS allows one at a time) but not taken as
+    ours: the ASG is read again and our own refresh starts. `timeout` covers the whole call; when it runs
+    out, the refresh is rolled back (RollbackInstanceRefresh) and waited for up to `rollback_timeout`
+    (default: `timeout`), then RefreshFailed says so.
     """
-    autoscaling = client or aws_client("autoscaling")
-    want = str(version)
-    deadline = clock() + timeout
-    waited = None
+    w = Waiter(client or aws_client("autoscaling"), poll, log, sleep, clock)
+    return _roll(w, asg_name, launch_template_id, str(version), alarms=list(alarms), warmup=warmup,
+                 bake_time=bake_time, deadline=clock() + timeout, timeout=timeout,
+                 rollback_timeout=timeout if rollback_timeout is None else rollback_timeout)
+
+
+def _roll(w: Waiter, asg_name: str, template_id: str, want: str, *, alarms: list[str], warmup: int | None,
+          bake_time: int, deadline: float, timeout: float, rollback_timeout: float,
+          force: bool = False) -> RolloutResult:
+    """`force`: start our own refresh even if the group looks done (a foreign refresh just ended)."""
+    foreign = wait_foreign(w, asg_name, deadline, timeout) or force
     while True:
-        group = _group(autoscaling, asg_name)
-        active = _active_refresh(autoscaling, asg_name)
-        if active:
-            log(f"{asg_name}: instance refresh {active['InstanceRefreshId']} is already {active['Status']}; "
-                "waiting for it instead of starting another")
-            waited = _wait(autoscaling, asg_name, active["InstanceRefreshId"],
-                           deadline, timeout, poll, log, sleep, clock)
-            group = _group(autoscaling, asg_name)
-        if _runs(group, launch_template_id, want):
-            if waited is None:
-                log(f"{asg_name}: already on {launch_template_id} version {want}; nothing to do")
-            return RolloutResult(asg_name, int(version), "no-op" if waited is None else "succeeded", waited)
+        group = _group(w.autoscaling, asg_name)
+        if _runs(group, template_id, want) and not foreign:
+            w.log(f"{asg_name}: already on {template_id} version {want}; nothing to do")
+            return RolloutResult(asg_name, int(want), "no-op")
         try:
-            refresh_id = autoscaling.start_instance_refresh(
+            refresh_id = w.autoscaling.start_instance_refresh(
                 AutoScalingGroupName=asg_name,
                 Strategy="Rolling",
-                DesiredConfiguration=_desired_configuration(group, launch_template_id, want),
-                Preferences=_preferences(alarms, warmup),
+                DesiredConfiguration=_desired_configuration(group, template_id, want),
+                Preferences=_preferences(alarms, warmup, bake_time),
             )["InstanceRefreshId"]
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") != "InstanceRefreshInProgress":
                 raise
-            if clock() >= deadline:
-                raise RolloutError(f"{asg_name}: timed out after {timeout:g}s: another instance refresh kept "
-                                   "the group busy") from None
-            log(f"{asg_name}: another instance refresh started just now; waiting for it")
-            sleep(poll)
+            w.log(f"{asg_name}: another instance refresh started just now; waiting for it")
+            foreign = wait_foreign(w, asg_name, deadline, timeout) or foreign
             continue
-        log(f"{asg_name}: started instance refresh {refresh_id} to {launch_template_id} version {want}")
-        _wait(autoscaling, asg_name, refresh_id, deadline, timeout, poll, log, sleep, clock)
-        return RolloutResult(asg_name, int(version), "succeeded", refresh_id)
+        w.log(f"{asg_name}: started instance refresh {refresh_id} to {template_id} version {want}"
+              + (f", then a {bake_time}s soak with the alarms watched" if bake_time else ""))
+        try:
+            _wait(w, asg_name, refresh_id, deadline, timeout)
+        except _TimedOut as t:
+            raise _roll_back_after_timeout(w, asg_name, refresh_id, t, rollback_timeout) from None
+        return RolloutResult(asg_name, int(want), "succeeded", refresh_id)
+
+
+def restore(asg_name: str, template_id: str, version: str, *, timeout: float, waiter: Waiter) -> str:
+    """Refresh a finished ASG back to `version` (its version before this rollout): no alarm gate (the
+    alarms may be firing because of the bad version) and no AutoRollback (rolling back a rollback would
+    return to the bad version). Returns the refresh id or raises RolloutError."""
+    w = waiter
+    deadline = w.clock() + timeout
+    wait_foreign(w, asg_name, deadline, timeout)
+    group = _group(w.autoscaling, asg_name)
+    refresh_id = w.autoscaling.start_instance_refresh(
+        AutoScalingGroupName=asg_name, Strategy="Rolling",
+        DesiredConfiguration=_desired_configuration(group, template_id, version),
+        Preferences={"AutoRollback": False, "MinHealthyPercentage": 100, "MaxHealthyPercentage": 200,
+                     "SkipMatching": True},
+    )["InstanceRefreshId"]
+    w.log(f"{asg_name}: started instance refresh {refresh_id} back to {template_id} version {version}")
+    try:
+        _wait(w, asg_name, refresh_id, deadline, timeout)
+    except _TimedOut as t:
+        raise RolloutError(f"refresh {refresh_id} back to version {version} still {t.status} after "
+                           f"{timeout:g}s") from None
+    return refresh_id
+
+
+class _TimedOut(Exception):
+    def __init__(self, status: str, percent: int):
+        self.status, self.percent = status, percent
+
+
+def _roll_back_after_timeout(w: Waiter, asg_name: str, refresh_id: str, t: _TimedOut,
+                             rollback_timeout: float) -> RefreshFailed:
+    """The forward bound ran out: ask AWS to roll the refresh back and wait for that."""
+    what = f"{asg_name}: timed out waiting for instance refresh {refresh_id} ({t.status}, {t.percent}% complete)"
+    try:
+        w.autoscaling.rollback_instance_refresh(AutoScalingGroupName=asg_name)
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code")
+        return RefreshFailed(f"{what}; its rollback could not start ({code}): follow it with "
+                             f"`aws autoscaling describe-instance-refreshes --auto-scaling-group-name {asg_name}`",
+                             status="RollbackFailed", last=t.status)
+    w.log(f"{what}; rolling it back")
+    try:
+        _wait(w, asg_name, refresh_id, w.clock() + rollback_timeout, rollback_timeout)
+    except RefreshFailed as f:
+        if f.rolled_back:
+            return RefreshFailed(f"{what}; rolled back to the previous launch template version",
+                                 status=f.status, last=t.status)
+        return RefreshFailed(f"{what}; then {f}", status=f.status, last=t.status)
+    except _TimedOut as again:
+        return RefreshFailed(f"{what}; its rollback is still {again.status} after {rollback_timeout:g}s",
+                             status="RollbackFailed", last=t.status)
+    return RefreshFailed(f"{what}; it then succeeded while being rolled back", status="Successful",
+                         last=t.status)
+
+
+def wait_foreign(w: Waiter, asg_name: str, deadline: float, timeout: float) -> str | None:
+    """Wait out a refresh that is already active on the ASG (not ours); its outcome is only logged.
+    Returns its id, or None when none was active."""
+    active = _active_refresh(w.autoscaling, asg_name)
+    if not active:
+        return None
+    rid = active["InstanceRefreshId"]
+    w.log(f"{asg_name}: instance refresh {rid} (not started by this rollout) is {active['Status']}; "
+          "waiting for it to end, then starting our own")
+    try:
+        _wait(w, asg_name, rid, deadline, timeout)
+        w.log(f"{asg_name}: instance refresh {rid} ended Successful; checking the group again")
+    except RefreshFailed as f:
+        w.log(f"{asg_name}: instance refresh {rid} ended {f.status}; checking the group again")
+    except _TimedOut as t:
+        raise RolloutError(f"{asg_name}: timed out after {timeout:g}s waiting for instance refresh {rid} that "
+                           f"this rollout did not start ({t.status}, {t.percent}% complete)") from None
+    return rid
 
 
 def _group(autoscaling, asg_name: str) -> dict:
@@ -135,7 +262,8 @@ def _runs(group: dict, template_id: str, version: str) -> bool:
 
 def _desired_configuration(group: dict, template_id: str, version: str) -> dict:
     """The spot ASG has a mixed instances policy: a LaunchTemplate-only desired configuration would not
-    describe it, so its policy is sent back whole with only the template version changed."""
+    describe it, so its policy is sent back with only the template version changed, minus what AWS
+    rejects there (SpotInstancePools for strategies other than lowest-price)."""
     spec = {"LaunchTemplateId": template_id, "Version": version}
     mixed = group.get("MixedInstancesPolicy")
     if not mixed:
@@ -149,11 +277,14 @@ def _desired_configuration(group: dict, template_id: str, version: str) -> dict:
         ]
     policy = {"LaunchTemplate": launch_template}
     if "InstancesDistribution" in mixed:
-        policy["InstancesDistribution"] = mixed["InstancesDistribution"]
+        distribution = dict(mixed["InstancesDistribution"])
+        if distribution.get("SpotAllocationStrategy", POOLS_STRATEGY) != POOLS_STRATEGY:
+            distribution.pop("SpotInstancePools", None)
+        policy["InstancesDistribution"] = distribution
     return {"MixedInstancesPolicy": policy}
 
 
-def _preferences(alarms: Iterable[str], warmup: int | None) -> dict:
+def _preferences(alarms: Iterable[str], warmup: int | None, bake_time: int = 0) -> dict:
     prefs = {
         "AutoRollback": True,
         "MinHealthyPercentage": 100,
@@ -162,39 +293,98 @@ def _preferences(alarms: Iterable[str], warmup: int | None) -> dict:
     }
     if warmup is not None:
         prefs["InstanceWarmup"] = int(warmup)
+    if bake_time:
+        prefs["BakeTime"] = int(bake_time)
     alarms = list(alarms)
     if alarms:
         prefs["AlarmSpecification"] = {"Alarms": alarms}
     return prefs
 
 
-def _wait(autoscaling, asg_name, refresh_id, deadline, timeout, poll, log, sleep, clock) -> str:
-    """Poll one refresh until Successful (return its id) or an end state (raise), logging changes."""
-    last = None
+def _wait(w: Waiter, asg_name: str, refresh_id: str, deadline: float, timeout: float) -> str:
+    """Poll one refresh until Successful (return its id), an end state (RefreshFailed) or the deadline
+    (_TimedOut), logging every change."""
+    last, before = None, None
     while True:
-        found = autoscaling.describe_instance_refreshes(
+        found = w.autoscaling.describe_instance_refreshes(
             AutoScalingGroupName=asg_name, InstanceRefreshIds=[refresh_id])["InstanceRefreshes"]
         if not found:
-            raise RolloutError(f"{asg_name}: instance refresh {refresh_id} has disappeared")
+            raise RefreshFailed(f"{asg_name}: instance refresh {refresh_id} has disappeared", status="Failed",
+                                last=before)
         refresh = found[0]
         status, percent = refresh["Status"], refresh.get("PercentageComplete", 0)
         reason = " ".join(str(refresh.get("StatusReason") or "").split())
         if (status, percent, reason) != last:
-            log(f"{asg_name}: instance refresh {refresh_id} {status}, {percent}% complete"
-                + (f" ({reason})" if reason else ""))
+            w.log(f"{asg_name}: instance refresh {refresh_id} {status}, {percent}% complete"
+                  + (f" ({reason})" if reason else ""))
+            if last is not None and last[0] != status and last[0] != "RollbackInProgress":
+                before = last[0]
             last = (status, percent, reason)
         if status == "Successful":
             return refresh_id
         if status in FAILED:
-            raise RolloutError(f"{asg_name}: instance refresh {refresh_id} {FAILED[status]}: "
-                               f"{reason or 'no reason given'}")
-        if clock() >= deadline:
-            raise RolloutError(
-                f"{asg_name}: timed out after {timeout:g}s waiting for instance refresh {refresh_id} "
-                f"({status}, {percent}% complete); it is still running, not cancelled: follow it with "
-                f"`aws autoscaling describe-instance-refreshes --auto-scaling-group-name {asg_name} "
-                f"--instance-refresh-ids {refresh_id}`")
-        sleep(poll)
+            rollback = " ".join(str((refresh.get("RollbackDetails") or {}).get("RollbackReason") or "").split())
+            raise RefreshFailed(f"{asg_name}: instance refresh {refresh_id} {FAILED[status]}: "
+                                f"{reason or rollback or 'no reason given'}", status=status, last=before)
+        if w.clock() >= deadline:
+            raise _TimedOut(status, percent)
+        w.sleep(w.poll)
+
+
+@dataclass(frozen=True)
+class PairMember:
+    capacity: str
+    asg: str
+    previous: str  # the launch template version the ASG was configured with before this rollout
+    foreign: bool = False  # a refresh we did not start was waited out: start our own regardless
+
+
+def roll_pair(group: str, members: list[PairMember], template_id: str, version: int | str, *,
+              alarms: Iterable[str] = (), warmup: int | None = None, bake_time: int = 300,
+              timeout: float = 3600, rollback_timeout: float = 1800, waiter: Waiter) -> list[RolloutResult]:
+    """Canary (on-demand, with the soak as its BakeTime), then spot; on any failure both ASGs end on their
+    previous version (module docstring) and RolloutError says `group G: step S: reason` on one line.
+    `members` are on-demand first; `timeout` bounds the forward steps together."""
+    w, want, alarms = waiter, str(version), list(alarms)
+    deadline = w.clock() + timeout
+    done: list[PairMember] = []
+    foreign = {m.asg for m in members if getattr(m, "foreign", False)}
+    results: list[RolloutResult] = []
+    for m in members:
+        canary = m.capacity == ON_DEMAND
+        try:
+            results.append(_roll(w, m.asg, template_id, want, alarms=alarms, warmup=warmup,
+                                 bake_time=bake_time if canary else 0, deadline=deadline,
+                                 timeout=timeout, rollback_timeout=rollback_timeout, force=m.asg in foreign))
+        except (RolloutError, ClientError, BotoCoreError) as e:
+            step = m.capacity if not canary else (SOAK if getattr(e, "last", None) == "Baking" else CANARY)
+            reason = " ".join(str(e).split())
+            if isinstance(e, RefreshFailed) and not e.rolled_back and e.status != "Successful":
+                reason += _restore_in_flight(w, m, template_id, want, rollback_timeout)
+            for finished in reversed(done):
+                reason += _restore_finished(w, finished, template_id, rollback_timeout)
+            raise RolloutError(f"group {group}: step {step}: {reason}") from None
+        done.append(m)
+    return results
+
+
+def _restore_in_flight(w: Waiter, m: PairMember, template_id: str, want: str, timeout: float) -> str:
+    """AWS did not roll this ASG back (e.g. Failed without a rollback): refresh it back ourselves, if it
+    changed version."""
+    group = _group(w.autoscaling, m.asg)
+    if _template_spec(group).get("Version") == m.previous and _runs(group, template_id, m.previous):
+        return ""
+    return _restore_finished(w, m, template_id, timeout)
+
+
+def _restore_finished(w: Waiter, m: PairMember, template_id: str, timeout: float) -> str:
+    if not m.previous:
+        return f"; {m.capacity} ASG {m.asg} had no numbered version before: not restored"
+    try:
+        rid = restore(m.asg, template_id, m.previous, timeout=timeout, waiter=w)
+    except (RolloutError, ClientError, BotoCoreError) as e:
+        return f"; restoring {m.capacity} ASG {m.asg} to version {m.previous} FAILED: {' '.join(str(e).split())}"
+    return f"; {m.capacity} ASG {m.asg} restored to version {m.previous} (instance refresh {rid})"
 
 
 def discover_alarms(cloudwatch, group: str, stack: str) -> list[str]:
@@ -218,87 +408,112 @@ def find_group_asgs(autoscaling, group: str, stack: str) -> dict[str | None, lis
     return by_capacity
 
 
-def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: str | None = None,
-           alarms: Iterable[str] = (), warmup: int | None = None, timeout: float = 1800, poll: float = 15,
-           log: Callable[[str], None] = _stderr, sleep: Callable[[float], None] = time.sleep,
-           clock: Callable[[], float] = time.monotonic,
-           autoscaling=None, ec2=None, cloudwatch=None) -> list[RolloutResult]:
-    """Roll a group's ASGs to their launch template's latest version: on-demand first as the canary,
-    then spot. A canary failure raises before spot is touched, so most capacity stays on the old version.
+def members_of(w: Waiter, group: str, stack: str, deadline: float, timeout: float) -> list[PairMember]:
+    """The group's ASGs by tags, on-demand first, each with the version it had before this rollout
+    (read after any refresh we did not start has ended). Empty before the ASGs exist."""
+    by_capacity = find_group_asgs(w.autoscaling, group, stack)
+    members = []
+    for capacity in (ON_DEMAND, SPOT):
+        found = by_capacity.pop(capacity, [])
+        if len(found) > 1:
+            raise RolloutError(f"group {group}: {len(found)} ASGs tagged fleet:group={group} fleet:stack={stack} "
+                               f"fleet:capacity={capacity}: {[g['AutoScalingGroupName'] for g in found]}")
+        if found:
+            name = found[0]["AutoScalingGroupName"]
+            foreign = wait_foreign(w, name, deadline, timeout) is not None
+            spec = _template_spec(_group(w.autoscaling, name) if foreign else found[0])
+            members.append(PairMember(capacity, name, str(spec.get("Version") or ""), foreign))
+    for capacity, rest in by_capacity.items():
+        w.log(f"{group}: skipping {[g['AutoScalingGroupName'] for g in rest]}: fleet:capacity={capacity!r}")
+    return members
 
-    ASGs are found by tags fleet:group and fleet:stack and ordered by fleet:capacity. Alarms are `alarms`
-    plus those found by `discover_alarms`. `timeout` applies to each ASG.
+
+def roll_group(group: str, stack: str, template_id: str, version: int | str, *, alarms: Iterable[str] = (),
+               warmup: int | None = None, bake_time: int = 300, timeout: float = 3600,
+               rollback_timeout: float = 1800, waiter: Waiter) -> list[RolloutResult]:
+    """Find the group's pair by tags and `roll_pair` it; [] when it does not exist yet (the stack's first
+    `pulumi up`: the ASGs are then created on this version, and the new-group gate checks them)."""
+    w = waiter
+    members = members_of(w, group, stack, w.clock() + timeout, timeout)
+    if not members:
+        w.log(f"{group}: no ASGs yet; they are created on version {version}")
+        return []
+    return roll_pair(group, members, template_id, version, alarms=alarms, warmup=warmup, bake_time=bake_time,
+                     timeout=timeout, rollback_timeout=rollback_timeout, waiter=w)
+
+
+def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: str | None = None,
+           alarms: Iterable[str] = (), warmup: int | None = None, bake_time: int = 300, timeout: float = 3600,
+           rollback_timeout: float = 1800, poll: float = 15, log: Callable[[str], None] = _stderr,
+           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+           autoscaling=None, ec2=None, cloudwatch=None) -> list[RolloutResult]:
+    """`fleet deploy`: roll a group's pair to its launch template's latest version now (`roll_group`).
+
+    Alarms are `alarms` plus those found by `discover_alarms`.
     """
     autoscaling = autoscaling or aws_client("autoscaling", region=region, endpoint_url=endpoint_url)
     ec2 = ec2 or aws_client("ec2", region=region, endpoint_url=endpoint_url)
     cloudwatch = cloudwatch or aws_client("cloudwatch", region=region, endpoint_url=endpoint_url)
+    w = Waiter(autoscaling, poll, log, sleep, clock)
 
     by_capacity = find_group_asgs(autoscaling, group, stack)
-    ordered = by_capacity.pop("on-demand", []) + by_capacity.pop("spot", [])
-    for capacity, rest in by_capacity.items():
-        log(f"{group}: skipping {[g['AutoScalingGroupName'] for g in rest]}: fleet:capacity={capacity!r}")
-    if not ordered:
+    pair = by_capacity.get(ON_DEMAND, []) + by_capacity.get(SPOT, [])
+    if not pair:
         raise RolloutError(f"no Auto Scaling groups tagged fleet:group={group} fleet:stack={stack}")
-
+    template_id = _template_spec(pair[0]).get("LaunchTemplateId")
+    if not template_id:
+        raise RolloutError(f"{pair[0]['AutoScalingGroupName']}: has no launch template (by id) to roll out")
+    latest = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
     gate = list(dict.fromkeys([*alarms, *discover_alarms(cloudwatch, group, stack)]))
     log(f"{group}: alarms gating the rollout: {', '.join(gate) if gate else 'none'}")
-    results = []
-    for g in ordered:
-        template_id = _template_spec(g).get("LaunchTemplateId")
-        if not template_id:
-            raise RolloutError(f"{g['AutoScalingGroupName']}: has no launch template (by id) to roll out")
-        latest = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
-        results.append(roll(g["AutoScalingGroupName"], template_id, latest["LatestVersionNumber"], alarms=gate,
-                            warmup=warmup, timeout=timeout, poll=poll, client=autoscaling, log=log, sleep=sleep,
-                            clock=clock))
-    return results
+    return roll_group(group, stack, template_id, latest["LatestVersionNumber"], alarms=gate, warmup=warmup,
+                      bake_time=bake_time, timeout=timeout, rollback_timeout=rollback_timeout, waiter=w)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m fleet.ops.rollout (--asg NAME | --group G --stack S --capacity C) --launch-template-id ID
-    --version N ...`: what the Rollout Command runs.
+    """`python -m fleet.ops.rollout (--group G --stack S | --asg NAME) --launch-template-id ID --version N ...`:
+    what the Rollout Command runs (one per group).
 
-    With --group/--stack/--capacity the ASG is found by its tags, which lets the Command run BEFORE
-    Pulumi updates the ASG (components/rollout.py says why); when no such ASG exists yet (the stack's
-    first `pulumi up`), there is nothing to roll: the ASG is created on this version. Exit 0 then.
+    With --group/--stack the pair is found by its tags, which lets the Command run BEFORE Pulumi updates
+    the ASGs (components/rollout.py says why); when they do not exist yet (the stack's first `pulumi up`),
+    there is nothing to roll: exit 0. --asg refreshes one ASG alone (no canary, no soak).
     """
     parser = argparse.ArgumentParser(prog="python -m fleet.ops.rollout",
-                                     description="Instance-refresh one ASG to a launch template version and wait.")
+                                     description="Roll a group's ASG pair to a launch template version and wait.")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--asg", help="the ASG's name")
-    target.add_argument("--group", help="find the ASG by tags fleet:group (with --stack and --capacity)")
+    target.add_argument("--group", help="the node group: its ASGs are found by tags fleet:group and fleet:stack")
+    target.add_argument("--asg", help="one ASG by name (no canary, no soak)")
     parser.add_argument("--stack")
-    parser.add_argument("--capacity", choices=("on-demand", "spot"))
     parser.add_argument("--launch-template-id", required=True)
     parser.add_argument("--version", required=True, type=int)
     parser.add_argument("--alarm", action="append", default=[], help="CloudWatch alarm that stops and rolls back")
     parser.add_argument("--warmup", type=int, help="instance warmup in seconds (default: the ASG's)")
+    parser.add_argument("--bake-time", type=int, default=300, help="soak after the canary, alarms watched")
     parser.add_argument("--region")
     parser.add_argument("--endpoint-url")
-    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--timeout", type=float, default=3600, help="bound of the forward steps together")
+    parser.add_argument("--rollback-timeout", type=float, default=1800, help="bound of each rollback step")
     parser.add_argument("--poll", type=float, default=15)
     args = parser.parse_args(argv)
-    if args.group and not (args.stack and args.capacity):
-        parser.error("--group needs --stack and --capacity")
+    if args.group and not args.stack:
+        parser.error("--group needs --stack")
     try:
         autoscaling = aws_client("autoscaling", region=args.region, endpoint_url=args.endpoint_url)
-        asg = args.asg
-        if asg is None:
-            found = find_group_asgs(autoscaling, args.group, args.stack).get(args.capacity, [])
-            if len(found) > 1:
-                raise RolloutError(f"{len(found)} ASGs tagged fleet:group={args.group} fleet:stack={args.stack} "
-                                   f"fleet:capacity={args.capacity}: {[g['AutoScalingGroupName'] for g in found]}")
-            if not found:
-                print(json.dumps({"asg": None, "version": args.version, "result": "no-op", "refresh_id": None,
-                                  "reason": "no ASG yet: it is created on this version"}), flush=True)
-                return 0
-            asg = found[0]["AutoScalingGroupName"]
-        result = roll(asg, args.launch_template_id, args.version, alarms=args.alarm, warmup=args.warmup,
-                      timeout=args.timeout, poll=args.poll, client=autoscaling)
+        if args.asg:
+            result = roll(args.asg, args.launch_template_id, args.version, alarms=args.alarm, warmup=args.warmup,
+                          timeout=args.timeout, rollback_timeout=args.rollback_timeout, poll=args.poll,
+                          client=autoscaling)
+            print(json.dumps(result.as_json()), flush=True)
+            return 0
+        results = roll_group(args.group, args.stack, args.launch_template_id, args.version, alarms=args.alarm,
+                             warmup=args.warmup, bake_time=args.bake_time, timeout=args.timeout,
+                             rollback_timeout=args.rollback_timeout, waiter=Waiter(autoscaling, args.poll))
     except (RolloutError, ClientError, BotoCoreError) as e:
         print(f"rollout failed: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
         return 1
-    print(json.dumps(result.as_json()), flush=True)
+    print(json.dumps({"group": args.group, "version": args.version,
+                      "result": "succeeded" if results else "no-op",
+                      "asgs": [r.as_json() for r in results]}), flush=True)
     return 0
 
 

@@ -116,6 +116,13 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """How a new launch template version reaches the group (fleet/ops/rollout.py)."""
+
+    bake_time: int = 300  # soak after the on-demand canary, health alarms watched, before spot
+
+
+@dataclass(frozen=True)
 class Volume:
     size: int = 20
     type: str = "gp3"
@@ -140,6 +147,7 @@ class Group:
     http: Http | None = None
     scaling: Scaling = field(default_factory=Scaling)
     volume: Volume = field(default_factory=Volume)
+    rollout: Rollout = field(default_factory=Rollout)
     tags: Mapping[str, str] = field(default_factory=lambda: frozen_map(None))
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,6 +209,8 @@ def build_group(name: str, merged: Mapping[str, Any]) -> Group:
         )
     if "volume" in raw:
         raw["volume"] = _build(Volume, raw["volume"])
+    if "rollout" in raw:
+        raw["rollout"] = _build(Rollout, raw["rollout"])
     for key in ("default_attributes", "tags"):
         if key in raw:
             raw[key] = frozen_map(raw[key])

@@ -1,0 +1,82 @@
+"""How long a group's rollout steps take, modelled from the group's own timeouts (pure: no boto3).
+
+The rollout Command, the new-group health gate and README's Operations table use these numbers, so
+the bounds `pulumi up` waits for and the durations the README promises come from one place.
+
+One instance replacement = launch (LAUNCH_SECONDS: RunInstances to a booting OS) + `autoscale.timeout`
+(the group's boot-to-healthy grace and instance warmup) + the target group's health check
+(`interval x healthy_threshold`, http groups) + draining the instance it replaces (the deregistration
+delay / termination hook heartbeat). Refreshes run launch-before-terminate with MaxHealthyPercentage
+200, so AWS replaces a whole ASG in one batch: a refresh, AWS's rollback of one, and a refresh back
+to the previous version each take about one replacement.
+"""
+
+from __future__ import annotations
+
+from fleet.spec.model import Group
+
+LAUNCH_SECONDS = 90  # RunInstances -> running with a booting OS; typically 30-90 s
+DEFAULT_DRAIN_SECONDS = 60  # termination hook heartbeat of groups without http (components/asg_pair.py)
+MIN_HEARTBEAT = 30
+SAFETY = 1.5  # the Command's bounds: the model plus half again, so a slow launch is not a failure
+
+
+def health_seconds(group: Group) -> int:
+    """Time for a booted instance to be marked healthy by the target group (0 without http)."""
+    if group.http is None:
+        return 0
+    hc = group.http.health_check
+    return hc.interval * hc.healthy_threshold
+
+
+def drain_seconds(group: Group) -> int:
+    """Time an old instance spends draining before it terminates."""
+    drain = group.http.deregistration_delay if group.http else DEFAULT_DRAIN_SECONDS
+    return max(MIN_HEARTBEAT, drain)
+
+
+def boot_seconds(group: Group) -> int:
+    """Launch to healthy for one new instance."""
+    timeout = group.autoscale.timeout if group.autoscale else 300
+    return LAUNCH_SECONDS + timeout + health_seconds(group)
+
+
+def replace_seconds(group: Group) -> int:
+    """One instance-refresh batch: new instances healthy, then the old ones drained."""
+    return boot_seconds(group) + drain_seconds(group)
+
+
+def rollout_seconds(group: Group) -> int:
+    """A good image end to end: canary refresh + soak (bake_time) + spot refresh."""
+    return 2 * replace_seconds(group) + group.rollout.bake_time
+
+
+def rollout_timeout(group: Group) -> int:
+    """The rollout Command's bound for the forward steps (a timeout rolls back, see fleet/ops/rollout.py)."""
+    return int(rollout_seconds(group) * SAFETY)
+
+
+def rollback_timeout(group: Group) -> int:
+    """Bound for one rollback step (AWS's rollback of a refresh, or a refresh back to the old version)."""
+    return int(replace_seconds(group) * SAFETY)
+
+
+def gate_timeout(group: Group) -> int:
+    """The new-group health gate's bound: node_min's instances launched and healthy once."""
+    return int(boot_seconds(group) * SAFETY)
+
+
+def rollback_model(group: Group) -> dict[str, int]:
+    """Seconds from a bad image's first symptom to both ASGs back on the old version, per failing step."""
+    replace, bake = replace_seconds(group), group.rollout.bake_time
+    return {
+        # AWS rolls the canary back (one replacement); spot was never touched
+        "canary": replace,
+        # the soak alarm fires at the latest at the end of bake_time; then AWS's rollback of the canary
+        "soak": replace,
+        # AWS rolls spot back while the finished canary is refreshed back: in sequence, two replacements
+        "spot": 2 * replace,
+        # the forward bound ran out (at most rollout_timeout); then the in-flight step's rollback and the canary's
+        "timeout": rollout_timeout(group) + 2 * replace,
+        "total_good_rollout": 2 * replace + bake,
+    }
