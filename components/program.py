@@ -104,7 +104,7 @@ def load_for_stack(project_dir: Path, stack: str, values: dict[str, Any]) -> Fle
     """Load and check the fleet for `stack`; raise SpecError with every problem found."""
     nodes_file = values.get("fleet:nodesFile")
     nodes_path = _display_path(Path(project_dir) / (nodes_file if isinstance(nodes_file, str) else "nodes.yaml"))
-    fleet = load_fleet(nodes_path, stack=stack, stack_values=values)
+    fleet = load_fleet(nodes_path, stack=stack, stack_values=values, project_dir=Path(project_dir))
     problems = []
     for name, group in fleet.groups.items():
         if group.autoscale is not None and len(spot_instance_types(group)) < MIN_SPOT_TYPES:

@@ -35,7 +35,9 @@ def _print_json(obj) -> None:
 
 
 def cmd_validate(args) -> int:
-    fleet = _load(args)
+    from fleet.spec.load import project_dir_of
+
+    fleet = load_fleet(args.nodes, args.stack, project_dir=project_dir_of(args.nodes))
     where = f" for stack {fleet.stack.name}" if fleet.stack else ""
     print(f"{args.nodes}: {len(fleet.groups)} groups OK{where}: {', '.join(fleet.groups)}")
     return EXIT_OK

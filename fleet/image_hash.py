@@ -2,8 +2,11 @@
 
 Covered: the builder and its image-changing settings, the source AMI, the Chef run list and
 attributes (not the role's name: two groups with the same content share one image), every
-file the build reads (cookbooks for packer, the image file for raw, `image.inputs` if any),
-and the build code's own source. Not covered, because they do not change the image:
+file the build reads (for packer: only the run list's cookbook closure, the roles it names and
+the data bags its recipes read, fleet/spec/cookbooks.py; the image file for raw), and the build
+code's own source. A packer group that converges at boot (`boot.converge`) leaves its cookbook
+files out: the boot bundle carries them, so a cookbook edit rolls out without a rebake (seed 000).
+Not covered, because they do not change the image:
 `image.keep`, the instance type used to build, tags, the stack (staging and prod share AMIs).
 
 `hash_groups` reads each distinct set of files once for the whole fleet.
@@ -17,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from fleet.spec.cookbooks import closure
 from fleet.spec.model import Group, SourceAmiFilter, to_plain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +41,12 @@ def _file_digest(path: Path, h) -> None:
         h.update(b"<missing>")
 
 
-def tree_digest(paths: Iterable[Path]) -> str:
+def tree_digest(paths: Iterable[Path], root: Path | None = None) -> str:
+    """sha256 over the files under `paths`, each named relative to `root` (so no checkout path is in it)."""
     h = hashlib.sha256()
     for p in paths:
-        h.update(str(p).encode() + b"\0")
+        name = p.relative_to(root) if root is not None and p.is_relative_to(root) else p
+        h.update(str(name).encode() + b"\0")
         _file_digest(p, h)
     return h.hexdigest()
 
@@ -62,7 +68,10 @@ def image_document(group: Group, project_dir: Path = ROOT, digest=tree_digest) -
             "run_list": [*group.run_list, *group.post_run_list],
             "default_attributes": to_plain(group.default_attributes),
         }
-        read.append(project_dir / "cookbooks")
+        if not group.converges:
+            chef = closure(project_dir, doc["chef"]["run_list"])
+            doc["chef"]["missing"] = list(chef.missing)
+            read += [path for _, path in chef.paths(project_dir)]
     elif img.builder == "raw":
         doc["raw"] = {"path": img.path, "command": img.command, "boot_mode": img.boot_mode}
         if img.skip_zero_blocks_unsafe_if_encrypted:  # only when set: existing hashes stay the same
@@ -71,7 +80,7 @@ def image_document(group: Group, project_dir: Path = ROOT, digest=tree_digest) -
             read.append(project_dir / img.path)
     if img.builder != "ami":
         read += [project_dir / p for p in BUILD_CODE]
-    doc["files"] = digest(tuple(read)) if read else None
+    doc["files"] = digest(tuple(read), project_dir) if read else None
     return doc
 
 

@@ -19,8 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, TextIO
 
+from fleet.render.bundle import bundle_files
 from fleet.render.packer import MANIFEST, render_packer
-from fleet.render.role import render_role, role_name
+from fleet.spec.cookbooks import COOKBOOKS, DATA_BAGS, ROLES
 from fleet.spec.model import Group
 from image_builds import interrupts
 
@@ -39,16 +40,23 @@ def packer_path() -> str:
     return found
 
 
-def stage(group: Group, workdir: Path, *, region: str, image_hash: str, cookbooks: Path,
+def stage(group: Group, workdir: Path, *, region: str, image_hash: str, project_dir: Path,
           endpoint_url: str | None) -> Path:
-    """Write roles/role-<group>.json and template.json into `workdir`; return the template path."""
-    roles = workdir / "roles"
-    roles.mkdir(parents=True, exist_ok=True)
-    (roles / f"{role_name(group)}.json").write_text(json.dumps(render_role(group), indent=2))
-    if not cookbooks.is_dir():
-        raise PackerError(f"cookbook directory {cookbooks} does not exist (chef-solo needs it)")
-    template = render_packer(group, region=region, image_hash=image_hash, roles_path=str(roles),
-                             cookbook_paths=(str(cookbooks),), endpoint_url=endpoint_url,
+    """Stage what chef-solo gets (the boot bundle's files: the run list's cookbook closure, its roles
+    and data bags, and roles/role-<group>.json) and template.json in `workdir`; return the template path."""
+    files, _ = bundle_files(group, project_dir)
+    for name, data, executable in files:
+        path = workdir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if executable:
+            path.chmod(0o755)
+    for sub in (COOKBOOKS, ROLES):
+        (workdir / sub).mkdir(exist_ok=True)
+    bags = workdir / DATA_BAGS
+    template = render_packer(group, region=region, image_hash=image_hash, roles_path=str(workdir / ROLES),
+                             cookbook_paths=(str(workdir / COOKBOOKS),),
+                             data_bags_path=str(bags) if bags.is_dir() else None, endpoint_url=endpoint_url,
                              manifest=str(workdir / MANIFEST))
     path = workdir / "template.json"
     path.write_text(json.dumps(template, indent=2))
@@ -128,6 +136,6 @@ def bake(group: Group, *, region: str, image_hash: str, project_dir: Path, endpo
     """Bake the group's image with Packer; return the new AMI id (tagged by Packer itself)."""
     with tempfile.TemporaryDirectory(prefix=f"fleet-packer-{image_hash[:8]}-") as tmp:
         template = stage(group, Path(tmp), region=region, image_hash=image_hash,
-                         cookbooks=project_dir / "cookbooks", endpoint_url=endpoint_url)
+                         project_dir=project_dir, endpoint_url=endpoint_url)
         run_packer(template, log=log)
         return ami_from_manifest(Path(tmp) / MANIFEST)

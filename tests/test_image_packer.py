@@ -83,7 +83,8 @@ def test_changing_an_input_changes_the_hash_and_bakes_again(tmp_path, aws, sourc
     project(tmp_path, source_ami, color="green")
     second = json.loads(build(nodes, aws).stdout.strip().splitlines()[-1])
     assert second["image_hash"] != first["image_hash"] and second["cached"] is False
-    (tmp_path / "cookbooks" / "new.rb").write_text("package 'nginx'")
+    (tmp_path / "cookbooks" / "app" / "recipes").mkdir(parents=True)  # a cookbook of g's run list
+    (tmp_path / "cookbooks" / "app" / "recipes" / "default.rb").write_text("package 'nginx'")
     third = json.loads(build(nodes, aws).stdout.strip().splitlines()[-1])
     assert third["image_hash"] != second["image_hash"]
     assert len(own_images()) == 3

@@ -138,10 +138,11 @@ def test_image_hash_covers_the_files_the_build_reads(tmp_path):
     import dataclasses
 
     bee = FLEET.groups["12_04-bee"]
-    (tmp_path / "cookbooks").mkdir()
-    (tmp_path / "cookbooks" / "r.rb").write_text("a")
+    recipe = tmp_path / "cookbooks" / "seatgeek-service" / "recipes" / "djjob.rb"
+    recipe.parent.mkdir(parents=True)
+    recipe.write_text("a")
     h1 = hash_groups({"a": bee}, tmp_path)["a"]
-    (tmp_path / "cookbooks" / "r.rb").write_text("b")
+    recipe.write_text("b")
     assert hash_groups({"a": bee}, tmp_path)["a"] != h1
     raw = dataclasses.replace(bee, image=dataclasses.replace(bee.image, builder="raw", path="disk.img"))
     (tmp_path / "disk.img").write_bytes(b"\0" * 10)

@@ -29,8 +29,8 @@ def image_tags(group: Group, image_hash: str) -> dict[str, str]:
 
 
 def render_packer(group: Group, *, region: str, image_hash: str, roles_path: str = "roles",
-                  cookbook_paths: tuple[str, ...] = ("cookbooks",), endpoint_url: str | None = None,
-                  manifest: str = MANIFEST) -> dict[str, Any]:
+                  cookbook_paths: tuple[str, ...] = ("cookbooks",), data_bags_path: str | None = None,
+                  endpoint_url: str | None = None, manifest: str = MANIFEST) -> dict[str, Any]:
     builder: dict[str, Any] = {
         "type": "amazon-ebs",
         "region": region,
@@ -66,10 +66,13 @@ def render_packer(group: Group, *, region: str, image_hash: str, roles_path: str
         "post-processors": [{"type": "manifest", "output": manifest, "strip_path": True}],
     }
     if group.image.communicator != "none":
-        template["provisioners"].append({
+        chef: dict[str, Any] = {
             "type": "chef-solo",
             "cookbook_paths": list(cookbook_paths),
             "roles_path": roles_path,
             "run_list": [f"role[{role_name(group)}]"],
-        })
+        }
+        if data_bags_path:
+            chef["data_bags_path"] = data_bags_path  # seed 001's recipes call data_bag_item
+        template["provisioners"].append(chef)
     return template

@@ -78,12 +78,14 @@ def merge_for(name: str, nodes: Mapping[str, Any], override: Mapping[str, Any] |
 
 
 def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
-               stack_values: Mapping[str, Any] | None = None) -> Fleet:
+               stack_values: Mapping[str, Any] | None = None, project_dir: Path | None = None) -> Fleet:
     """Load and check everything for `stack` (None: nodes.yaml alone).
 
     `stack_values` are the stack's config values (the Pulumi program passes them from
     pulumi.Config); when None they are read from Pulumi.<stack>.yaml beside nodes.yaml, or else
-    from its project directory (`project_dir_of`).
+    from its project directory (`project_dir_of`). With `project_dir`, the repository files that
+    converging groups need at boot (cookbooks, chef package) are checked too (rules.check_files):
+    `fleet validate` and the Pulumi program do, commands that only render do not.
     """
     nodes_path = Path(nodes_path)
     nfile = str(nodes_path)
@@ -124,6 +126,8 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
         override = stack_cfg.groups.get(name) if stack_cfg else None
         merged, origin = merge_for(name, nodes, override)
         found = list(rules.check_merged(merged))
+        if project_dir is not None:
+            found += list(rules.check_files(merged, Path(project_dir)))
         for key, msg in found:
             top = key.split(".")[0].split("[")[0]
             in_stack = origin.get(top) == "stack"

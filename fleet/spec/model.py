@@ -64,6 +64,14 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Boot:
+    """How an instance becomes ready at boot (README "Boot modes")."""
+
+    converge: bool | None = None  # None: on for image.builder ami, off for baked images (Group.converges)
+    chef_package: str | None = None  # a .deb/.rpm in the repository, installed at boot when chef-solo is absent
+
+
+@dataclass(frozen=True)
 class HealthCheck:
     path: str = "/"
     interval: int = 5
@@ -144,11 +152,20 @@ class Group:
     autoscale: Autoscale | None = None
     instances: int = 1
     image: Image = field(default_factory=Image)
+    boot: Boot = field(default_factory=Boot)
     http: Http | None = None
     scaling: Scaling = field(default_factory=Scaling)
     volume: Volume = field(default_factory=Volume)
     rollout: Rollout = field(default_factory=Rollout)
     tags: Mapping[str, str] = field(default_factory=lambda: frozen_map(None))
+
+    @property
+    def converges(self) -> bool:
+        """Runs its role at boot from the cookbook bundle: `boot.converge`; by default only `builder: ami`
+        groups with a run list (a baked image already ran its role; an empty run list has nothing to run)."""
+        if self.boot.converge is not None:
+            return self.boot.converge
+        return self.image.builder == "ami" and bool(self.run_list or self.post_run_list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (what `fleet show` prints)."""
@@ -193,6 +210,8 @@ def build_group(name: str, merged: Mapping[str, Any]) -> Group:
     )
     if "image" in raw:
         raw["image"] = _build(Image, raw["image"])
+    if "boot" in raw:
+        raw["boot"] = _build(Boot, raw["boot"])
     if raw.get("http") is not None:
         hc = raw["http"].get("health_check", {})
         hc = {"path": hc} if isinstance(hc, str) else hc

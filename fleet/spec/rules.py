@@ -7,8 +7,10 @@ that set the key last (nodes.yaml or the stack file).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from fleet.spec.cookbooks import closure
 from fleet.spec.errors import did_you_mean
 from fleet.spec.instance_types import known_instance_types
 from fleet.spec.names import GROUP_NAME_RE, MAX_GROUP_NAME, derived_priority, slug
@@ -153,3 +155,30 @@ def check_merged(g: Mapping[str, Any]) -> Iterator[Finding]:
         yield "scaling.on_demand.burst_cpu", f"{od_burst} is below burst.cpu {burst}: the fallback must scale later"
     if not od_target < od_burst:
         yield "scaling.on_demand", f"target_cpu {od_target} must be below burst_cpu {od_burst}"
+
+
+def converges(g: Mapping[str, Any]) -> bool:
+    """`boot.converge` of a merged group mapping; the same default as Group.converges."""
+    given = g.get("boot", {}).get("converge")
+    if given is not None:
+        return given
+    return g.get("image", {}).get("builder", "packer") == "ami" and bool(g.get("run_list") or g.get("post_run_list"))
+
+
+def check_files(g: Mapping[str, Any], project_dir: Path) -> Iterator[Finding]:
+    """Findings about repository files a converging group needs at boot: its cookbooks and chef package."""
+    if not converges(g):
+        return
+    items = [*g.get("run_list", []), *g.get("post_run_list", [])]
+    if not items:
+        yield "run_list", "is empty, but boot.converge is on: there is nothing to converge (set boot.converge: false)"
+    missing = closure(project_dir, items).missing
+    if missing:
+        yield "run_list", (f"needs {', '.join(missing)}, not in the project's cookbooks/ (or roles/): "
+                           "the boot bundle cannot be built")
+    package = g.get("boot", {}).get("chef_package")
+    if package is not None:
+        if ".." in Path(package).parts:
+            yield "boot.chef_package", f"{package!r} must stay inside the project (no '..')"
+        elif not (project_dir / package).is_file():
+            yield "boot.chef_package", f"no such file {package!r} in the project"
