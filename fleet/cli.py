@@ -115,7 +115,8 @@ def cmd_image(args) -> int:
 
     keep = 0 if args.image_command == "delete" else args.keep
     return run_clean(args.group, nodes=args.nodes, stack=args.stack, keep=keep, dry_run=args.dry_run,
-                     region=args.region, endpoint_url=args.endpoint_url)
+                     region=args.region, endpoint_url=args.endpoint_url,
+                     orphan_grace_hours=args.orphan_grace_hours)
 
 
 def _add_image(sub, add) -> None:
@@ -133,6 +134,8 @@ def _add_image(sub, add) -> None:
             a.add_argument("--keep", "-n", type=int, required=True, help="how many of the newest AMIs to keep")
         if action != "build":
             a.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+            a.add_argument("--orphan-grace-hours", type=float, default=None, metavar="H",
+                           help="remove the group's snapshots no AMI uses once older than this (default 6)")
 
 
 def cmd_deploy(args) -> int:

@@ -334,7 +334,8 @@ def _cleanup(ec2, snapshot_id: str, policy: retry.RetryPolicy) -> str | None:
         retry.call(lambda: delete_snapshot(ec2, snapshot_id), policy=policy, what=f"DeleteSnapshot {snapshot_id}")
         return None
     except Exception as exc:  # noqa: BLE001 - reported in the UploadError message
-        return f"could NOT delete incomplete snapshot {snapshot_id}: {exc}; delete it by hand"
+        return (f"could NOT delete incomplete snapshot {snapshot_id}: {exc}; `fleet image clean GROUP` removes it "
+                "once it is older than its grace period (tagged fleet:group, no AMI), or delete it by hand")
 
 
 def verify_snapshot(ebs, snapshot_id: str, path: str | os.PathLike, *, threads: int = 16,

@@ -10,10 +10,16 @@ In use (never removed, even beyond `keep`):
   DescribeLaunchTemplates), or in its launch configuration;
 - an AMI in the latest or default version of any launch template tagged fleet:group=<group>;
 - an AMI of an instance that is pending, running, stopping or stopped.
+
+Orphaned snapshots: a snapshot tagged fleet:group=<group> that no AMI of this account uses and
+that is older than a grace period (`ORPHAN_GRACE`, longer than any build, so an upload still in
+progress is never touched). Builds leave them when they cannot delete what they made (the network
+went away mid-upload, the process was killed with SIGKILL); `clean` and `delete` remove them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -22,6 +28,7 @@ from image_builds import registry, retry
 
 LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
 _CHUNK = 190  # filter values per DescribeInstances call (AWS allows 200)
+ORPHAN_GRACE = dt.timedelta(hours=6)  # a build's own snapshot is younger than this while it runs
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,22 @@ def select(images: Sequence[Mapping[str, Any]], keep: int,
     return kept, removed
 
 
+def orphans(snapshots: Iterable[Mapping[str, Any]], used: set[str], now: dt.datetime,
+            grace: dt.timedelta) -> list[Mapping[str, Any]]:
+    """The snapshots (DescribeSnapshots entries) that no AMI uses (`used`: snapshot ids in any AMI's
+    mappings) and that started more than `grace` before `now`, oldest first. Pure."""
+    out = []
+    for snap in snapshots:
+        started = snap.get("StartTime")
+        if snap["SnapshotId"] in used or not isinstance(started, dt.datetime):
+            continue
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=dt.UTC)
+        if now - started > grace:
+            out.append(snap)
+    return sorted(out, key=lambda s: (s["StartTime"], s["SnapshotId"]))
+
+
 def template_refs(groups: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
     """(ASG name, launch template id or name, version string) for every launch template an ASG uses:
     LaunchTemplate, MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification and its
@@ -117,6 +140,18 @@ def group_images(ec2, group: str) -> list[dict[str, Any]]:
     """DescribeImages: AMIs owned by self tagged fleet:group=<group>."""
     return _pages(ec2, "describe_images", "Images", Owners=["self"],
                   Filters=[{"Name": f"tag:{registry.GROUP_TAG}", "Values": [group]}])
+
+
+def group_snapshots(ec2, group: str) -> list[dict[str, Any]]:
+    """DescribeSnapshots: snapshots owned by self tagged fleet:group=<group>."""
+    return _pages(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"],
+                  Filters=[{"Name": f"tag:{registry.GROUP_TAG}", "Values": [group]}])
+
+
+def snapshots_in_amis(ec2) -> set[str]:
+    """DescribeImages: every snapshot id any AMI of this account (any group, any state) maps."""
+    return {sid for image in _pages(ec2, "describe_images", "Images", Owners=["self"])
+            for sid in registry.snapshot_ids(image)}
 
 
 def auto_scaling_groups(autoscaling) -> list[dict[str, Any]]:
@@ -264,3 +299,30 @@ def delete_all(ec2, autoscaling, group: str, *, dry_run: bool = False,
                policy: retry.RetryPolicy | None = None) -> list[Removed]:
     """Remove every AMI of the group that is not in use (`clean` with keep=0)."""
     return clean(ec2, autoscaling, group, 0, dry_run=dry_run, policy=policy)
+
+
+def orphaned_snapshots(ec2, group: str, *, grace: dt.timedelta = ORPHAN_GRACE,
+                       now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The group's snapshots that no AMI uses and that are older than `grace` (see module doc)."""
+    snaps = group_snapshots(ec2, group)
+    if not snaps:
+        return []
+    return orphans(snaps, snapshots_in_amis(ec2), now or dt.datetime.now(dt.UTC), grace)
+
+
+def remove_orphans(ec2, group: str, snapshots: Sequence[Mapping[str, Any]], *, dry_run: bool = False,
+                   policy: retry.RetryPolicy | None = None) -> tuple[list[str], list[str]]:
+    """Delete the given orphaned snapshots (nothing with `dry_run`); (removed ids, errors)."""
+    if dry_run:
+        return [s["SnapshotId"] for s in snapshots], []
+    policy = policy or retry.RetryPolicy()
+    removed, errors = [], []
+    for snap in snapshots:
+        sid = snap["SnapshotId"]
+        try:
+            retry.call(lambda sid=sid: registry.delete_snapshot(ec2, sid), policy=policy, what=f"DeleteSnapshot {sid}")
+            removed.append(sid)
+        except Exception as exc:  # noqa: BLE001 - e.g. InvalidSnapshot.InUse by an AMI registered meanwhile
+            errors.append(f"delete {sid}: {exc}")
+            print(f"fleet image clean {group}: delete {sid}: {exc}", file=sys.stderr)
+    return removed, errors

@@ -9,12 +9,17 @@ are the ones DescribeImages reports for it, which is what `clean` deletes.
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+from pathlib import Path
+
 import pytest
 
 from fleet.ops.aws import client
 from image_builds import registry, retention
 
 GROUP = "web"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------- pure selection
@@ -171,3 +176,64 @@ def test_stopped_instances_protect_and_the_cache_lookup_picks_the_newest(fleet):
     assert tagged[0] == a[10] and len(tagged) >= 2  # the AMI and its snapshot(s)
     snap = ec2.describe_snapshots(SnapshotIds=tagged[1:])["Snapshots"][0]
     assert registry.tags_of(snap)["fleet:image-hash"] == "h2"
+
+
+# ---------------------------------------------------------------- orphaned snapshots
+
+
+def test_orphans_are_unused_and_older_than_the_grace_period():
+    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+    snaps = [{"SnapshotId": "snap-old", "StartTime": now - dt.timedelta(hours=7)},
+             {"SnapshotId": "snap-used", "StartTime": now - dt.timedelta(days=9)},
+             {"SnapshotId": "snap-young", "StartTime": now - dt.timedelta(hours=5)},
+             {"SnapshotId": "snap-older", "StartTime": now - dt.timedelta(days=2)}]
+    found = retention.orphans(snaps, {"snap-used"}, now, dt.timedelta(hours=6))
+    assert [s["SnapshotId"] for s in found] == ["snap-older", "snap-old"]
+
+
+def test_a_network_failure_mid_upload_leaves_an_orphan_that_clean_and_delete_remove(aws, tmp_path, capsys):
+    from botocore.exceptions import EndpointConnectionError
+
+    from fleet.cli import main
+    from image_builds import ebs_upload
+    from tests.test_image_raw import FAST, Faults
+
+    image = tmp_path / "disk.raw"
+    image.write_bytes(os.urandom(8192))
+    ebs, ec2 = ebs_upload.make_clients(workers=4)
+    down = EndpointConnectionError(endpoint_url="http://127.0.0.1:1")  # the network is gone for good
+    ebs.meta.events.register("before-call.ebs.PutSnapshotBlock", Faults(down, repeat=True))
+    ec2.meta.events.register("before-call.ec2.DeleteSnapshot", Faults(down, repeat=True))
+    with pytest.raises(ebs_upload.UploadError) as err:
+        ebs_upload.upload(image, tags={"fleet:group": GROUP}, ebs=ebs, ec2=ec2, policy=FAST, progress=False)
+    leftover = err.value.snapshot_id
+    assert f"could NOT delete incomplete snapshot {leftover}" in str(err.value)
+    assert "fleet image clean GROUP" in str(err.value)
+    # an AMI of the group whose snapshot is tagged too: never an orphan
+    ami = client("ec2").register_image(Name="web-keep")["ImageId"]
+    registry.tag_image(client("ec2"), ami, {"fleet:group": GROUP})
+    ami_snaps = registry.snapshot_ids(registry.describe_image(client("ec2"), ami))
+
+    nodes = str(ROOT / "nodes.yaml")
+    assert main(["--nodes", nodes, "image", "clean", GROUP, "--keep", "1", "--dry-run"]) == 0
+    out, err_text = capsys.readouterr()
+    assert "orphaned snapshot" not in out  # younger than the default grace period (6 h): maybe a running build
+    assert err_text.strip().splitlines()[-1] == (f"{GROUP}: would remove 0 AMIs, keep 1; would remove 0 orphaned "
+                                                 f"snapshots (tagged fleet:group={GROUP}, no AMI, older than 6h)")
+    assert main(["--nodes", nodes, "image", "clean", GROUP, "--keep", "1", "--orphan-grace-hours", "0"]) == 0
+    out, err_text = capsys.readouterr()
+    assert out.strip().splitlines() == [f"removed orphaned snapshot {leftover} (no AMI uses it)"]
+    summary = err_text.strip().splitlines()[-1]
+    assert summary.startswith(f"{GROUP}: removed 0 AMIs, kept 1; removed 1 orphaned snapshot ")
+    assert existing_snapshots(client("ec2"), {leftover, *ami_snaps}) == set(ami_snaps)
+
+    # `delete` too, after the AMI itself (its snapshots go with it, no double count)
+    second = ec2.create_snapshot(VolumeId=client("ec2").create_volume(Size=1, AvailabilityZone="us-east-1a")
+                                 ["VolumeId"])["SnapshotId"]
+    ec2.create_tags(Resources=[second], Tags=[{"Key": "fleet:group", "Value": GROUP}])
+    assert main(["--nodes", nodes, "image", "delete", GROUP, "--orphan-grace-hours", "0"]) == 0
+    out, err_text = capsys.readouterr()
+    assert f"removed orphaned snapshot {second} (no AMI uses it)" in out and f"removed {ami} (web-keep)" in out
+    summary = err_text.strip().splitlines()[-1]
+    assert summary.startswith(f"{GROUP}: removed 1 AMI, kept 0; removed 1 orphaned snapshot ")
+    assert existing_snapshots(client("ec2"), {second, *ami_snaps}) == set()
