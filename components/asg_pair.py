@@ -11,8 +11,9 @@ Both: on `launch_template.latest_version` (PITFALLS 1), autonamed (2), private s
 `after[capacity]` resources (NodeGroup: the ASG's Rollout, which refreshes the instances before
 Pulumi moves the ASG's configuration, see components/rollout.py), target groups only via
 `target_group_arns` (4), an explicit
-`wait_for_capacity_timeout` (5; "0": `pulumi up` does not wait for capacity, the health-gated
-rollout does, so a spot shortage or slow boot never fails the update and orphans the ASG),
+`wait_for_capacity_timeout` (5; "0": the provider does not wait for capacity; NodeGroup's HealthGate
+Command waits for node_min's share healthy after the ASGs are created and fails with one line, so
+a spot shortage or slow boot fails `pulumi up` without orphaning the ASG),
 ELB health checks for http groups with grace = `autoscale.timeout` (28), default instance warmup,
 1-minute group metrics, tags fleet:group / fleet:stack / fleet:capacity propagated to instances,
 and a termination lifecycle hook with a short heartbeat and CONTINUE (29).

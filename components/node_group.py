@@ -9,7 +9,9 @@ template's `latest_version` that rolls the pair to that version: the on-demand c
 groups without http, where instance health alone gates), then spot; warmup = `autoscale.timeout`.
 A failure at any step leaves both ASGs on the previous version. Both ASGs depend on the rollout:
 the refreshes move the instances (and, on success, the ASGs) to the new version first, and
-Pulumi's update of the ASGs follows; components/rollout.py says why.
+Pulumi's update of the ASGs follows; components/rollout.py says why. A `HealthGate` (`health_gate`)
+makes `pulumi up` wait, when the ASGs are created, until node_min's share of each is healthy
+(components/health_gate.py).
 
 `asg_pair.spot`, `asg_pair.on_demand`, `launch_template.template`, `alarms` (every alarm of the
 group), `health_alarms` and `rollout` are attributes; `asg_extra_ignore_changes` reaches both
@@ -28,6 +30,7 @@ import pulumi_aws as aws
 from components.asg_pair import ON_DEMAND, SPOT, AsgPair, AsgPairArgs
 from components.baked_image import BakedImage, BakedImageArgs
 from components.dashboard import Dashboard, DashboardArgs
+from components.health_gate import HealthGate, HealthGateArgs
 from components.instances import Instances, InstancesArgs
 from components.launch_template import LaunchTemplate, LaunchTemplateArgs
 from components.naming import group_tags
@@ -66,6 +69,7 @@ class NodeGroup(pulumi.ComponentResource):
     alarms: list[aws.cloudwatch.MetricAlarm]
     health_alarms: list[aws.cloudwatch.MetricAlarm]
     rollout: Rollout | None
+    health_gate: HealthGate | None
 
     def __init__(self, name: str, args: NodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleet:node_group:NodeGroup", name, None, opts)
@@ -84,7 +88,7 @@ class NodeGroup(pulumi.ComponentResource):
         lt = self.launch_template
         self.asg_pair = self.target_group = self.scaling = self.instances = None
         self.alarms, self.health_alarms = [], []
-        self.rollout = None
+        self.rollout = self.health_gate = None
 
         if group.autoscale is None:
             self.instances = Instances(gslug, InstancesArgs(
@@ -113,6 +117,11 @@ class NodeGroup(pulumi.ComponentResource):
                 # both ASGs are updated only after the group's rollout refreshed them (components/rollout.py)
                 after={capacity: [self.rollout.command] for capacity in (ON_DEMAND, SPOT)}),
                 opts=child)
+            pair = self.asg_pair
+            self.health_gate = HealthGate(gslug, HealthGateArgs(
+                group=group, asg_names=[pair.on_demand.name, pair.spot.name], region=stack.region,
+                project_dir=args.project_dir, target_group_arn=self.target_group.arn if self.target_group else None,
+                after=[pair, *([self.target_group] if self.target_group else [])]), opts=child)
             self.scaling = ScalingPolicies(gslug, ScalingPoliciesArgs(
                 group=group, stack=stack.name,
                 asg_names={capacity: asg.name for capacity, asg in self.asg_pair.asgs.items()}, tags=tags),

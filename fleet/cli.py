@@ -152,7 +152,8 @@ def cmd_deploy(args) -> int:
     try:
         results = deploy(group.name, fleet.stack.name, region=args.region or fleet.stack.region,
                          endpoint_url=args.endpoint_url, warmup=warmup, bake_time=group.rollout.bake_time,
-                         timeout=timeout, rollback_timeout=timing.rollback_timeout(group))
+                         timeout=timeout, rollback_timeout=timing.rollback_timeout(group),
+                         gate_timeout=timing.gate_timeout(group))
     except RolloutError as exc:
         print(f"fleet deploy {args.group}: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -36,7 +36,8 @@ def test_http_group_composition():
     for token in ("baked_image:BakedImage", "launch_template:LaunchTemplate", "asg_pair:AsgPair",
                   "target_group:TargetGroup", "scaling:ScalingPolicies", "dashboard:Dashboard"):
         assert n[f"fleet:{token}"] == 1, token
-    assert n["command:local:Command"] == 2 and n["fleet:rollout:Rollout"] == 1  # image build + the group's rollout
+    assert n["command:local:Command"] == 3 and n["fleet:rollout:Rollout"] == 1  # image build, rollout, health gate
+    assert n["fleet:health_gate:HealthGate"] == 1
     assert n["aws:autoscaling/group:Group"] == 2 and n["aws:autoscaling/lifecycleHook:LifecycleHook"] == 2
     assert n["aws:lb/targetGroup:TargetGroup"] == 1 and n["aws:lb/listenerRule:ListenerRule"] == 1
     assert n["aws:autoscaling/policy:Policy"] == 6 and n["aws:cloudwatch/metricAlarm:MetricAlarm"] == 6
@@ -79,7 +80,7 @@ def test_one_off_group_gets_instances_from_the_launch_template():
 
 def test_stack_pin_replaces_the_build():
     r, node, n = _node(http_group("pinned"))
-    assert n["command:local:Command"] == n["fleet:rollout:Rollout"] == 1, "no image build, only the rollout"
+    assert n["command:local:Command"] == 2, "no image build, only the rollout and the health gate"
     assert r.value["ami_id"] == "ami-0aaaabbbbccccdddd"
     (lt,) = r.of_type("aws:ec2/launchTemplate:LaunchTemplate")
     assert lt.inputs["imageId"] == "ami-0aaaabbbbccccdddd"

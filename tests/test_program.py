@@ -71,7 +71,7 @@ def test_resource_counts_per_group(stack_run):
     for c in (worker, www, api):
         assert c[ASG] == 2 and c["aws:autoscaling/lifecycleHook:LifecycleHook"] == 2
         assert c["aws:autoscaling/policy:Policy"] == 6 and c[LT] == 1
-        assert c["command:local:Command"] == 2 and c[ROLLOUT] == 1, "image build + one rollout per group"
+        assert c["command:local:Command"] == 3 and c[ROLLOUT] == 1, "image build, one rollout, one health gate"
         assert c["aws:iam/role:Role"] == 1 and c["aws:iam/rolePolicyAttachment:RolePolicyAttachment"] == 1
         assert c["aws:cloudwatch/dashboard:Dashboard"] == 1 and c["aws:ec2/instance:Instance"] == 0
     assert worker[TG] == 0 and worker[ALARM] == 4

@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 
 from fleet.ops import aws as fleet_aws
 from fleet.ops import rollout
+from fleet.ops.gate import GateError
 from fleet.ops.rollout import RolloutError, RolloutResult, roll
 from tests.conftest import ROOT
 
@@ -578,6 +579,19 @@ class TestDeploy:
         results = rollout.deploy("web", "staging", alarms=["extra"], bake_time=60, log=lambda m: None)
         assert calls == [("web", "staging", pair, 2, ("extra", "fleet-staging-web-health-5xx"), 60)]
         assert [r.asg for r in results] == ["web-od", "web-spot"]
+
+    def test_the_health_gate_ends_it(self, pair, monkeypatch):
+        self.record(monkeypatch)
+        seen = {}
+
+        def gate(group, asgs, **kwargs):
+            seen.update(group=group, asgs=asgs, timeout=kwargs["timeout"])
+            raise GateError(f"group {group}: web-od 0/1 healthy after 615 s; last activity: none")
+
+        monkeypatch.setattr(rollout, "wait_healthy", gate)
+        with pytest.raises(RolloutError, match=r"^health gate: group web: web-od 0/1 healthy after 615 s"):
+            rollout.deploy("web", "staging", gate_timeout=615, log=lambda m: None)
+        assert seen == {"group": "web", "asgs": ["web-od", "web-spot"], "timeout": 615}
 
     def test_failure_propagates(self, pair, monkeypatch):
         self.record(monkeypatch, fail=True)

@@ -42,6 +42,7 @@ from typing import Callable, Iterable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleet.ops.aws import client as aws_client
+from fleet.ops.gate import GateError, wait_healthy
 from fleet.spec.names import health_alarm_prefix
 
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
@@ -444,10 +445,12 @@ def roll_group(group: str, stack: str, template_id: str, version: int | str, *, 
 
 def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: str | None = None,
            alarms: Iterable[str] = (), warmup: int | None = None, bake_time: int = 300, timeout: float = 3600,
-           rollback_timeout: float = 1800, poll: float = 15, log: Callable[[str], None] = _stderr,
-           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-           autoscaling=None, ec2=None, cloudwatch=None) -> list[RolloutResult]:
-    """`fleet deploy`: roll a group's pair to its launch template's latest version now (`roll_group`).
+           rollback_timeout: float = 1800, gate_timeout: float = 600, poll: float = 15,
+           log: Callable[[str], None] = _stderr, sleep: Callable[[float], None] = time.sleep,
+           clock: Callable[[], float] = time.monotonic, autoscaling=None, ec2=None, cloudwatch=None,
+           elbv2=None) -> list[RolloutResult]:
+    """`fleet deploy`: roll a group's pair to its launch template's latest version now (`roll_group`), then
+    the new-group health gate (fleet/ops/gate.py): each ASG's MinSize healthy within `gate_timeout`.
 
     Alarms are `alarms` plus those found by `discover_alarms`.
     """
@@ -466,8 +469,18 @@ def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: s
     latest = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
     gate = list(dict.fromkeys([*alarms, *discover_alarms(cloudwatch, group, stack)]))
     log(f"{group}: alarms gating the rollout: {', '.join(gate) if gate else 'none'}")
-    return roll_group(group, stack, template_id, latest["LatestVersionNumber"], alarms=gate, warmup=warmup,
-                      bake_time=bake_time, timeout=timeout, rollback_timeout=rollback_timeout, waiter=w)
+    results = roll_group(group, stack, template_id, latest["LatestVersionNumber"], alarms=gate, warmup=warmup,
+                         bake_time=bake_time, timeout=timeout, rollback_timeout=rollback_timeout, waiter=w)
+    target_group_arn = next(iter(pair[0].get("TargetGroupARNs") or []), None)
+    if target_group_arn and elbv2 is None:
+        elbv2 = aws_client("elbv2", region=region, endpoint_url=endpoint_url)
+    try:
+        wait_healthy(group, [g["AutoScalingGroupName"] for g in pair], target_group_arn=target_group_arn,
+                     timeout=gate_timeout, poll=poll, autoscaling=autoscaling, elbv2=elbv2, log=log, sleep=sleep,
+                     clock=clock)
+    except GateError as e:
+        raise RolloutError(f"health gate: {e}") from None
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
