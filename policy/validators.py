@@ -135,6 +135,7 @@ def _view(res: PolicyResource) -> dict[str, Any]:
         "type": res.resource_type,
         "name": res.name,
         "parent": res.parent.name if getattr(res, "parent", None) is not None else None,
+        "parentType": res.parent.resource_type if getattr(res, "parent", None) is not None else None,
         "inputs": inputs,
         "options": {
             "ignoreChanges": list(getattr(opts, "ignore_changes", None) or []),

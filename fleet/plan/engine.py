@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf.json_format import MessageToDict
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs
@@ -317,8 +316,9 @@ class Run:
 
     def views(self) -> list[dict[str, Any]]:
         """Resource views as fleet.plan.guardrails and `fleet plan --json` take them: type, name, parent
-        (logical name or None), inputs (camelCase), options, outputs (with the id)."""
-        return [{"type": r.type, "name": r.name, "parent": r.parent_name, "inputs": r.inputs,
+        (logical name or None), parentType, inputs (camelCase), options, outputs (with the id)."""
+        return [{"type": r.type, "name": r.name, "parent": r.parent_name, "parentType": r.parent_type,
+                 "inputs": r.inputs,
                  "options": r.options,
                  "outputs": {**r.outputs, "id": r.id} if r.custom else dict(self.component_outputs.get(r.urn, {}))}
                 for r in self.resources]
@@ -344,9 +344,11 @@ def _config_strings(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def stack_config(stack: str, project_dir: Path = ROOT) -> dict[str, Any]:
-    """The `config:` mapping of `Pulumi.<stack>.yaml` (values as YAML gives them)."""
-    data = yaml.safe_load((Path(project_dir) / f"Pulumi.{stack}.yaml").read_text()) or {}
-    return dict(data.get("config") or {})
+    """The `config:` mapping of `Pulumi.<stack>.yaml` (values as YAML gives them), read with fleet's
+    bounded loader (a bad file is a SpecError: one line per problem)."""
+    from fleet.spec.stack import read_stack_values
+
+    return read_stack_values(Path(project_dir) / f"Pulumi.{stack}.yaml")[0]
 
 
 def use_mocks(*, stack: str = "test", project: str = "fleet", config: Mapping[str, Any] | None = None,
@@ -494,10 +496,7 @@ def _load_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
         stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in Path(project_dir).glob("Pulumi.*.yaml"))
         raise SpecError([Problem(str(path), None, None, None,
                                  f"no stack file for stack '{stack}'{did_you_mean(stack, stacks)}")])
-    try:
-        return stack_config(stack, project_dir)
-    except yaml.YAMLError as exc:
-        raise SpecError([Problem(str(path), None, None, None, f"not valid YAML: {exc}".splitlines()[0])]) from None
+    return stack_config(stack, project_dir)
 
 
 def _validate(project_dir: Path, stack: str, nodes_path: Path, config: dict[str, Any]):

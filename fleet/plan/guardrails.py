@@ -8,6 +8,7 @@ Resource view (the input), one dict per registered resource, components included
     {"type":    "aws:autoscaling/group:Group",   # type token; "fleet:..." = our components
      "name":    "api-spot",                      # logical name
      "parent":  "api" | None,                    # parent's logical name
+     "parentType": "fleet:node_group:NodeGroup" | None,  # parent's type token (optional; names may repeat)
      "inputs":  {...},                           # camelCase, as the engine sees them
      "options": {"ignoreChanges": [...], "dependsOn": [...], "protect": bool, "deleteBeforeReplace": bool},
      "outputs": {...}}                           # camelCase; "id", "arn", "name", ... (may be empty/partial)
@@ -658,15 +659,19 @@ def _tag_keys(res: Resource) -> tuple[dict[str, Any], bool]:
 
 
 def _in_node_group(res: Resource, by_name: dict[str, list[Resource]]) -> bool:
-    seen: set[str] = set()
-    parent = res.get("parent")
-    while parent and parent not in seen:
-        seen.add(parent)
-        candidates = by_name.get(parent, [])
+    """Is `res` below a NodeGroup? Parents are found by name and, when the view has it, by type
+    (`parentType`): a group may share its name with a shared component (a group named `network`
+    beside the stack's Network) without the VPC counting as the group's."""
+    seen: set[tuple[str, Any]] = set()
+    parent, ptype = res.get("parent"), res.get("parentType")
+    while parent and (parent, ptype) not in seen:
+        seen.add((parent, ptype))
+        candidates = [c for c in by_name.get(parent, []) if ptype is None or c.get("type") == ptype]
         if any(c.get("type") == NODE_GROUP for c in candidates):
             return True
         components = [c for c in candidates if str(c.get("type", "")).startswith(COMPONENT_PREFIX)]
-        parent = (components or candidates or [{}])[0].get("parent")
+        found = (components or candidates or [{}])[0]
+        parent, ptype = found.get("parent"), found.get("parentType")
     return False
 
 

@@ -55,3 +55,21 @@ def family_of(instance_type: str) -> str:
 
 def size_of(instance_type: str) -> str:
     return instance_type.split(".", 1)[1]
+
+
+_FAMILY_RE = re.compile(r"([a-z]+?)(\d+)([a-z-]*)")
+
+
+def architecture_of(instance_type: str) -> str:
+    """The CPU architecture an instance type runs, from AWS's instance naming convention (botocore's
+    EC2 model lists the types but not their architectures; DescribeInstanceTypes would need an account):
+    a `g` among the attribute letters after the generation is Graviton (m6g, c7gn, t4g, is4gen: arm64),
+    as are a1 and the Grace families (p6e-gb200); mac1 runs x86_64 macOS images and the other mac
+    families arm64 macOS images only; everything else is x86_64."""
+    family = family_of(instance_type)
+    if family.startswith("mac"):
+        return "x86_64_mac" if family == "mac1" else "arm64_mac"
+    if family == "a1" or "-gb" in family:
+        return "arm64"
+    m = _FAMILY_RE.fullmatch(family)
+    return "arm64" if m and "g" in m.group(3).split("-")[0] else "x86_64"

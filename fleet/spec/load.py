@@ -35,6 +35,11 @@ class Fleet:
         return self.groups[name]
 
 
+def nodes_label(path: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(group, key) of a key path in nodes.yaml: the first key is the group."""
+    return path[0], ".".join(path[1:]) or None
+
+
 def _parse_nodes(doc: YamlDoc, file: str) -> list[Problem]:
     data = doc.data
     if data is None:
@@ -89,7 +94,7 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
     """
     nodes_path = Path(nodes_path)
     nfile = str(nodes_path)
-    doc = load_yaml_file(nodes_path)
+    doc = load_yaml_file(nodes_path, label=nodes_label)
     problems = _parse_nodes(doc, nfile)
     if not isinstance(doc.data, dict) or not doc.data:
         raise SpecError(problems)
@@ -110,6 +115,11 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
             sfile = f"Pulumi.{stack}.yaml"
         line = (lambda key: sdoc.line_of(("config", key))) if sdoc else (lambda key: None)
         stack_cfg = stack_from_values(stack, stack_values, sfile, line)
+        if sdoc is not None and "fleet:nodesFile" in stack_values and stack_cfg.nodes_file:
+            wanted = Path(sfile).parent / stack_cfg.nodes_file
+            if not wanted.is_file():
+                problems.append(Problem(sfile, line("fleet:nodesFile"), None, "fleet:nodesFile",
+                                        f"{wanted} does not exist"))
         problems += _check_overrides(stack_cfg, nodes, sfile, sdoc)
         for group in stack_cfg.amis:
             if group not in nodes or group == BASE:
@@ -120,17 +130,36 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
     broken = {p.group for p in problems}
     groups: dict[str, Group] = {}
     http_in_stack: dict[str, bool] = {}
+    merged_groups: dict[str, dict] = {}
     for name in nodes:
         if name == BASE or name in broken or BASE in broken or not isinstance(name, str):
             continue
         override = stack_cfg.groups.get(name) if stack_cfg else None
         merged, origin = merge_for(name, nodes, override)
+        if override:
+            # the override was checked alone without `required`; the merged group must be whole
+            prefix = ("config", "fleet:groups", name)
+
+            def override_line(path, prefix=prefix):
+                return sdoc.line_of((*prefix, *path[1:])) if sdoc else None
+
+            merged_problems = schema_check.check(merged, "group", sfile, override_line, group=name)
+            if merged_problems:
+                problems += merged_problems
+                continue
         found = list(rules.check_merged(merged))
         if project_dir is not None:
             found += list(rules.check_files(merged, Path(project_dir)))
+        merged_groups[name] = merged
+        # a finding the group has without the override is nodes.yaml's; one the override brings is the stack's
+        without = set(found)
+        if override:
+            alone = merge_for(name, nodes, None)[0]
+            without = set(rules.check_merged(alone))
+            if project_dir is not None:
+                without |= set(rules.check_files(alone, Path(project_dir)))
         for key, msg in found:
-            top = key.split(".")[0].split("[")[0]
-            in_stack = origin.get(top) == "stack"
+            in_stack = (key, msg) not in without
             file = sfile if in_stack else nfile
             path = ("config", "fleet:groups", name, *key.split(".")) if in_stack else (name, *key.split("."))
             line = (sdoc.line_of(path) if sdoc else None) if in_stack else doc.line_of(path)
@@ -148,6 +177,8 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
         else:
             problems.append(Problem(nfile, doc.line_of((name, *path)) or doc.line_of((name, "http")),
                                     name, "http.priority", msg))
+    for name, key, msg in rules.security_group_clashes(merged_groups):
+        problems.append(Problem(nfile, doc.line_of((name, "security_groups")), name, key, msg))
     if problems:
         raise SpecError(problems)
     return Fleet(groups=groups, stack=stack_cfg, nodes_file=nfile)
@@ -170,5 +201,5 @@ def _check_overrides(stack_cfg: StackConfig, nodes: Mapping[str, Any], sfile: st
             problems.append(Problem(sfile, line_of((group,)), str(group), "fleet:groups",
                                     f"override must be a mapping, not {type(override).__name__}"))
             continue
-        problems += schema_check.check(override, "group", sfile, line_of, group=str(group))
+        problems += schema_check.check(override, "group-override", sfile, line_of, group=str(group))
     return problems

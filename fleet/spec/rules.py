@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from fleet.spec.cookbooks import closure
-from fleet.spec.errors import did_you_mean
-from fleet.spec.instance_types import known_instance_types
+from fleet.spec.errors import did_you_mean, quote
+from fleet.spec.instance_types import architecture_of, known_instance_types
 from fleet.spec.names import GROUP_NAME_RE, MAX_GROUP_NAME, derived_priority, slug
 
 Finding = tuple[str, str]
@@ -22,6 +22,8 @@ ALB_CONDITION_VALUES = 5  # an ALB rule takes at most five host/path values in a
 # instance metadata"; PITFALLS 34).
 IMDS_TAG_KEY_RE = re.compile(r"[A-Za-z0-9+\-=.,_:@]+")
 IMDS_RESERVED_TAG_KEYS = (".", "..", "_index")
+AWS_MAX_TAGS = 50  # user tags per resource (aws: tags do not count)
+FLEET_TAG_KEYS = ("Name", "fleet:group", "fleet:stack", "fleet:capacity")  # what fleet sets on a group's resources
 
 
 def check_group_name(name: Any) -> str | None:
@@ -34,7 +36,7 @@ def check_group_name(name: Any) -> str | None:
         return "names starting with '_' are reserved (only __base__ is special)"
     if len(name) > MAX_GROUP_NAME:
         return f"group name longer than {MAX_GROUP_NAME} characters (AWS target group names are short)"
-    if not GROUP_NAME_RE.match(name):
+    if not GROUP_NAME_RE.fullmatch(name):
         return "group names use letters, digits, '_' and '-', starting with a letter or digit"
     if "-health" in f"-{slug(name)}":
         # health alarms are found by the prefix fleet-<stack>-<slug>-health-: 'api' would claim 'api-health-x''s
@@ -88,6 +90,45 @@ def priority_clashes(http_groups: Iterable[tuple[str, int | None]]) -> Iterator[
                          f"set an explicit http.priority (1-999) on '{name}' or '{other}'")
 
 
+def _architecture(g: Mapping[str, Any]) -> Iterator[Finding]:
+    """Every instance type of the group runs the image's architecture (fleet.spec.instance_types)."""
+    arch = g.get("image", {}).get("architecture", "x86_64")
+    known = known_instance_types()
+    types = [("instance_type", g.get("instance_type"))]
+    auto = g.get("autoscale")
+    if isinstance(auto, dict):
+        types += [(f"autoscale.spot.instance_types[{i}]", t)
+                  for i, t in enumerate(auto.get("spot", {}).get("instance_types", []))]
+    for key, t in types:
+        if t in known and architecture_of(t) != arch:
+            yield key, f"{t} runs {architecture_of(t)} images, not image.architecture {arch}"
+
+
+def _tags(tags: Mapping[str, Any]) -> Iterator[Finding]:
+    for k in tags:
+        if str(k).lower().startswith("aws:"):
+            yield f"tags.{k}", "keys starting with aws: (in any case) are reserved by AWS"
+    mine = [k for k in tags if k not in FLEET_TAG_KEYS]
+    room = AWS_MAX_TAGS - len(FLEET_TAG_KEYS)
+    if len(mine) > room:
+        yield "tags", (f"{len(mine)} tags; AWS takes {AWS_MAX_TAGS} per resource and fleet sets "
+                       f"{len(FLEET_TAG_KEYS)} ({', '.join(FLEET_TAG_KEYS)}): at most {room} of yours")
+
+
+def security_group_clashes(groups: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[str, str, str]]:
+    """(group, key, message) for security group names that differ only in case or in '_'/'-'/'.':
+    both would become the same AWS resource name (and the same Pulumi URN)."""
+    first: dict[str, tuple[str, str]] = {}
+    for gname, g in groups.items():
+        for i, sg in enumerate(g.get("security_groups", [])):
+            s = slug(sg)
+            if s not in first:
+                first[s] = (sg, gname)
+            elif first[s][0] != sg:
+                yield gname, f"security_groups[{i}]", (f"{quote(sg)} and {quote(first[s][0])} (group "
+                                                       f"{first[s][1]}) name the same security group: use one spelling")
+
+
 def check_merged(g: Mapping[str, Any]) -> Iterator[Finding]:
     """Findings for one merged group mapping (already structurally valid)."""
     if "instance_type" not in g:
@@ -116,14 +157,23 @@ def check_merged(g: Mapping[str, Any]) -> Iterator[Finding]:
         od = auto.get("on_demand", {})
         if "max" in od and od.get("base", 1) > od["max"]:
             yield "autoscale.on_demand.base", f"on-demand base {od.get('base', 1)} is above on_demand.max {od['max']}"
-        for i, t in enumerate(auto.get("spot", {}).get("instance_types", [])):
+        elif "max" not in od and od.get("base", 1) > hi:
+            yield "autoscale.on_demand.base", (f"on-demand base {od['base']} is above node_max {hi} "
+                                               "(on_demand.max defaults to node_max)")
+        spot_types = auto.get("spot", {}).get("instance_types", [])
+        for i, t in enumerate(spot_types):
             yield from _instance_type(f"autoscale.spot.instance_types[{i}]", t)
+            if t in spot_types[:i]:
+                yield f"autoscale.spot.instance_types[{i}]", \
+                    f"{t} is already listed (item {spot_types.index(t)}): each spot type once"
         if "instances" in g:
             yield "instances", "only applies to autoscale: false groups (use autoscale.node_min/node_max)"
     elif "http" in g:
         yield "http", "needs autoscale: one-off instances (autoscale: false) are not put behind the load balancer"
 
     yield from _tag_keys(g.get("tags") or {})
+    yield from _architecture(g)
+    yield from _tags(g.get("tags", {}))
 
     http = g.get("http")
     if http:

@@ -6,15 +6,17 @@ editors and `fleet validate` cannot disagree on it. Cross-field rules live in fl
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import jsonschema
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
-from fleet.spec.errors import Problem, did_you_mean
+from fleet.spec.errors import Problem, did_you_mean, quote
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "nodes.schema.json"
 
@@ -43,11 +45,59 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-@functools.lru_cache(maxsize=2)
+def ecma_regex(pattern: str) -> re.Pattern:
+    """A JSON Schema (ECMA 262) pattern as Python reads it: an unescaped `$` outside a character class
+    becomes `\\Z`, because Python's `$` also matches before a final newline ("m5.large\\n")."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if ch == "[":
+            in_class = True
+        elif ch == "]":
+            in_class = False
+        out.append("\\Z" if ch == "$" and not in_class else ch)
+        i += 1
+    return re.compile("".join(out))
+
+
+_regex = functools.lru_cache(maxsize=None)(ecma_regex)
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{quote(instance)} does not match {pattern!r}")
+
+
+# YAML's 2.0 is a float: "integer" means a Python int (jsonschema counts 2.0 as one, the components
+# would not); booleans are never numbers.
+_TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda checker, v: isinstance(v, int) and not isinstance(v, bool))
+_Validator = validators.extend(Draft202012Validator, validators={"pattern": _pattern}, type_checker=_TYPES)
+
+
+def _without_required(node: Any) -> Any:
+    """The schema with every `required` dropped: a stack override may give part of a mapping."""
+    if isinstance(node, dict):
+        return {k: _without_required(v) for k, v in node.items() if k != "required"}
+    if isinstance(node, list):
+        return [_without_required(v) for v in node]
+    return node
+
+
+@functools.lru_cache(maxsize=4)
 def _validator(part: str) -> Draft202012Validator:
+    """'document', a $defs part, or 'group-override' (a group without `required`: checked alone
+    before the merge; the merged group is then checked against 'group')."""
     root = schema()
+    if part == "group-override":
+        root = {**root, "$defs": {**root["$defs"], "group-override": _without_required(copy.deepcopy(
+            root["$defs"]["group"]))}}
     target = root if part == "document" else {"$defs": root["$defs"], "$ref": f"#/$defs/{part}"}
-    return Draft202012Validator(target)
+    return _Validator(target)
 
 
 def _describe(value: Any) -> str:
@@ -73,25 +123,30 @@ def _message(err: jsonschema.ValidationError) -> Iterator[tuple[tuple[str, ...],
             for sub in meant[0]:
                 yield from _message(sub)
         else:
-            yield path, f"must be {_HINTS.get(last, 'one of the allowed forms')}, not {_describe(inst)} ({inst!r})"
+            yield path, f"must be {_HINTS.get(last, 'one of the allowed forms')}, not {_describe(inst)} ({quote(inst)})"
     elif v == "type":
         yield path, f"must be {_TYPE_NAMES.get(_PY.get(err.validator_value), err.validator_value)}, " \
-                    f"not {_describe(inst)} ({inst!r})"
+                    f"not {_describe(inst)} ({quote(inst)})"
     elif v == "enum":
         choices = [str(c) for c in err.validator_value]
-        yield path, f"{inst!r} is not one of {', '.join(choices)}{did_you_mean(str(inst), choices)}"
+        yield path, f"{quote(inst)} is not one of {', '.join(choices)}{did_you_mean(str(inst), choices)}"
     elif v == "const":
-        yield path, f"must be {err.validator_value!r}, not {inst!r}"
+        yield path, f"must be {err.validator_value!r}, not {quote(inst)}"
     elif v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
-        yield path, f"must be {op} {err.validator_value}, got {inst!r}"
+        yield path, f"must be {op} {err.validator_value}, got {quote(inst)}"
     elif v == "pattern":
         hint = _HINTS.get(last) or _HINTS.get(path[-2] if len(path) > 1 else "", "")
-        yield path, f"{inst!r} is not valid" + (f": expected {hint}" if hint else f" (pattern {err.validator_value})")
+        yield path, f"{quote(inst)} is not valid" + (
+            f": expected {hint}" if hint else f" (pattern {err.validator_value})")
     elif v == "required":
         yield path, err.message.replace("is a required property", "is required")
-    elif v in ("minItems", "minLength", "maxLength", "minProperties", "maxItems"):
-        yield path, f"{err.message}"
+    elif v in ("minItems", "minLength", "maxLength", "minProperties", "maxItems", "maxProperties"):
+        n = err.validator_value
+        what = {"minItems": f"needs at least {n} item(s)", "maxItems": f"takes at most {n} items",
+                "minLength": f"needs at least {n} character(s)", "maxLength": f"is longer than {n} characters",
+                "minProperties": f"needs at least {n} entries", "maxProperties": f"takes at most {n} entries"}[v]
+        yield path, f"{what}, got {quote(inst)}"
     elif v == "propertyNames":
         return  # group names get a better message from fleet.spec.rules.check_group_names
     else:

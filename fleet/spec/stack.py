@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from fleet.spec.errors import Problem, SpecError, did_you_mean
+from fleet.spec.errors import Problem, SpecError, did_you_mean, quote
 from fleet.spec.model import frozen_map
 from fleet.spec.yamlfile import load_yaml_file
 
@@ -34,6 +34,12 @@ SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 VPC_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 CERT_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+# S3 bucket names (general purpose): 3-63 of a-z 0-9 . -, letter or digit at both ends, no '..',
+# not an IP address, none of the reserved prefixes and suffixes.
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+BUCKET_RESERVED = re.compile(r"\.\.|^\d+\.\d+\.\d+\.\d+\Z|^(xn--|sthree-|amzn-s3-demo-)"
+                             r"|(-s3alias|--ol-s3|\.mrap|--x-s3)\Z")
+# Every pattern above is used with fullmatch: `$` alone would accept a trailing newline.
 
 
 @dataclass(frozen=True)
@@ -69,38 +75,78 @@ def stack_file(project_dir: Path, stack: str) -> Path:
     return project_dir / f"Pulumi.{stack}.yaml"
 
 
+def stack_label(path: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(group, key) of a key path in a stack file: groups only under `config: fleet:groups:`."""
+    if len(path) >= 3 and path[:2] == ("config", "fleet:groups"):
+        return path[2], ".".join(path[3:]) or None
+    return None, ".".join(path[1:] if path[:1] == ("config",) and len(path) > 1 else path) or None
+
+
 def read_stack_values(path: Path) -> tuple[dict[str, Any], Any]:
     """The `config:` mapping of a stack file and its YamlDoc (for line numbers)."""
-    doc = load_yaml_file(path)
+    doc = load_yaml_file(path, label=stack_label)
     data = doc.data or {}
     if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
         raise SpecError([Problem(str(path), None, None, "config", "must be a mapping of config keys")])
     return dict(data.get("config") or {}), doc
 
 
+def _ids(raw: dict, key: str, problem) -> tuple[str, ...]:
+    """A list of subnet ids (2+, distinct), else a problem and ()."""
+    ids = raw.get(key)
+    if not isinstance(ids, list) or len(ids) < 2 or not all(isinstance(i, str) and SUBNET_RE.fullmatch(i)
+                                                              for i in ids):
+        problem(f"fleet:network.{key}", "needs 2+ subnet ids (subnet-...) in different AZs when adopting a VPC")
+        return ()
+    dups = sorted({i for i in ids if ids.count(i) > 1})
+    if dups:
+        problem(f"fleet:network.{key}", f"lists {', '.join(dups)} more than once")
+    return tuple(ids)
+
+
 def _network(raw: dict, problem) -> Network:
-    allowed = ("vpcId", "publicSubnetIds", "privateSubnetIds", "cidr", "azs")
+    """Adopt (vpcId + subnet ids) or create (cidr, azs): one or the other, checked."""
+    adopt, create = ("vpcId", "publicSubnetIds", "privateSubnetIds"), ("cidr", "azs")
     for k in raw:
-        if k not in allowed:
-            problem(f"fleet:network.{k}", f"unknown key{did_you_mean(k, allowed)}")
-    if "vpcId" in raw:
-        if not VPC_RE.match(str(raw["vpcId"])):
-            problem("fleet:network.vpcId", f"{raw['vpcId']!r} is not a VPC id (vpc-...)")
-        for k in ("publicSubnetIds", "privateSubnetIds"):
-            ids = raw.get(k)
-            if not isinstance(ids, list) or len(ids) < 2 or not all(SUBNET_RE.match(str(i)) for i in ids):
-                problem(f"fleet:network.{k}", "needs 2+ subnet ids (subnet-...) in different AZs when adopting a VPC")
-        return Network(raw["vpcId"], tuple(raw.get("publicSubnetIds") or ()), tuple(raw.get("privateSubnetIds") or ()))
+        if k not in (*adopt, *create):
+            problem(f"fleet:network.{k}", f"unknown key{did_you_mean(str(k), (*adopt, *create))}")
+    if any(k in raw for k in adopt):
+        both = [k for k in create if k in raw]
+        if both:
+            problem(f"fleet:network.{both[0]}", "adopting a VPC (vpcId, subnet ids) and creating one "
+                    f"({', '.join(both)}) at once: keep one")
+        if "vpcId" not in raw:
+            problem("fleet:network.vpcId", "is required with subnet ids (the VPC they belong to)")
+        elif not isinstance(raw["vpcId"], str) or not VPC_RE.fullmatch(raw["vpcId"]):
+            problem("fleet:network.vpcId", f"{quote(raw['vpcId'])} is not a VPC id (vpc-...)")
+        public, private = _ids(raw, "publicSubnetIds", problem), _ids(raw, "privateSubnetIds", problem)
+        shared = sorted(set(public) & set(private))
+        if shared:
+            problem("fleet:network.privateSubnetIds", f"{', '.join(shared)} also listed as public")
+        return Network(str(raw.get("vpcId")), public, private)
     cidr, azs = raw.get("cidr", "10.0.0.0/16"), raw.get("azs", 2)
     try:
-        net = ipaddress.ip_network(str(cidr))
-        if not 16 <= net.prefixlen <= 22:
-            problem("fleet:network.cidr", f"{cidr} should be a /16 to /22 for public and private subnets in each AZ")
+        if not isinstance(cidr, str):
+            raise ValueError(cidr)
+        net = ipaddress.ip_network(cidr)
+        if net.version != 4:
+            problem("fleet:network.cidr", f"{cidr} is IPv6: a VPC's primary block is IPv4 (a /16 to /22)")
+        elif not 16 <= net.prefixlen <= 22:
+            problem("fleet:network.cidr", f"{cidr} should be a /16 to /22 (AWS allows /16 at most; "
+                    "public and private subnets in each AZ need /22 at least)")
     except ValueError:
-        problem("fleet:network.cidr", f"{cidr!r} is not a CIDR block")
+        problem("fleet:network.cidr", f"{quote(cidr)} is not a CIDR block")
     if not isinstance(azs, int) or isinstance(azs, bool) or not 2 <= azs <= 4:
-        problem("fleet:network.azs", f"must be an integer from 2 to 4, got {azs!r}")
+        problem("fleet:network.azs", f"must be an integer from 2 to 4, got {quote(azs)}")
     return Network(cidr=str(cidr), azs=azs if isinstance(azs, int) else 2)
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why `name` is not a valid S3 bucket name, or None."""
+    if not BUCKET_RE.fullmatch(name) or BUCKET_RESERVED.search(name):
+        return (f"{quote(name)} is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-', a letter or digit "
+                "at both ends, no '..', not an IP address)")
+    return None
 
 
 def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=lambda key: None) -> StackConfig:
@@ -116,7 +162,7 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
         if ns != "fleet":
             continue
         if name not in FLEET_KEYS:
-            problem(key, f"unknown config key{did_you_mean(key, [f'fleet:{k}' for k in FLEET_KEYS])}")
+            problem(str(key), f"unknown config key{did_you_mean(str(key), [f'fleet:{k}' for k in FLEET_KEYS])}")
             continue
         want = FLEET_KEYS[name][0]
         if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
@@ -127,17 +173,24 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
         fleet_vals[name] = value
 
     region = values.get("aws:region", "us-east-1")
-    if not isinstance(region, str) or not REGION_RE.match(region):
-        problem("aws:region", f"{region!r} is not an AWS region like us-east-1")
+    if not isinstance(region, str) or not REGION_RE.fullmatch(region):
+        problem("aws:region", f"{quote(region)} is not an AWS region like us-east-1")
     for group, ami in (fleet_vals.get("amis") or {}).items():
-        if not isinstance(ami, str) or not AMI_RE.match(ami):
-            problems.append(Problem(file, line_of("fleet:amis"), str(group), "fleet:amis", f"{ami!r} is not an AMI id"))
+        if not isinstance(ami, str) or not AMI_RE.fullmatch(ami):
+            problems.append(Problem(file, line_of("fleet:amis"), str(group), "fleet:amis",
+                                    f"{quote(ami)} is not an AMI id"))
     for name, sg in (fleet_vals.get("securityGroups") or {}).items():
-        if not isinstance(sg, str) or not SG_RE.match(sg):
-            problem(f"fleet:securityGroups.{name}", f"{sg!r} is not a security group id (sg-...)")
+        if not isinstance(sg, str) or not SG_RE.fullmatch(sg):
+            problem(f"fleet:securityGroups.{name}", f"{quote(sg)} is not a security group id (sg-...)")
     cert = fleet_vals.get("certificateArn")
-    if cert is not None and not CERT_RE.match(cert):
-        problem("fleet:certificateArn", f"{cert!r} is not an ACM certificate ARN")
+    if cert is not None and not CERT_RE.fullmatch(cert):
+        problem("fleet:certificateArn", f"{quote(cert)} is not an ACM certificate ARN")
+    elif cert is not None and isinstance(region, str) and cert.split(":")[3] != region:
+        problem("fleet:certificateArn", f"certificate is in {cert.split(':')[3]}, the stack in {region}: "
+                "an ALB only uses certificates of its own region")
+    bucket = fleet_vals.get("accessLogsBucket")
+    if bucket is not None and bucket_name_problem(bucket):
+        problem("fleet:accessLogsBucket", bucket_name_problem(bucket))
     network = _network(fleet_vals.get("network") or {}, problem)
     if problems:
         raise SpecError(problems)

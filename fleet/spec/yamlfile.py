@@ -1,21 +1,41 @@
-"""Strict YAML loading: syntax errors with line and column, duplicate keys rejected,
-and the line of every mapping key kept so problems can point at it.
+"""Strict, bounded YAML loading: syntax errors with line and column, duplicate keys rejected,
+the line of every mapping key kept so problems can point at it, and nothing a hostile or
+mistaken file can use to crash or stall the reader.
 
 PyYAML silently keeps the last of two equal keys; a fleet file where that happens is
-almost always a paste mistake, so it is an error here.
+almost always a paste mistake, so it is an error here. A merge key (`<<: *web`) is not a
+duplicate of the keys written next to it: those override the merged ones, as YAML says.
+
+Limits (README, "nodes.yaml"): a file is at most MAX_BYTES; its nodes, counted with every
+alias expanded where it is used, at most MAX_NODES (a "billion laughs" file is refused before
+anything is built); nesting at most MAX_DEPTH; an alias may not refer to its own anchor.
+Only JSON's kinds of values are read: strings, numbers (finite), booleans, null, lists and
+mappings with string keys. A date, a `!!binary` or `!!set`, or a key YAML reads as a number,
+boolean or null (`off:`, `null:`, `1:`) is one problem line asking to quote it, because Chef
+attributes, tags, the image hash and `fleet show` are JSON.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
-from fleet.spec.errors import Problem, SpecError
+from fleet.spec.errors import Problem, SpecError, quote
 
 Path_ = tuple[str, ...]
+Label = Callable[[Path_], "tuple[str | None, str | None]"]
+
+MAX_BYTES = 2 * 1024 * 1024  # a 300-group fleet is ~20 KB
+MAX_NODES = 200_000  # scalars, lists and mappings, aliases expanded
+MAX_DEPTH = 64  # nested lists/mappings
+
+_TAG = "tag:yaml.org,2002:"
+_VALUE_TAGS = {f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+_KIND = {"int": "a number", "float": "a number", "bool": "a boolean", "null": "null", "timestamp": "a date",
+         "binary": "binary data", "set": "a set", "omap": "an ordered map", "pairs": "a list of pairs"}
 
 
 @dataclass
@@ -34,34 +54,154 @@ class YamlDoc:
 
 
 # libyaml's parser when PyYAML has it (10x faster on big fleets), same marks and errors.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _walk(node: yaml.Node, prefix: Path_, lines: dict[Path_, int], dups: list) -> None:
-    """Record each key's line and every key that repeats within its mapping."""
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """A value YAML cannot build (`!!int four`, `!!float abc`) is a marked error, not a ValueError."""
+
+    def construct_object(self, node, deep=False):  # noqa: D102
+        try:
+            return super().construct_object(node, deep)
+        except yaml.MarkedYAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError, IndexError) as exc:
+            tag = str(node.tag).removeprefix(_TAG)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {quote(node.value)} as {tag} ({type(exc).__name__})",
+                node.start_mark) from None
+
+
+def _default_label(path: Path_) -> tuple[str | None, str | None]:
+    return None, ".".join(path) or None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue
-            path = (*prefix, key_node.value)
-            line = key_node.start_mark.line + 1
-            if key_node.value in seen and key_node.value != "<<":
-                dups.append((path, line, seen[key_node.value]))
-            seen[key_node.value] = line
-            lines.setdefault(path, line)
-            _walk(value_node, path, lines, dups)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _walk(item, prefix, lines, dups)
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
-def load_yaml_text(text: str, filename: str) -> YamlDoc:
-    """Parse `text`; raise SpecError naming `filename` on syntax errors or duplicate keys."""
+def _measure(root: yaml.Node) -> tuple[int, int, yaml.Node | None]:
+    """(nodes with aliases expanded, depth, a node that contains itself or None), in linear time:
+    each distinct node is measured once (an anchor used a billion times costs one visit)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size[key] = min(1 + sum(size[id(k)] for k in kids), MAX_NODES + 1)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            on_stack.discard(key)
+            continue
+        if key in size:
+            continue
+        if key in on_stack:
+            return 0, 0, node
+        on_stack.add(key)
+        stack.append((node, True))
+        for kid in _children(node):
+            if id(kid) in on_stack:
+                return 0, 0, kid
+            if id(kid) not in size:
+                stack.append((kid, False))
+    return size[id(root)], depth[id(root)], None
+
+
+def _walk(root: yaml.Node, filename: str, label: Label) -> tuple[dict[Path_, int], list[Problem]]:
+    """Each key's line; problems: repeated keys, keys that are not strings, values JSON cannot hold."""
+    lines: dict[Path_, int] = {}
+    problems: list[Problem] = []
+    checked: set[int] = set()  # an aliased node is checked once, where it is defined
+
+    def problem(path: Path_, node: yaml.Node, message: str) -> None:
+        group, key = label(path)
+        problems.append(Problem(filename, node.start_mark.line + 1, group, key, message))
+
+    todo: list[tuple[yaml.Node, Path_]] = [(root, ())]
+    while todo:
+        node, prefix = todo.pop()
+        first = id(node) not in checked
+        checked.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            tag = str(node.tag)
+            if first and tag not in _VALUE_TAGS:
+                short = tag.removeprefix(_TAG)
+                problem(prefix, node, f"YAML reads {quote(node.value)} as {_KIND.get(short, '!' + short)}, "
+                        "which JSON cannot hold: quote it")
+            elif first and tag == f"{_TAG}float" and node.value.lower().lstrip("+-") in (".inf", ".nan"):
+                problem(prefix, node, f"{node.value} is not a number JSON can hold")
+        elif isinstance(node, yaml.SequenceNode):
+            if first and node.tag != f"{_TAG}seq":
+                short = str(node.tag).removeprefix(_TAG)
+                problem(prefix, node, f"YAML reads this as {_KIND.get(short, '!' + short)}: write a plain list")
+            todo += [(item, prefix) for item in reversed(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            if first and node.tag != f"{_TAG}map":
+                short = str(node.tag).removeprefix(_TAG)
+                problem(prefix, node, f"YAML reads this as {_KIND.get(short, '!' + short)}: write a plain mapping")
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    if first:
+                        problem(prefix, key_node, "a key must be a plain string, not a list or mapping")
+                    continue
+                text = key_node.value
+                path = (*prefix, text)
+                line = key_node.start_mark.line + 1
+                if key_node.tag == f"{_TAG}merge":
+                    todo.append((value_node, prefix))
+                    continue
+                if first and key_node.tag != f"{_TAG}str":
+                    short = str(key_node.tag).removeprefix(_TAG)
+                    problem(path, key_node, f"{'group name' if not prefix else 'key'} {quote(text)} is read by "
+                            f"YAML as {_KIND.get(short, '!' + short)}: quote it")
+                if first and text in seen:
+                    group, key = label(path)
+                    problems.append(Problem(filename, line, group, key, (
+                        f"duplicate {'key' if key else 'entry'} (first defined on line {seen[text]}; "
+                        "YAML would silently keep the last)")))
+                seen[text] = line
+                lines.setdefault(path, line)
+                todo.append((value_node, path))
+    return lines, problems
+
+
+def load_yaml_text(text: str, filename: str, label: Label = _default_label) -> YamlDoc:
+    """Parse `text`; raise SpecError naming `filename` on syntax errors, duplicate keys, values JSON
+    cannot hold, or a document over the limits. `label(path)` names the (group, key) of a key path."""
+    if len(text) > MAX_BYTES:
+        raise SpecError([Problem(filename, None, None, None,
+                                 f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB: not a fleet file")])
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        if node is None:
+            return YamlDoc(None)
+        size, depth, loop = _measure(node)
+        if loop is not None:
+            raise SpecError([Problem(filename, loop.start_mark.line + 1, None, None,
+                                     "an alias refers to its own anchor (a recursive structure)")])
+        if size > MAX_NODES:
+            raise SpecError([Problem(filename, None, None, None,
+                                     f"more than {MAX_NODES} values with aliases expanded: refused")])
+        if depth > MAX_DEPTH:
+            raise SpecError([Problem(filename, None, None, None,
+                                     f"nested more than {MAX_DEPTH} levels deep: refused")])
+        lines, problems = _walk(node, filename, label)  # before construction flattens merge keys
+        if problems:
+            raise SpecError(problems)
+        data = loader.construct_document(node)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        raise SpecError([Problem(filename, mark.line + 1 if mark else None, None, None,
+                                 f"YAML error: {exc.problem}")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -69,31 +209,37 @@ def load_yaml_text(text: str, filename: str) -> YamlDoc:
         raise SpecError(
             [Problem(filename, line, None, None, f"YAML syntax error{col}: {exc.problem or exc.context}")]
         ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        raise SpecError([Problem(filename, line, None, None,
+                                 f"YAML error: {exc.reason} (character U+{char:04X})")]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(filename, None, None, None, f"YAML error: {exc}")]) from None
+    except RecursionError:  # the pure-Python parser (no libyaml) on deep input
+        raise SpecError([Problem(filename, None, None, None,
+                                 f"nested more than {MAX_DEPTH} levels deep: refused")]) from None
     finally:
         loader.dispose()
-    lines: dict[Path_, int] = {}
-    dups: list = []
-    if node is not None:
-        _walk(node, (), lines, dups)
-    if dups:
-        raise SpecError(
-            Problem(filename, line, path[0], ".".join(path[1:]) or None,
-                    f"duplicate {'key' if len(path) > 1 else 'entry'} (first defined on line {first}; "
-                    "YAML would silently keep the last)")
-            for path, line, first in dups
-        )
     return YamlDoc(data, lines)
 
 
-def load_yaml_file(path: str | Path) -> YamlDoc:
-    """Read and parse a YAML file; a missing or unreadable file is a SpecError too."""
+def load_yaml_file(path: str | Path, label: Label = _default_label) -> YamlDoc:
+    """Read and parse a YAML file; a missing, unreadable, oversized or non-UTF-8 file is a SpecError too."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise SpecError([Problem(str(path), None, None, None, f"cannot read file: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise SpecError([Problem(str(path), None, None, None, "not UTF-8 text")]) from None
-    return load_yaml_text(text, str(path))
+    if len(raw) > MAX_BYTES:
+        raise SpecError([Problem(str(path), None, None, None,
+                                 f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB: not a fleet file")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise SpecError([Problem(str(path), line, None, None,
+                                 f"not UTF-8 text (byte {raw[exc.start]:#04x} at column {column})")]) from None
+    return load_yaml_text(text, str(path), label)
