@@ -3,11 +3,13 @@
 Spot ASG: mixed instances policy, 100% spot over 3+ instance types (PITFALLS 25),
 price-capacity-optimized, capacity rebalance, and headroom above node_max so a rebalance can
 launch before it terminates (PITFALLS 26). On-demand ASG: `on_demand.base` instances (at least 1
-for http groups: seed 004's steady state), up to `on_demand_max`; the spot interruption handler
-raises its desired capacity by one per warning.
+for http groups: seed 004's steady state), up to `on_demand_max`, tagged `fleet:on-demand-base`; the spot
+capacity reconciler (components/spot_capacity.py) adds the spot deficit to its desired capacity and
+MinSize, and takes it away again when spot recovers.
 
 Both: on `launch_template.latest_version` (PITFALLS 1), autonamed (2), private subnets,
-`ignore_changes` on desired capacity (3) plus `extra_ignore_changes`, each ASG after its
+`ignore_changes` on desired capacity (3) (and the on-demand MinSize, which the reconciler owns)
+plus `extra_ignore_changes`, each ASG after its
 `after[capacity]` resources (NodeGroup: the ASG's Rollout, which refreshes the instances before
 Pulumi moves the ASG's configuration, see components/rollout.py), target groups only via
 `target_group_arns` (4), an explicit
@@ -28,6 +30,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from fleet.ops.events import BASE_TAG
 from fleet.spec.model import Group
 from fleet.spec.names import slug
 
@@ -92,7 +95,11 @@ class AsgPair(pulumi.ComponentResource):
         ignore = ["desired_capacity", *args.extra_ignore_changes]
 
         def asg_opts(capacity: str) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, ignore_changes=ignore,
+            # The on-demand MinSize belongs to the spot capacity reconciler once the ASG exists (it is
+            # base + the reconciler's extra; the base reaches it through the fleet:on-demand-base tag),
+            # so `pulumi up` never resets it and never fights the reconciler.
+            owned = ["min_size"] if capacity == ON_DEMAND else []
+            return pulumi.ResourceOptions(parent=self, ignore_changes=[*ignore[:1], *owned, *ignore[1:]],
                                           depends_on=list(args.after.get(capacity, ())))
         http = group.http is not None
         common = dict(
@@ -127,7 +134,9 @@ class AsgPair(pulumi.ComponentResource):
         self.on_demand = aws.autoscaling.Group(f"{gslug}-on-demand", aws.autoscaling.GroupArgs(
             min_size=lo, desired_capacity=desired, max_size=hi,
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=args.launch_template_id, version=version),
-            tags=self._tags(args, ON_DEMAND),
+            # the spot capacity reconciler reads the base here (it moves MinSize to base + its extra)
+            tags=self._tags(args, ON_DEMAND) + [aws.autoscaling.GroupTagArgs(
+                key=BASE_TAG, value=str(lo), propagate_at_launch=False)],
             **common), opts=asg_opts(ON_DEMAND))
 
         self.asgs = {SPOT: self.spot, ON_DEMAND: self.on_demand}

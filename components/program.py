@@ -5,11 +5,11 @@ under Pulumi's mocks. Everything is checked before the first resource is registe
 input each problem is logged as one error line (file, group, key) and the program stops with a
 `pulumi.RunError`, which the Pulumi CLI prints without a traceback; nothing is created.
 
-One `SpotInterruption` per stack when any group autoscales (the handler finds the pair of any
-of the stack's spot ASGs by tags; its role may deregister from the stack's target groups).
+One `SpotCapacity` per stack when any group autoscales (the reconciler finds each group's pair by
+tags; its rules name the stack's spot ASGs; its role may deregister from the stack's target groups).
 
-Stack outputs: `alb_dns_name` (when a group has http), `spot_interruption` (when a group
-autoscales: `function_name`, `dead_letter_queue_url`, `log_group_name`) and `groups`, per group:
+Stack outputs: `alb_dns_name` (when a group has http), `spot_capacity` (when a group autoscales:
+`function_name`, `table_name`, `dead_letter_queue_url`, `log_group_name`) and `groups`, per group:
 `ami_id`, `launch_template_id`, `launch_template_version`, `spot_asg_name`, `on_demand_asg_name`,
 `target_group_arn`, `instance_ids`, `health_alarm_names`.
 
@@ -35,7 +35,7 @@ from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
-from components.spot_interruption import SpotInterruption, SpotInterruptionArgs
+from components.spot_capacity import SpotCapacity, SpotCapacityArgs
 from fleet.image_hash import hash_groups
 from fleet.spec.errors import Problem, SpecError
 from fleet.spec.load import Fleet, load_fleet
@@ -161,12 +161,13 @@ def build_program(project_dir: Path) -> dict[str, NodeGroup]:
             rule_priority=priorities.get(name)))
 
     if any(g.autoscale is not None for g in groups.values()):
-        spot = SpotInterruption("spot-interruption", SpotInterruptionArgs(
+        spot = SpotCapacity("spot-capacity", SpotCapacityArgs(
             stack=stack.name, region=stack.region,
+            spot_asg_names={name: n.asg_pair.spot.name for name, n in nodes.items() if n.asg_pair is not None},
             target_group_arns=[n.target_group.arn for n in nodes.values() if n.target_group is not None]))
-        pulumi.export("spot_interruption", {"function_name": spot.function.name,
-                                            "dead_letter_queue_url": spot.dead_letter_queue.id,
-                                            "log_group_name": spot.log_group.name})
+        pulumi.export("spot_capacity", {"function_name": spot.function.name, "table_name": spot.table.name,
+                                        "dead_letter_queue_url": spot.dead_letter_queue.id,
+                                        "log_group_name": spot.log_group.name})
 
     if lb is not None:
         pulumi.export("alb_dns_name", lb.dns_name)

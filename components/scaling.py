@@ -3,7 +3,8 @@
 Per ASG (spot with the group's thresholds, on-demand with the higher `scaling.on_demand` ones,
 so the fallback scales later than spot):
 - target tracking on average CPU with `disable_scale_in` (the slow simple policy owns scale-in,
-  and a fast scale-in would undo the on-demand bump a spot interruption warning makes);
+  and a fast scale-in would churn capacity; the spot capacity reconciler's extra on-demand
+  capacity is out of the scale-in's reach anyway: it also raises the on-demand ASG's MinSize);
 - step scale-out: +burst.add_percent % when CPU > burst cpu for burst.periods x burst.period s,
   with its CloudWatch alarm;
 - simple scale-in: -scale_in.remove_percent % when CPU < scale_in.cpu for scale_in.periods x

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-# The spot handler ships as a FileArchive of its directory: importing it in tests must not leave a
-# __pycache__ there that would change the archive (and its hash) from machine to machine.
+# Test runs leave no __pycache__ in the tree. (The spot capacity Lambda no longer depends on this: its
+# code is an explicit list of files by content, tests/test_components_spot_capacity.py.)
 sys.dont_write_bytecode = True
 
 # Property tests check logic, not speed: no per-example deadline on a noisy 2-core machine.

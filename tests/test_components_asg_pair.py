@@ -92,7 +92,10 @@ def test_tags_are_propagated_and_name_the_capacity():
         tags = {t["key"]: t for t in asg.inputs["tags"]}
         assert tags["fleet:group"]["value"] == "12_04-www" and tags["fleet:stack"]["value"] == "prod"
         assert tags["fleet:capacity"]["value"] == capacity and tags["team"]["value"] == "platform"
-        assert all(t["propagateAtLaunch"] is True for t in tags.values())
+        assert all(t["propagateAtLaunch"] is True for k, t in tags.items() if k != "fleet:on-demand-base")
+    base = {t["key"]: t for t in od.inputs["tags"]}["fleet:on-demand-base"]
+    assert base == {"key": "fleet:on-demand-base", "value": "1", "propagateAtLaunch": False}, \
+        "the reconciler's base, on the ASG only"
 
 
 def test_termination_hook_drains_briefly_then_continues():

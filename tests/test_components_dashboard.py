@@ -39,3 +39,15 @@ def test_worker_and_one_off_dashboards():
     assert "HealthyHostCount" not in {m[1] for m in _metrics(bodies["fleet-prod-jobs"])}
     cron = _metrics(bodies["fleet-prod-cron"])
     assert [m[3] for m in cron] == ["i-1", "i-2"] and all(m[2] == "InstanceId" for m in cron)
+
+
+def test_autoscaled_groups_chart_the_spot_capacity_reconciler():
+    r = run(lambda: [Dashboard("jobs", DashboardArgs(group="jobs", stack="prod", region="eu-west-1",
+                                                     asg_names={"spot": "s", "on-demand": "o"})) and None,
+                     Dashboard("cron", DashboardArgs(group="cron", stack="prod", region="eu-west-1",
+                                                     instance_ids=["i-1"])) and None])
+    bodies = {d.inputs["dashboardName"]: json.loads(d.inputs["dashboardBody"]) for d in r.of_type(DASH)}
+    spot = [m for m in _metrics(bodies["fleet-prod-jobs"]) if m[0] == "fleet/SpotCapacity"]
+    assert [m[1] for m in spot] == ["SpotDeficit", "OnDemandExtra", "Capped"]
+    assert all(m[2:6] == ["Stack", "prod", "Group", "jobs"] for m in spot), "the handler's dimensions"
+    assert not [m for m in _metrics(bodies["fleet-prod-cron"]) if m[0] == "fleet/SpotCapacity"]

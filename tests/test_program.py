@@ -386,24 +386,40 @@ def test_every_autoscaled_group_rolls_its_pair_once(stack_run):
         for name in r.outputs["groups"][g]["health_alarm_names"]:
             assert f"--alarm {name}" in line
         for capacity in ("spot", "on-demand"):
-            assert pair[capacity].options["ignoreChanges"] == ["desiredCapacity"]
+            assert pair[capacity].options["ignoreChanges"] == ["desiredCapacity"] + (
+                ["minSize"] if capacity == "on-demand" else [])
             assert cmd.name in pair[capacity].options["dependsOn"]  # the refreshes run before the ASG updates
     assert not [x for x in r.descendants(node_of(r, "12_04-cron")) if x.type == ROLLOUT]
 
 
-def test_one_spot_interruption_handler_per_stack(stack_run):
+def test_one_spot_capacity_reconciler_per_stack(stack_run):
     stack, r = stack_run
-    (si,) = r.of_type("fleet:spot_interruption:SpotInterruption")
-    assert si.parent is None
+    (sc,) = r.of_type("fleet:spot_capacity:SpotCapacity")
+    assert sc.parent is None
     (fn,) = r.of_type("aws:lambda/function:Function")
-    assert fn.parent == si.urn and fn.inputs["environment"]["variables"] == {"FLEET_STACK": stack}
-    (policy,) = [p for p in r.children(si, "aws:iam/rolePolicy:RolePolicy") if "Drain" in p.inputs["policy"]]
+    (table,) = r.of_type("aws:dynamodb/table:Table")
+    assert fn.parent == sc.urn and fn.inputs["environment"]["variables"] == {
+        "FLEET_STACK": stack, "FLEET_CAPACITY_TABLE": table.outputs["name"]}
+    (policy,) = [p for p in r.children(sc, "aws:iam/rolePolicy:RolePolicy") if "Drain" in p.inputs["policy"]]
     drain = next(st for st in json.loads(policy.inputs["policy"])["Statement"] if st["Sid"] == "Drain")
     assert sorted(drain["Resource"]) == sorted(x.outputs["arn"] for x in r.of_type(TG)), "the stack's target groups"
-    assert set(r.outputs["spot_interruption"]) == {"function_name", "dead_letter_queue_url", "log_group_name"}
+    spot_names = sorted(g["spot_asg_name"] for g in r.outputs["groups"].values() if g["spot_asg_name"])
+    (rule,) = [x for x in r.children(sc, "aws:cloudwatch/eventRule:EventRule") if x.name.endswith("-asg-0")]
+    assert json.loads(rule.inputs["eventPattern"])["detail"]["AutoScalingGroupName"] == spot_names
+    capped = [a for a in r.children(sc, "aws:cloudwatch/metricAlarm:MetricAlarm")]
+    assert sorted(a.inputs["dimensions"]["Group"] for a in capped) == sorted(
+        g for g, v in r.outputs["groups"].items() if v["spot_asg_name"])
+    assert set(r.outputs["spot_capacity"]) == {"function_name", "table_name", "dead_letter_queue_url",
+                                               "log_group_name"}
+    for asg in r.of_type("aws:autoscaling/group:Group"):
+        tags = {t["key"]: t for t in asg.inputs["tags"]}
+        if tags["fleet:capacity"]["value"] == "on-demand":
+            base = str(int(asg.inputs["minSize"]))
+            assert tags["fleet:on-demand-base"] == {"key": "fleet:on-demand-base", "value": base,
+                                                    "propagateAtLaunch": False}
 
 
-def test_no_spot_interruption_handler_without_autoscaled_groups(tmp_path):
+def test_no_spot_capacity_reconciler_without_autoscaled_groups(tmp_path):
     nodes = yaml.safe_load((ROOT / "nodes.yaml").read_text())
     only = tmp_path / "nodes.yaml"
     kept = {k: v for k, v in nodes.items() if k in ("__base__", "12_04-cron")}
@@ -412,5 +428,5 @@ def test_no_spot_interruption_handler_without_autoscaled_groups(tmp_path):
     del cfg["fleet:groups"]
     cfg["fleet:nodesFile"] = str(only)
     r = run_program("staging", cfg)
-    assert not r.of_type("fleet:spot_interruption:SpotInterruption") and "spot_interruption" not in r.outputs
+    assert not r.of_type("fleet:spot_capacity:SpotCapacity") and "spot_capacity" not in r.outputs
     assert not r.of_type(ROLLOUT)

@@ -1,10 +1,13 @@
-"""EventBridge contract of the spot interruption handler, kept pure (no boto3, no pulumi).
+"""EventBridge and IAM contract of the spot capacity reconciler (lambdas/spot_capacity), kept pure.
 
-The SpotInterruption component takes the rule pattern and the handler's IAM actions from here; the
-handler itself (lambdas/spot_interruption) imports nothing of ours, so tests check that the two agree.
+The SpotCapacity component takes its rule patterns, schedule and IAM actions from here; the handler
+imports nothing of ours, so tests check that the two agree (detail-types, tag keys, namespace).
 """
 
 from __future__ import annotations
+
+import json
+from typing import Sequence
 
 # Act on the two-minute warning only: rebalance recommendations are often false alarms (PITFALLS 24),
 # and capacity rebalancing on the spot ASG already handles them.
@@ -13,8 +16,47 @@ SPOT_INTERRUPTION_PATTERN: dict = {
     "detail-type": ["EC2 Spot Instance Interruption Warning"],
 }
 
-# The example events from the EC2 user guide ("Spot Instance interruption notices" and "EC2 instance
-# rebalance recommendations"), with the documented placeholders for time and instance-action filled in.
+# Auto Scaling's own events (EC2 Auto Scaling user guide, "Amazon EC2 Auto Scaling event reference"):
+# a spot instance arrived, a spot launch failed (InsufficientInstanceCapacity, price, ...), one left.
+ASG_DETAIL_TYPES: tuple[str, ...] = (
+    "EC2 Instance Launch Successful",
+    "EC2 Instance Launch Unsuccessful",
+    "EC2 Instance Terminate Successful",
+)
+
+# The level-triggered safety net: every group is reconciled this often, whatever events were lost.
+RECONCILE_SCHEDULE = "rate(5 minutes)"
+
+# EventBridge's default limit on an event pattern (adjustable to 4096). ASG names are at most 255
+# characters; ours are `<group slug>-spot-<7>` and far shorter, so 20 per rule stay well inside it.
+EVENT_PATTERN_LIMIT = 2048
+ASG_NAMES_PER_RULE = 20
+
+
+def asg_events_pattern(spot_asg_names: Sequence[str]) -> dict:
+    """Launch (un)successful / terminate events of exactly these spot ASGs."""
+    return {
+        "source": ["aws.autoscaling"],
+        "detail-type": list(ASG_DETAIL_TYPES),
+        "detail": {"AutoScalingGroupName": sorted(spot_asg_names)},
+    }
+
+
+def asg_events_pattern_json(spot_asg_names: Sequence[str]) -> str:
+    text = json.dumps(asg_events_pattern(spot_asg_names), sort_keys=True)
+    if len(text) > EVENT_PATTERN_LIMIT:
+        raise ValueError(f"event pattern of {len(spot_asg_names)} ASG names is {len(text)} characters, "
+                         f"over EventBridge's {EVENT_PATTERN_LIMIT}")
+    return text
+
+
+def chunks(items: Sequence, size: int = ASG_NAMES_PER_RULE) -> list[list]:
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+# The example events of the EC2 user guide ("Spot Instance interruption notices", "EC2 instance
+# rebalance recommendations") and the EC2 Auto Scaling user guide (event reference), with the
+# documented placeholders for time (and instance-action) filled in.
 SAMPLE_SPOT_INTERRUPTION_EVENT: dict = {
     "version": "0",
     "id": "12345678-1234-1234-1234-123456789012",
@@ -44,17 +86,76 @@ SAMPLE_REBALANCE_EVENT: dict = {
     },
 }
 
-# Every API action the handler calls, for a least-privilege Lambda role. tests/test_spot_interruption.py
+
+def _asg_sample(detail_type: str, status: str, description: str | None, message: str) -> dict:
+    detail = {
+        "StatusCode": status,
+        "AutoScalingGroupName": "my-auto-scaling-group",
+        "ActivityId": "87654321-4321-4321-4321-210987654321",
+        "Details": {"Availability Zone": "us-west-2b", "Subnet ID": "subnet-12345678"},
+        "RequestId": "12345678-1234-1234-1234-123456789012",
+        "StatusMessage": message,
+        "EndTime": "2024-05-14T12:00:00Z",
+        "EC2InstanceId": "i-1234567890abcdef0",
+        "StartTime": "2024-05-14T11:59:00Z",
+        "Cause": "description-text",
+    }
+    if description is not None:  # the successful events carry one, the unsuccessful ones do not
+        detail["Description"] = description
+    return {
+        "version": "0",
+        "id": "12345678-1234-1234-1234-123456789012",
+        "detail-type": detail_type,
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": "2024-05-14T12:00:00Z",
+        "region": "us-west-2",
+        "resources": ["auto-scaling-group-arn", "instance-arn"],
+        "detail": detail,
+    }
+
+
+SAMPLE_ASG_EVENTS: dict[str, dict] = {
+    "EC2 Instance Launch Successful": _asg_sample(
+        "EC2 Instance Launch Successful", "InProgress", "Launching a new EC2 instance: i-12345678", ""),
+    "EC2 Instance Launch Unsuccessful": _asg_sample(
+        "EC2 Instance Launch Unsuccessful", "Failed", None, "message-text"),
+    "EC2 Instance Terminate Successful": _asg_sample(
+        "EC2 Instance Terminate Successful", "InProgress", "Terminating EC2 instance: i-12345678", ""),
+    # documented too, and not a trigger: nothing about capacity changed
+    "EC2 Instance Terminate Unsuccessful": _asg_sample(
+        "EC2 Instance Terminate Unsuccessful", "Failed", None, "message-text"),
+}
+
+# What EventBridge delivers for a schedule rule (EventBridge user guide, "Scheduled events").
+SAMPLE_SCHEDULED_EVENT: dict = {
+    "version": "0",
+    "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2024-05-14T12:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/my-schedule"],
+    "detail": {},
+}
+
+# Every API action the handler calls, for a least-privilege Lambda role. tests/test_spot_capacity.py
 # records the calls the handler really makes and fails if one is missing here.
-SPOT_HANDLER_ACTIONS: tuple[str, ...] = (
+SPOT_CAPACITY_ACTIONS: tuple[str, ...] = (
     "autoscaling:DescribeAutoScalingInstances",
     "autoscaling:DescribeAutoScalingGroups",
-    "autoscaling:SetDesiredCapacity",
-    "ec2:DescribeInstances",
+    "autoscaling:UpdateAutoScalingGroup",
     "ec2:DescribeTags",
     "ec2:CreateTags",
     "elasticloadbalancing:DeregisterTargets",
+    "dynamodb:UpdateItem",
+    "cloudwatch:PutMetricData",
 )
 
-# The instance tag the handler writes before it raises the on-demand capacity (its once-only record).
-HANDLED_TAG = "fleet:interruption-handled"
+# The instance tag a warning leaves (the warned instance counts as missing while it is in the group),
+# the on-demand ASG tag that says its base, and the metrics (README "Spot capacity" lists them).
+WARNED_TAG = "fleet:interruption-warned"
+BASE_TAG = "fleet:on-demand-base"
+METRIC_NAMESPACE = "fleet/SpotCapacity"
+METRIC_NAMES = ("SpotDeficit", "OnDemandExtra", "Capped")

@@ -105,6 +105,7 @@ TAGGABLE = frozenset({
     LAUNCH_TEMPLATE, ASG, INSTANCE, IAM_ROLE, INSTANCE_PROFILE,
     "aws:cloudwatch/metricAlarm:MetricAlarm", "aws:lambda/function:Function",
     "aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/logGroup:LogGroup", "aws:sqs/queue:Queue",
+    "aws:dynamodb/table:Table",
 })
 
 SECRET_PATTERNS = [

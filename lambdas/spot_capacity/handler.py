@@ -1,0 +1,300 @@
+"""Spot capacity reconciler: keeps each group's on-demand ASG at its CPU-driven part plus the spot deficit.
+
+Level-triggered: every invocation reads the current state of a group's pair and writes what it should
+be (reconcile.plan); events only say *which* groups to look at and *when*:
+- `EC2 Spot Instance Interruption Warning`: drain the instance from its target groups at once, tag it
+  `fleet:interruption-warned` (so every later run counts it as missing until it is gone), reconcile
+  its group;
+- Auto Scaling `EC2 Instance Launch Successful` / `Launch Unsuccessful` / `Terminate Successful` of the
+  stack's spot ASGs: reconcile that group (a replacement arrived, a launch failed, an instance left);
+- the schedule (`Scheduled Event` from aws.events): reconcile every group of the stack, so a lost or
+  failed event is repaired within one period.
+
+Concurrency without reserved concurrency: one lease per group in the stack's DynamoDB table
+(FLEET_CAPACITY_TABLE), taken with a conditional write (free, or expired) and released with a
+conditional write by its owner. Read-decide-write of a group runs under its lease only; other
+invocations for the same group wait for it and then reconcile from the state as it is then, so 20
+concurrent deliveries give the same result as one. A lease outlives the function's timeout
+(LEASE_SECONDS > the component's timeout), so a crashed holder's lease expires and is taken over.
+The same item holds the group's record `extra` (what the reconciler added to the on-demand ASG) and,
+while an ASG write is under way, the intended write (`next`): a run that finds `next` left by a crashed
+predecessor compares it with the ASG's MinSize (which only the reconciler moves) to know whether
+that write happened. Why not the alternatives: a FIFO queue serialises delivery but not a handler
+run from anywhere else (a retry, a second trigger); ASG tags have no conditional write at all.
+
+Every decision is one JSON line on stdout and is returned; per reconciled group the handler also
+puts the metrics SpotDeficit, OnDemandExtra and Capped (namespace fleet/SpotCapacity, dimensions
+Stack and Group). IAM actions used: fleet/ops/events.py SPOT_CAPACITY_ACTIONS (checked by the tests).
+
+Shipped as exactly this directory's two modules (handler.py, reconcile.py); boto3 only, nothing of
+fleet's. boto3 honours AWS_ENDPOINT_URL (a moto server in tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+try:  # a package in tests and the bench; top-level modules in the Lambda archive
+    from . import reconcile
+except ImportError:  # pragma: no cover - the Lambda runtime
+    import reconcile  # type: ignore[no-redef]
+
+WARNING = "EC2 Spot Instance Interruption Warning"
+ASG_EVENTS = ("EC2 Instance Launch Successful", "EC2 Instance Launch Unsuccessful", "EC2 Instance Terminate Successful")
+SCHEDULED = "Scheduled Event"
+WARNED_TAG = "fleet:interruption-warned"
+BASE_TAG = "fleet:on-demand-base"
+NAMESPACE = "fleet/SpotCapacity"
+METRICS = ("SpotDeficit", "OnDemandExtra", "Capped")
+
+LEASE_SECONDS = 90      # longer than the function's timeout (components/spot_capacity.py TIMEOUT)
+WAIT_SECONDS = 40       # how long an invocation waits for a busy group's lease before it fails (and is retried)
+
+_CONFIG = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 4})
+
+
+class LeaseBusy(RuntimeError):
+    """The group's lease stayed taken for WAIT_SECONDS: fail, so Lambda's async retry runs this again."""
+
+
+def _client(service: str):
+    return boto3.client(service, region_name=os.environ.get("AWS_REGION") or None, config=_CONFIG)
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def _log(record: dict) -> dict:
+    print(json.dumps(record, sort_keys=True, default=str), flush=True)
+    return record
+
+
+def _tags(asg: dict) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in asg.get("Tags", [])}
+
+
+def handler(event, context):
+    """Lambda entry point for the warning rule, the Auto Scaling rule(s) and the schedule."""
+    stack = os.environ.get("FLEET_STACK")
+    table = os.environ.get("FLEET_CAPACITY_TABLE")
+    if not stack or not table:
+        raise RuntimeError("FLEET_STACK and FLEET_CAPACITY_TABLE must be set: the reconciler cannot tell "
+                           "its own groups from others or keep its record without them")
+    kind, detail = event.get("detail-type"), event.get("detail") or {}
+    base = {"stack": stack, "event_id": event.get("id"), "trigger": kind}
+    autoscaling = _client("autoscaling")
+
+    if kind == WARNING:
+        instance_id = detail.get("instance-id")
+        found = autoscaling.describe_auto_scaling_instances(
+            InstanceIds=[instance_id])["AutoScalingInstances"] if instance_id else []
+        spot = _describe(autoscaling, found[0]["AutoScalingGroupName"]) if found else None
+        reason = _not_ours(spot, stack) if found else "instance is not in an Auto Scaling group"
+        if reason:
+            return {"decisions": [_log({**base, "action": "ignored", "instance_id": instance_id, "reason": reason})]}
+        drained = _drain(spot, instance_id)
+        _mark_warned(instance_id, event.get("time") or "unknown")
+        group = _tags(spot)["fleet:group"]
+        return {"decisions": [reconcile_group(stack, table, group, autoscaling, warned={instance_id},
+                                              log={**base, "instance_id": instance_id, "drained_from": drained})]}
+
+    if kind in ASG_EVENTS:
+        name = detail.get("AutoScalingGroupName")
+        spot = _describe(autoscaling, name) if name else None
+        reason = _not_ours(spot, stack)
+        if reason:
+            return {"decisions": [_log({**base, "action": "ignored", "asg": name, "reason": reason})]}
+        return {"decisions": [reconcile_group(stack, table, _tags(spot)["fleet:group"], autoscaling,
+                                              log={**base, "asg": name, "status": detail.get("StatusCode"),
+                                                   "cause": detail.get("StatusMessage")})]}
+
+    if kind == SCHEDULED and event.get("source") == "aws.events":
+        groups = sorted({_tags(g)["fleet:group"] for g in _stack_asgs(autoscaling, stack, "spot")})
+        return {"decisions": [reconcile_group(stack, table, g, autoscaling, log=dict(base)) for g in groups]}
+
+    return {"decisions": [_log({**base, "action": "ignored", "reason": f"not a trigger of this handler: {kind!r}"})]}
+
+
+def _describe(autoscaling, name: str) -> dict | None:
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    return groups[0] if groups else None
+
+
+def _not_ours(spot: dict | None, stack: str) -> str | None:
+    """Why an ASG is not one of this stack's spot ASGs, or None when it is."""
+    if spot is None:
+        return "the Auto Scaling group no longer exists"
+    tags = _tags(spot)
+    if tags.get("fleet:capacity") != "spot" or tags.get("fleet:stack") != stack or not tags.get("fleet:group"):
+        return ("not a spot ASG of this stack: "
+                f"fleet:capacity={tags.get('fleet:capacity')!r} fleet:stack={tags.get('fleet:stack')!r} "
+                f"fleet:group={tags.get('fleet:group')!r}")
+    return None
+
+
+def _stack_asgs(autoscaling, stack: str, capacity: str, group: str | None = None) -> list[dict]:
+    filters = [{"Name": "tag:fleet:stack", "Values": [stack]}, {"Name": "tag:fleet:capacity", "Values": [capacity]}]
+    if group is not None:
+        filters.append({"Name": "tag:fleet:group", "Values": [group]})
+    pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(Filters=filters)
+    return [g for page in pages for g in page["AutoScalingGroups"]]
+
+
+def _drain(spot: dict, instance_id: str) -> list[str]:
+    """Take the warned instance out of its ASG's target groups now (idempotent)."""
+    drained = []
+    arns = spot.get("TargetGroupARNs", [])
+    elbv2 = _client("elbv2") if arns else None
+    for arn in arns:
+        try:
+            elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": instance_id}])
+        except ClientError as e:
+            if _code(e) not in ("InvalidTarget", "TargetGroupNotFound"):
+                raise
+            continue
+        drained.append(arn)
+    return drained
+
+
+def _mark_warned(instance_id: str, when: str) -> None:
+    try:
+        _client("ec2").create_tags(Resources=[instance_id], Tags=[{"Key": WARNED_TAG, "Value": when}])
+    except ClientError as e:
+        if not _code(e).startswith("InvalidInstanceID"):
+            raise  # a vanished instance needs no mark: it is no longer in the group
+
+
+def _warned(instance_ids: list[str]) -> set[str]:
+    if not instance_ids:
+        return set()
+    found = set()
+    pages = _client("ec2").get_paginator("describe_tags").paginate(Filters=[
+        {"Name": "resource-id", "Values": instance_ids}, {"Name": "key", "Values": [WARNED_TAG]}])
+    for page in pages:
+        found.update(t["ResourceId"] for t in page["Tags"])
+    return found
+
+
+class Lease:
+    """The group's item in the capacity table: a lease (owner, until) plus the record (extra, next)."""
+
+    def __init__(self, table: str, key: str):
+        self.dynamodb, self.table, self.key = _client("dynamodb"), table, {"group": {"S": key}}
+        self.owner = uuid.uuid4().hex
+
+    def acquire(self) -> dict:
+        deadline, delay = time.monotonic() + WAIT_SECONDS, 0.05
+        while True:
+            now = time.time()
+            try:
+                item = self.dynamodb.update_item(
+                    TableName=self.table, Key=self.key,
+                    UpdateExpression="SET lease_owner = :me, lease_until = :until",
+                    ConditionExpression="attribute_not_exists(lease_owner) OR lease_until < :now",
+                    ExpressionAttributeValues={":me": {"S": self.owner}, ":until": {"N": str(now + LEASE_SECONDS)},
+                                               ":now": {"N": str(now)}},
+                    ReturnValues="ALL_NEW")["Attributes"]
+                return item
+            except ClientError as e:
+                if _code(e) != "ConditionalCheckFailedException":
+                    raise
+            if time.monotonic() > deadline:
+                raise LeaseBusy(f"{self.key['group']['S']}: lease still held after {WAIT_SECONDS} s")
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+    def _write(self, expression: str, values: dict | None = None) -> None:
+        """A conditional write by the lease's owner: fails if the lease was lost (expired and taken)."""
+        self.dynamodb.update_item(TableName=self.table, Key=self.key, UpdateExpression=expression,
+                                  ConditionExpression="lease_owner = :me",
+                                  ExpressionAttributeValues={":me": {"S": self.owner}, **(values or {})})
+
+    def intend(self, extra: int, min_size: int, desired: int) -> None:
+        """Record the ASG write about to be made (see _recorded_extra)."""
+        self._write("SET next_write = :next", {":next": {"M": {
+            "extra": {"N": str(extra)}, "min_size": {"N": str(min_size)}, "desired": {"N": str(desired)}}}})
+
+    def commit(self, extra: int) -> None:
+        """Record the extra now in effect and give the lease up, in one write."""
+        self._write("SET extra = :extra REMOVE lease_owner, lease_until, next_write", {":extra": {"N": str(extra)}})
+
+    def release(self) -> None:
+        try:
+            self.dynamodb.update_item(TableName=self.table, Key=self.key,
+                                      UpdateExpression="REMOVE lease_owner, lease_until",
+                                      ConditionExpression="lease_owner = :me",
+                                      ExpressionAttributeValues={":me": {"S": self.owner}})
+        except ClientError as e:
+            if _code(e) != "ConditionalCheckFailedException":
+                raise
+
+
+def _recorded_extra(item: dict, od_min_size: int) -> int:
+    """The extra the reconciler added, from its record; a predecessor that crashed between recording
+    its intent and finishing leaves `next_write`: its ASG write happened iff MinSize already shows it."""
+    extra = int(item.get("extra", {}).get("N", "0"))
+    pending = item.get("next_write", {}).get("M")
+    if pending and od_min_size == int(pending["min_size"]["N"]):
+        extra = int(pending["extra"]["N"])
+    return extra
+
+
+def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: set[str] = frozenset(),
+                    log: dict | None = None) -> dict:
+    """Read the pair, decide, write; under the group's lease. Returns (and logs) the decision."""
+    record = {**(log or {}), "group": group}
+    lease = Lease(table, f"{stack}/{group}")
+    item = lease.acquire()
+    try:
+        spots, ods = _stack_asgs(autoscaling, stack, "spot", group), _stack_asgs(autoscaling, stack, "on-demand", group)
+        if len(spots) != 1 or len(ods) != 1:
+            lease.release()
+            return _log({**record, "action": "no-pair", "reason": f"expected one spot and one on-demand ASG "
+                         f"tagged fleet:group={group} fleet:stack={stack}, found {len(spots)} and {len(ods)}"})
+        spot, od = spots[0], ods[0]
+        instances = [reconcile.SpotInstance(i["InstanceId"], i["LifecycleState"], i["HealthStatus"])
+                     for i in spot.get("Instances", [])]
+        ids = [i.instance_id for i in instances]
+        warned_now = sorted((_warned(ids) | set(warned)) & set(ids))
+        deficit = reconcile.spot_deficit(spot["DesiredCapacity"], instances, warned_now)
+        od_tags = _tags(od)
+        extra = _recorded_extra(item, od["MinSize"])
+        base = int(od_tags.get(BASE_TAG, od["MinSize"] - extra))
+        p = reconcile.plan(deficit, reconcile.OnDemand(desired=od["DesiredCapacity"], max_size=od["MaxSize"],
+                                                       base=base, extra=extra))
+        changed = (p.desired, p.min_size) != (od["DesiredCapacity"], od["MinSize"])
+        if changed:
+            lease.intend(p.extra, p.min_size, p.desired)
+            autoscaling.update_auto_scaling_group(AutoScalingGroupName=od["AutoScalingGroupName"],
+                                                  MinSize=p.min_size, DesiredCapacity=p.desired)
+        lease.commit(p.extra)
+    except BaseException:
+        lease.release()
+        raise
+    action = ("capped" if p.capped else "raised" if p.desired > od["DesiredCapacity"]
+              else "lowered" if p.desired < od["DesiredCapacity"] else "unchanged")
+    record.update(action=action, spot_asg=spot["AutoScalingGroupName"], on_demand_asg=od["AutoScalingGroupName"],
+                  spot_desired=spot["DesiredCapacity"], warned=warned_now, deficit=p.deficit, cpu_part=p.cpu_part,
+                  extra_before=extra, extra=p.extra, base=base, max_size=od["MaxSize"],
+                  desired_before=od["DesiredCapacity"], desired_after=p.desired, min_size=p.min_size,
+                  capped=p.capped, unmet=p.unmet,
+                  reason=(f"deficit {p.deficit}, of which {p.extra} fit under max {od['MaxSize']} "
+                          f"above the CPU-driven {p.cpu_part}"))
+    _put_metrics(stack, group, p)
+    return _log(record)
+
+
+def _put_metrics(stack: str, group: str, p: reconcile.Plan) -> None:
+    dims = [{"Name": "Stack", "Value": stack}, {"Name": "Group", "Value": group}]
+    values = {"SpotDeficit": p.deficit, "OnDemandExtra": p.extra, "Capped": int(p.capped)}
+    _client("cloudwatch").put_metric_data(Namespace=NAMESPACE, MetricData=[
+        {"MetricName": name, "Dimensions": dims, "Value": float(values[name]), "Unit": "Count"} for name in METRICS])

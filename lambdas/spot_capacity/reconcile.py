@@ -1,0 +1,85 @@
+"""The spot capacity reconciler's decision, as a pure function (no boto3): what the on-demand ASG of a
+group should be, given what its spot ASG has and what the reconciler itself added last time.
+
+The on-demand ASG's desired capacity has two parts, kept apart by a record the reconciler owns:
+
+    desired = cpu_part + extra        MinSize = base + extra
+
+- `extra` is the capacity the reconciler added for missing spot instances. It is recorded outside
+  the ASG (the handler keeps it in the stack's DynamoDB table) and also shows as MinSize - base.
+- `cpu_part` is everything else: the base plus whatever the on-demand ASG's scaling policies added.
+  The reconciler recomputes it each run as `desired - recorded extra` and never changes it.
+
+Why the two never fight:
+- Scaling policies only move `desired`; a scale-out raises `cpu_part`, which the next run keeps.
+- The simple scale-in policy cannot remove an extra instance: Auto Scaling never takes desired below
+  MinSize, and MinSize = base + extra. So `desired - extra >= base` always holds, and the scale-in
+  only ever removes CPU-driven capacity.
+- The reconciler's output depends only on the spot ASG's state and `cpu_part`: with spot unchanged a
+  second run writes exactly what the first wrote (a fixpoint), so there is no back and forth.
+- Extra capacity lowers the on-demand CPU, so it never triggers a policy scale-out; when the extra
+  goes (decay) the policies see the real load again.
+
+The spot deficit counts spot instances that are not serving: warned (an interruption warning was
+received and the instance is still in the group) plus the gap between the spot ASG's desired
+capacity and its InService, healthy, unwarned instances (failed launches leave no instance at all,
+pending ones are not serving yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+SERVING_STATE = "InService"
+HEALTHY = "Healthy"
+
+
+@dataclass(frozen=True)
+class SpotInstance:
+    instance_id: str
+    lifecycle_state: str
+    health_status: str
+
+
+def spot_deficit(desired: int, instances: Iterable[SpotInstance], warned: Iterable[str]) -> int:
+    """Spot instances missing from the spot ASG's desired capacity: desired - serving, unwarned ones."""
+    warned = set(warned)
+    serving = {i.instance_id for i in instances
+               if i.lifecycle_state == SERVING_STATE and i.health_status == HEALTHY and i.instance_id not in warned}
+    return max(0, desired - len(serving))
+
+
+@dataclass(frozen=True)
+class OnDemand:
+    """The on-demand ASG as read, with the reconciler's own record of what it added (`extra`)."""
+    desired: int
+    max_size: int
+    base: int
+    extra: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    cpu_part: int
+    deficit: int
+    extra: int
+    desired: int
+    min_size: int
+    capped: bool  # the deficit did not fit under max_size
+
+    @property
+    def unmet(self) -> int:
+        return self.deficit - self.extra
+
+
+def plan(deficit: int, od: OnDemand) -> Plan:
+    """On-demand desired = CPU-driven part + spot deficit, capped at max_size; MinSize = base + extra.
+
+    The CPU-driven part is never below the base (a scale-in can reach MinSize, never below) nor above
+    max_size; the extra is whatever of the deficit fits between it and max_size.
+    """
+    cpu_part = min(max(od.base, od.desired - od.extra), max(od.max_size, od.base))
+    extra = max(0, min(deficit, od.max_size - cpu_part))
+    return Plan(cpu_part=cpu_part, deficit=deficit, extra=extra, desired=cpu_part + extra,
+                min_size=od.base + extra, capped=deficit > extra)
