@@ -402,6 +402,17 @@ class TestLease:
         assert od_state(fleet) == (2, 2)
 
 
+    def test_a_lost_record_is_rebuilt_from_min_size(self, fleet):
+        """A new or replaced table: MinSize - base is the extra, so it still decays."""
+        capacity.handler(warning_for(instances(fleet, fleet.spot)[0]), None)
+        boto3.client("dynamodb").delete_item(TableName="fleet-staging-capacity", Key={"group": {"S": "staging/web"}})
+        fleet.asg.update_auto_scaling_group(AutoScalingGroupName=fleet.od, DesiredCapacity=3)  # + a policy's one
+        reclaim(fleet, instances(fleet, fleet.spot)[0])
+        d = capacity.handler(schedule(), None)["decisions"][0]
+        assert (d["extra_before"], d["cpu_part"], d["extra"]) == (1, 2, 0)
+        assert od_state(fleet) == (2, 1)
+
+
 class TestMetricsAndLogs:
     def test_metrics_per_group(self, fleet):
         fail_spot_launches(fleet, desired=6)

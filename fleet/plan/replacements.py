@@ -148,6 +148,12 @@ REPLACE_ON_CHANGES: dict[str, ReplaceRule] = {
         TF + "sqs/queue.go (ForceNew)"),
     "aws:sqs/queuePolicy:QueuePolicy": _rule(
         "queue policy", "queueUrl", "senders are refused in between", TF + "sqs/queue_policy.go (ForceNew)"),
+    "aws:dynamodb/table:Table": _rule(
+        "DynamoDB table", "name hashKey rangeKey localSecondaryIndexes restoreSourceName restoreToLatestTime "
+        "restoreDateTime",
+        "the spot capacity reconciler's table: a new, empty one; runs in between fail and are retried, and the "
+        "record of the extra on-demand capacity is rebuilt from the on-demand ASG's MinSize - base",
+        TF + "dynamodb/table.go (ForceNew)"),
     "aws:sns/topic:Topic": _rule(
         "SNS topic", "name namePrefix fifoTopic",
         "a new topic ARN: subscriptions (e-mail confirmations too) must be made again; alarms are re-pointed",

@@ -238,14 +238,16 @@ class Lease:
                 raise
 
 
-def _recorded_extra(item: dict, od_min_size: int) -> int:
-    """The extra the reconciler added, from its record; a predecessor that crashed between recording
-    its intent and finishing leaves `next_write`: its ASG write happened iff MinSize already shows it."""
-    extra = int(item.get("extra", {}).get("N", "0"))
+def _recorded_extra(item: dict, od_min_size: int, base: int | None) -> int:
+    """The extra the reconciler added, from its record. A predecessor that crashed between recording
+    its intent and finishing leaves `next_write`: its ASG write happened iff MinSize already shows it.
+    Without a record (a new or replaced table) MinSize - base is the best evidence: it is the extra."""
     pending = item.get("next_write", {}).get("M")
     if pending and od_min_size == int(pending["min_size"]["N"]):
-        extra = int(pending["extra"]["N"])
-    return extra
+        return int(pending["extra"]["N"])
+    if "extra" in item:
+        return int(item["extra"]["N"])
+    return max(0, od_min_size - base) if base is not None else 0
 
 
 def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: set[str] = frozenset(),
@@ -267,8 +269,10 @@ def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: 
         warned_now = sorted((_warned(ids) | set(warned)) & set(ids))
         deficit = reconcile.spot_deficit(spot["DesiredCapacity"], instances, warned_now)
         od_tags = _tags(od)
-        extra = _recorded_extra(item, od["MinSize"])
-        base = int(od_tags.get(BASE_TAG, od["MinSize"] - extra))
+        base = int(od_tags[BASE_TAG]) if BASE_TAG in od_tags else None
+        extra = _recorded_extra(item, od["MinSize"], base)
+        if base is None:  # an ASG from before the tag: MinSize is base + extra
+            base = max(0, od["MinSize"] - extra)
         p = reconcile.plan(deficit, reconcile.OnDemand(desired=od["DesiredCapacity"], max_size=od["MaxSize"],
                                                        base=base, extra=extra))
         changed = (p.desired, p.min_size) != (od["DesiredCapacity"], od["MinSize"])
