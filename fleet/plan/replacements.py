@@ -8,11 +8,14 @@ terraform-provider-aws: its replacements are the Terraform schema's `ForceNew` (
 hashicorp/terraform-provider-aws; pulumi-command's come from its Go types
 (`provider:"replaceOnChanges"`). Inputs a type does not list update in place.
 
-Read for this table (schema in the file named): aws_lb_target_group, aws_autoscaling_group
-(initial_lifecycle_hook), aws_launch_template (name, name_prefix), aws_instance (ami ... launch_template,
-its version through CustomizeDiff), aws_lb_listener_rule (listener_arn; priority is not ForceNew),
-pulumi-command local.Command (only `triggers`). The other entries list the same file's ForceNew
-arguments as the provider's documentation marks them "(Forces new resource)".
+Read for this table in the provider's source (the schema in the file named): aws_lb_target_group
+(all of its entry), aws_autoscaling_group (initial_lifecycle_hook), aws_launch_template (name,
+name_prefix), aws_instance (ami through launch_template, and the CustomizeDiff that forces a new
+instance on a new launch_template version), aws_lb_listener_rule (listener_arn; priority is
+`ForceNew: false`), aws_lb (customer_owned_ipv4_pool), aws_subnet (availability_zone, cidr_block),
+aws_eip (domain), pulumi-command local.Command (only `triggers`; a changed `create` runs as an
+update). The other entries are the arguments the provider's documentation marks "(Forces new
+resource)", not re-read here: check the file named before relying on one.
 
 Pulumi adds replacements of its own, handled by fleet.plan.diff and not listed here: a resource
 option `replaceOnChanges`, a changed parent or type without an alias (a new URN).
