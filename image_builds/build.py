@@ -28,11 +28,10 @@ from typing import Any, TextIO
 
 from fleet.image_hash import image_hash
 from fleet.ops.aws import client
-from fleet.render.packer import image_tags
+from fleet.render.packer import ami_name, image_tags
 from fleet.spec.errors import SpecError
 from fleet.spec.load import load_fleet, project_dir_of
 from fleet.spec.model import Group, SourceAmiFilter
-from fleet.spec.names import slug
 from image_builds import ebs_upload, interrupts, packer_builder, register, registry
 from image_builds.convert import ensure_raw
 
@@ -72,9 +71,10 @@ def raw_image_path(group: Group, project_dir: Path, log: TextIO) -> Path:
 
 
 def bake_raw(group: Group, h: str, *, region: str, endpoint_url: str | None, project_dir: Path,
-             log: TextIO, skip_zero_blocks: bool = False) -> str:
+             log: TextIO, skip_zero_blocks: bool = False) -> tuple[str, bool]:
     """Upload the raw image into a snapshot with the EBS direct APIs (every block, unless the
-    group opts into the unsafe zero skipping) and register it."""
+    group opts into the unsafe zero skipping) and register it: (AMI id, False), or (the AMI another
+    build of the same hash registered first, True)."""
     path = raw_image_path(group, project_dir, log)
     tags = {**image_tags(group, h), "fleet:built-at": _now()}
     try:
@@ -90,9 +90,22 @@ def bake_raw(group: Group, h: str, *, region: str, endpoint_url: str | None, pro
     print(f"uploaded {result.blocks_sent} of {result.blocks_total} blocks ({result.bytes_sent} bytes) "
           f"into {result.snapshot_id}", file=log)
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
-    return register.register(ec2, snapshot_id=result.snapshot_id, name=f"fleet-{slug(group.name)}-{h[:12]}-"
-                             f"{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}", architecture=group.image.architecture,
-                             boot_mode=group.image.boot_mode, tags=tags, volume_size_gib=result.volume_size_gib)
+    try:
+        return register.register(ec2, snapshot_id=result.snapshot_id, name=ami_name(group, h),
+                                 architecture=group.image.architecture, boot_mode=group.image.boot_mode, tags=tags,
+                                 volume_size_gib=result.volume_size_gib), False
+    except register.NameTaken as exc:  # another build of this hash registered first: use its AMI
+        return converge(ec2, group, h, exc.existing, f"{exc}", log), True
+
+
+def converge(ec2, group: Group, h: str, existing: str, why: str, log: TextIO) -> str:
+    """Another build of the same image hash made `existing` first: wait for it, make sure it carries
+    the hash tag (its build may have died before tagging), and use it."""
+    print(f"{group.name}: another build of image hash {h[:12]} made {existing} first; using it ({why})", file=log)
+    image = register.wait_available(ec2, existing)
+    if registry.tags_of(image).get(registry.IMAGE_HASH_TAG) != h:
+        registry.tag_image(ec2, existing, image_tags(group, h))
+    return existing
 
 
 def _now() -> str:
@@ -120,12 +133,22 @@ def build(group: Group, *, region: str, endpoint_url: str | None = None, project
         return {"ami_id": cached, "image_hash": h, "cached": True}
     print(f"{group.name}: no image with fleet:image-hash={h[:12]}; baking with {group.image.builder}", file=log)
     if group.image.builder == "packer":
-        ami = packer_builder.bake(group, region=region, image_hash=h, project_dir=project_dir,
-                                  endpoint_url=endpoint_url, log=log)
+        try:
+            ami = packer_builder.bake(group, region=region, image_hash=h, project_dir=project_dir,
+                                      endpoint_url=endpoint_url, log=log)
+        except packer_builder.PackerError as exc:
+            # the AMI name is taken (Packer's pre-validation or CreateImage): another build of this
+            # hash won; Packer has cleaned up its own instance. Any other failure: no such AMI.
+            existing = register.find_image_by_name(ec2, ami_name(group, h))
+            if existing is None:
+                raise
+            return {"ami_id": converge(ec2, group, h, existing, f"packer: {exc}", log), "image_hash": h,
+                    "cached": True}
         registry.tag_image(ec2, ami, {**image_tags(group, h), "fleet:built-at": _now()})
     else:
-        ami = bake_raw(group, h, region=region, endpoint_url=endpoint_url, project_dir=project_dir, log=log,
-                       skip_zero_blocks=skip_zero_blocks)
+        ami, reused = bake_raw(group, h, region=region, endpoint_url=endpoint_url, project_dir=project_dir,
+                               log=log, skip_zero_blocks=skip_zero_blocks)
+        return {"ami_id": ami, "image_hash": h, "cached": reused}
     return {"ami_id": ami, "image_hash": h, "cached": False}
 
 

@@ -33,6 +33,15 @@ class RegisterError(RuntimeError):
         self.leftover = leftover
 
 
+class NameTaken(RegisterError):
+    """Another AMI (`existing`) already has the name: another build of the same image hash won the
+    race. Our snapshot was deleted (unless `leftover` says otherwise)."""
+
+    def __init__(self, message: str, *, existing: str, leftover: str | None = None):
+        super().__init__(message, leftover=leftover)
+        self.existing = existing
+
+
 def image_request(*, name: str, snapshot_id: str, architecture: str, boot_mode: str,
                   description: str | None = None, volume_size_gib: int | None = None) -> dict[str, Any]:
     """The RegisterImage parameters (pure; validated). ValueError on a bad name, architecture or boot
@@ -66,6 +75,12 @@ def image_request(*, name: str, snapshot_id: str, architecture: str, boot_mode: 
 def register_image(ec2, request: Mapping[str, Any]) -> str:
     """RegisterImage with `request` (from `image_request`); the new AMI id."""
     return ec2.register_image(**request)["ImageId"]
+
+
+def find_image_by_name(ec2, name: str) -> str | None:
+    """The id of this account's AMI named `name` (any state but deregistered), else None."""
+    images = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}]).get("Images", [])
+    return registry.newest_first(images)[-1]["ImageId"] if images else None
 
 
 def find_own_image(ec2, name: str, snapshot_id: str) -> str | None:
@@ -140,6 +155,11 @@ def register(ec2, *, snapshot_id: str, name: str, architecture: str, boot_mode: 
         if not isinstance(exc, Exception):
             interrupts.note(exc, f"registration stopped at {step}, {what}")
             raise
+        if ami_id is None and retry.error_code(exc) == "InvalidAMIName.Duplicate":
+            existing = retry.call(lambda: find_image_by_name(ec2, name), policy=policy, what=f"DescribeImages {name}")
+            if existing:
+                raise NameTaken(f"AMI name {name} is taken by {existing} ({what})", existing=existing,
+                                leftover=leftover) from exc
         raise RegisterError(f"registering {name} from {snapshot_id} failed at {step}: {exc} ({what})",
                             leftover=leftover) from exc
 

@@ -40,7 +40,7 @@ def sort_key(image: Mapping[str, Any]) -> tuple[str, str, str]:
     """Order of age: CreationDate (ISO 8601, sorts as text), then Name, then ImageId.
 
     AWS gives CreationDate to the millisecond; moto only to the second, so images made in the same
-    second tie there and fall back to Name (fleet names end in a build timestamp) and ImageId."""
+    second tie there and fall back to Name and ImageId (fleet names are one per image hash)."""
     return (image.get("CreationDate") or "", image.get("Name") or "", image.get("ImageId") or "")
 
 

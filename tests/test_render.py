@@ -52,7 +52,7 @@ def test_packer_template_shape():
     assert b["type"] == "amazon-ebs" and b["region"] == "eu-west-1" and b["instance_type"] == "m5.large"
     assert b["source_ami_filter"]["owners"] == ["099720109477"] and b["source_ami_filter"]["most_recent"]
     assert "source_ami" not in b
-    assert b["ami_name"].startswith("fleet-12-04-bee-abababababab-") and "{{timestamp}}" in b["ami_name"]
+    assert b["ami_name"] == "fleet-12-04-bee-" + "ab" * 10  # one name per image hash: duplicates are refused
     assert b["tags"]["fleet:group"] == "12_04-bee" and b["tags"]["fleet:image-hash"] == "ab" * 32
     assert b["snapshot_tags"]["fleet:image-hash"] == "ab" * 32
     assert t["provisioners"] == [{"type": "chef-solo", "cookbook_paths": ["cookbooks"], "roles_path": "roles",

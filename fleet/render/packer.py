@@ -17,6 +17,13 @@ from fleet.spec.names import slug
 MANIFEST = "manifest.json"
 
 
+def ami_name(group: Group, image_hash: str) -> str:
+    """The one AMI name of an image hash. AWS refuses a second AMI with a name in use
+    (InvalidAMIName.Duplicate), so two builds of one hash at once (two stacks deploying together)
+    cannot both register: the loser reuses the winner's AMI (image_builds.build)."""
+    return f"fleet-{slug(group.name)[:100]}-{image_hash[:20]}"
+
+
 def image_tags(group: Group, image_hash: str) -> dict[str, str]:
     source = group.source_ami if isinstance(group.source_ami, str) else getattr(group.source_ami, "name", "")
     return {
@@ -37,7 +44,7 @@ def render_packer(group: Group, *, region: str, image_hash: str, roles_path: str
         "instance_type": group.instance_type,
         "ssh_username": group.image.ssh_username,
         "communicator": group.image.communicator,
-        "ami_name": f"fleet-{slug(group.name)}-{image_hash[:12]}-{{{{timestamp}}}}",
+        "ami_name": ami_name(group, image_hash),
         "ami_description": f"fleet image for {group.name} ({image_hash[:12]})",
         "ena_support": True,
         "tags": {**image_tags(group, image_hash), "fleet:built-at": "{{isotime \"2006-01-02T15:04:05Z07:00\"}}"},
