@@ -19,6 +19,16 @@ a spot shortage or slow boot fails `pulumi up` without orphaning the ASG),
 ELB health checks for http groups with grace = `autoscale.timeout` (28), default instance warmup,
 1-minute group metrics, tags fleet:group / fleet:stack / fleet:capacity propagated to instances,
 and a termination lifecycle hook with a short heartbeat and CONTINUE (29).
+
+`launch_hook_heartbeat` (groups that converge at boot): a launching lifecycle hook `fleet-launch` on
+both ASGs, heartbeat = the group's `autoscale.timeout` (clamped to AWS's 30-7200 s), default result
+ABANDON. An instance waits in Pending:Wait, outside its target group, until its boot program
+completes the hook (CONTINUE once converged, ABANDON on failure); one that never answers is
+abandoned at the timeout and replaced. The hook is given twice on purpose: as
+`initial_lifecycle_hooks`, so a new ASG's very first instances wait too, and as a `LifecycleHook`
+resource (PutLifecycleHook is an upsert), which adds or removes it on ASGs that already exist.
+`initial_lifecycle_hooks` forces a new ASG when it changes (fleet/plan/replacements.py), so both ASGs
+ignore changes to it: turning converge on or off never replaces an ASG.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import pulumi
 import pulumi_aws as aws
 
 from fleet.ops.events import BASE_TAG
+from fleet.render.userdata import LAUNCH_HOOK_NAME  # the boot program's config names it
 from fleet.spec.model import Group
 from fleet.spec.names import slug
 
@@ -40,6 +51,7 @@ GROUP_METRICS = [
     "GroupStandbyInstances", "GroupTerminatingInstances", "GroupTotalInstances",
 ]
 DRAIN_HOOK_NAME = "fleet-drain"
+MAX_HEARTBEAT = 7200  # AWS maximum
 MIN_HEARTBEAT = 30  # AWS minimum
 DEFAULT_DRAIN_SECONDS = 60
 
@@ -76,6 +88,12 @@ class AsgPairArgs:
     wait_for_capacity_timeout: str = "0"
     extra_ignore_changes: Sequence[str] = ()
     after: Mapping[str, Sequence[pulumi.Resource]] = field(default_factory=dict)
+    launch_hook_heartbeat: int | None = None
+
+
+def launch_heartbeat(timeout: int) -> int:
+    """The launching hook's heartbeat: the group's time to healthy, within AWS's 30-7200 s."""
+    return max(MIN_HEARTBEAT, min(MAX_HEARTBEAT, timeout))
 
 
 class AsgPair(pulumi.ComponentResource):
@@ -92,7 +110,12 @@ class AsgPair(pulumi.ComponentResource):
             raise ValueError(f"group {group.name}: the spot ASG needs 3+ instance types")
         gslug = slug(group.name)
         version = pulumi.Output.from_input(args.launch_template_version).apply(str)
-        ignore = ["desired_capacity", *args.extra_ignore_changes]
+        # initial_lifecycle_hooks: set at creation only, a change would replace the ASG (see above)
+        ignore = ["desired_capacity", "initial_lifecycle_hooks", *args.extra_ignore_changes]
+        launch_hook = None
+        if args.launch_hook_heartbeat is not None:
+            launch_hook = dict(name=LAUNCH_HOOK_NAME, lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                               heartbeat_timeout=launch_heartbeat(args.launch_hook_heartbeat), default_result="ABANDON")
 
         def asg_opts(capacity: str) -> pulumi.ResourceOptions:
             # The on-demand MinSize belongs to the spot capacity reconciler once the ASG exists (it is
@@ -111,6 +134,8 @@ class AsgPair(pulumi.ComponentResource):
             enabled_metrics=GROUP_METRICS,
             metrics_granularity="1Minute",
             wait_for_capacity_timeout=args.wait_for_capacity_timeout,
+            initial_lifecycle_hooks=[aws.autoscaling.GroupInitialLifecycleHookArgs(**launch_hook)]
+            if launch_hook else None,
         )
 
         lo, desired, hi = spot_capacity(group)
@@ -150,6 +175,11 @@ class AsgPair(pulumi.ComponentResource):
                     lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
                     heartbeat_timeout=drain_seconds(group),
                     default_result="CONTINUE"), opts=pulumi.ResourceOptions(parent=self))
+        self.launch_hooks: dict[str, aws.autoscaling.LifecycleHook] = {}
+        for capacity, asg in self.asgs.items() if launch_hook else ():
+            self.launch_hooks[capacity] = aws.autoscaling.LifecycleHook(
+                f"{gslug}-{capacity}-launch", aws.autoscaling.LifecycleHookArgs(
+                    autoscaling_group_name=asg.name, **launch_hook), opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"spot_name": self.spot.name, "on_demand_name": self.on_demand.name})
 
     @staticmethod

@@ -32,7 +32,7 @@ from components.baked_image import BakedImage, BakedImageArgs
 from components.dashboard import Dashboard, DashboardArgs
 from components.health_gate import HealthGate, HealthGateArgs
 from components.instances import Instances, InstancesArgs
-from components.launch_template import LaunchTemplate, LaunchTemplateArgs
+from components.launch_template import LaunchBoot, LaunchTemplate, LaunchTemplateArgs
 from components.naming import group_tags
 from components.rollout import Rollout, RolloutArgs
 from components.scaling import ScalingPolicies, ScalingPoliciesArgs
@@ -56,6 +56,7 @@ class NodeGroupArgs:
     load_balancer_arn_suffix: pulumi.Input[str] | None = None
     rule_priority: int | None = None
     asg_extra_ignore_changes: Sequence[str] = ()
+    boot: LaunchBoot | None = None  # the group converges at boot: its bundle in the stack's Artifacts
 
 
 class NodeGroup(pulumi.ComponentResource):
@@ -84,7 +85,7 @@ class NodeGroup(pulumi.ComponentResource):
         self.launch_template = LaunchTemplate(gslug, LaunchTemplateArgs(
             group=group, stack=stack.name, environment=stack.environment or stack.name,
             ami_id=self.image.ami_id, root_device_name=self.image.root_device_name,
-            security_group_ids=args.security_group_ids, tags=tags), opts=child)
+            security_group_ids=args.security_group_ids, tags=tags, boot=args.boot), opts=child)
         lt = self.launch_template
         self.asg_pair = self.target_group = self.scaling = self.instances = None
         self.alarms, self.health_alarms = [], []
@@ -114,6 +115,7 @@ class NodeGroup(pulumi.ComponentResource):
                 subnet_ids=args.private_subnet_ids, spot_instance_types=spot_instance_types(group),
                 target_group_arns=[self.target_group.arn] if self.target_group else [],
                 tags=tags, extra_ignore_changes=list(args.asg_extra_ignore_changes),
+                launch_hook_heartbeat=group.autoscale.timeout if args.boot else None,
                 # both ASGs are updated only after the group's rollout refreshed them (components/rollout.py)
                 after={capacity: [self.rollout.command] for capacity in (ON_DEMAND, SPOT)}),
                 opts=child)

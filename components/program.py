@@ -24,6 +24,7 @@ nothing else (tests/test_program.py checks both).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -31,12 +32,15 @@ from typing import Any, Callable
 
 import pulumi
 
+from components.artifacts import ArtifactFile, Artifacts, ArtifactsArgs, stage_file
+from components.launch_template import LaunchBoot
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
 from components.spot_capacity import SpotCapacity, SpotCapacityArgs
 from fleet.image_hash import hash_groups
+from fleet.render.bundle import build_bundle
 from fleet.spec.errors import Problem, SpecError
 from fleet.spec.load import Fleet, load_fleet
 from fleet.spec.names import rule_priorities, slug
@@ -125,6 +129,28 @@ def fail(problems: list[Problem] | SpecError, stack: str) -> None:
                           "(listed above); no resource was registered")
 
 
+def boot_files(project_dir: Path, groups: dict) -> tuple[dict[str, dict], list[ArtifactFile]]:
+    """Per converging group: its bundle (and chef package) key and sha256; and the distinct files to upload.
+    Bundles are written under `.fleet/` in the project, the package is the project's own file."""
+    per_group: dict[str, dict] = {}
+    files: dict[str, ArtifactFile] = {}
+    for name, group in groups.items():
+        if not group.converges:
+            continue
+        bundle = build_bundle(group, project_dir)
+        files[bundle.key] = ArtifactFile(bundle.key, bundle.sha256, stage_file(project_dir, bundle.key, bundle.data),
+                                         "application/gzip")
+        entry = {"bundle_key": bundle.key, "bundle_sha256": bundle.sha256}
+        if group.boot.chef_package:
+            data = (project_dir / group.boot.chef_package).read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            key = f"packages/{sha}/{Path(group.boot.chef_package).name}"
+            files[key] = ArtifactFile(key, sha, Path(group.boot.chef_package).as_posix())
+            entry.update(chef_package_key=key, chef_package_sha256=sha)
+        per_group[name] = entry
+    return per_group, [files[k] for k in sorted(files)]
+
+
 def build_program(project_dir: Path) -> dict[str, NodeGroup]:
     """Register the whole fleet of the current stack. Returns the NodeGroups by group name."""
     project_dir = Path(project_dir)
@@ -149,6 +175,8 @@ def build_program(project_dir: Path) -> dict[str, NodeGroup]:
         stack=stack.name, vpc_id=network.vpc_id, groups=groups, existing=dict(stack.security_groups),
         alb_security_group_id=lb.security_group.id if lb else None))
     priorities = rule_priorities([(n, g.http.priority) for n, g in http_groups.items()])
+    boots, files = boot_files(project_dir, groups)
+    artifacts = Artifacts("artifacts", ArtifactsArgs(stack=stack.name, files=files)) if boots else None
 
     nodes: dict[str, NodeGroup] = {}
     for name, group in groups.items():
@@ -158,7 +186,9 @@ def build_program(project_dir: Path) -> dict[str, NodeGroup]:
             security_group_ids=sgs.ids_for(name),
             listener_arn=lb.listener.arn if lb and group.http else None,
             load_balancer_arn_suffix=lb.arn_suffix if lb and group.http else None,
-            rule_priority=priorities.get(name)))
+            rule_priority=priorities.get(name),
+            boot=LaunchBoot(region=stack.region, bucket=artifacts.bucket.id, bucket_arn=artifacts.bucket.arn,
+                            **boots[name]) if name in boots else None))
 
     if any(g.autoscale is not None for g in groups.values()):
         spot = SpotCapacity("spot-capacity", SpotCapacityArgs(
@@ -171,5 +201,7 @@ def build_program(project_dir: Path) -> dict[str, NodeGroup]:
 
     if lb is not None:
         pulumi.export("alb_dns_name", lb.dns_name)
+    if artifacts is not None:
+        pulumi.export("artifacts_bucket", artifacts.bucket.id)
     pulumi.export("groups", {name: node.outputs for name, node in nodes.items()})
     return nodes
