@@ -109,7 +109,8 @@ def test_instance_roles_get_exactly_the_boot_statements(staging):
              "aws:ResourceTag/fleet:stack": "staging", "autoscaling:ResourceTag/fleet:stack": "staging"}}}]}
     cron = json.loads(only(staging, "aws:iam/rolePolicy:RolePolicy", "12-04-cron-node-boot").inputs["policy"])
     assert cron["Statement"] == api["Statement"][:1], "a one-off instance has no hook to complete"
-    baked = [p for p in staging.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.startswith(("12-04-bee", "12-04-www"))]
+    baked = [p for p in staging.of_type("aws:iam/rolePolicy:RolePolicy")
+             if p.name.startswith(("12-04-bee", "12-04-www"))]
     assert baked == []
     for lt in staging.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
         if lt.name in ("api-lt", "12-04-cron-lt"):

@@ -97,8 +97,9 @@ def test_options_carry_ignore_changes_and_explicit_depends_on(staging):
     assert "desiredCapacity" in spot["options"]["ignoreChanges"]
     assert spot["inputs"]["minSize"] == 1 and isinstance(spot["inputs"]["minSize"], int), "2.0 is shown as 2"
     assert by_name(data, "api-lt", LT)["options"] == {
-        "ignoreChanges": [], "dependsOn": ["api-node-boot", "api-node-ssm"], "protect": False, "deleteBeforeReplace": False,
-        "replaceOnChanges": [], "retainOnDelete": False, "aliases": []}, "explicit depends_on only, by name"
+        "ignoreChanges": [], "dependsOn": ["api-node-boot", "api-node-ssm"], "protect": False,
+        "deleteBeforeReplace": False, "replaceOnChanges": [], "retainOnDelete": False, "aliases": []}, \
+        "explicit depends_on only, by name"
     assert "api-lt" not in by_name(data, "api-spot", ASG)["options"]["dependsOn"], "property dependencies are not"
 
 
