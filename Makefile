@@ -1,6 +1,7 @@
 # Two entry points (README quick start): `make plan` and `make test`.
 # Both create .venv when missing and install what they need; `make test` also installs
-# Debian's packer and qemu-utils when they are missing and we are root.
+# Debian's packer, qemu-utils and cloud-init (its `schema -c` checks the user data) when they are
+# missing and we are root.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -27,6 +28,7 @@ tools:
 	@missing=""; command -v packer >/dev/null || missing="$$missing packer"; \
 	command -v qemu-img >/dev/null || missing="$$missing qemu-utils"; \
 	command -v mkfs.ext4 >/dev/null || missing="$$missing e2fsprogs"; \
+	command -v cloud-init >/dev/null || missing="$$missing cloud-init"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		else echo "please install Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; \

@@ -8,8 +8,9 @@ artifacts bucket, the bundle's key and sha256, the role, the chef package if any
 lifecycle hook's name for autoscaled groups) and the boot program itself (boot/fleet_boot.py,
 Python 3 standard library only), which `runcmd` runs once. The program travels as plain text in
 a YAML block, not gzip: compressed bytes could differ between zlib versions and every such
-difference would be a new launch template version. It stays far below EC2's 16 KB limit
-(tests/test_boot.py measures 200 generated groups).
+difference would be a new launch template version. Its module docstring, comment lines and blank
+lines are left out (`shipped_program`, a plain line filter: same file, same text), which keeps the
+user data under EC2's 16 KB limit (tests/test_boot.py measures 200 generated groups).
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ def boot_config(group: Group, stack: str, environment: str, artifacts: BootArtif
     }
 
 
+def shipped_program() -> str:
+    """boot/fleet_boot.py as it travels in user data: without its module docstring, comment lines and blank lines."""
+    text = BOOT_PROGRAM.read_text()
+    start = text.index('"""')
+    text = text[:start] + text[text.index('"""', start + 3) + 3:]
+    keep = [line for line in text.splitlines()
+            if line.startswith("#!") or (line.strip() and not line.lstrip().startswith("#"))]
+    return "\n".join([keep[0], "# fleet-boot: boot/fleet_boot.py of the fleet repository", *keep[1:]]) + "\n"
+
+
 def _block(text: str, indent: str = "      ") -> str:
     return "\n".join(indent + line if line else "" for line in text.splitlines())
 
@@ -81,7 +92,7 @@ def render_user_data(group: Group, stack: str, environment: str, artifacts: Boot
         f"  - path: {BOOT_PATH}",
         "    permissions: '0755'",
         "    content: |",
-        _block(BOOT_PROGRAM.read_text()),
+        _block(shipped_program()),
         "runcmd:",
         f"  - [python3, {BOOT_PATH}, {BOOT_CONFIG}]",
     ]
