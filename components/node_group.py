@@ -20,6 +20,7 @@ ASGs' `ignore_changes`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -39,6 +40,7 @@ from components.scaling import ScalingPolicies, ScalingPoliciesArgs
 from components.target_group import TargetGroup, TargetGroupArgs
 from fleet.spec.model import Group
 from fleet.spec.names import slug
+from fleet.spec.readiness import readiness
 from fleet.spec.spot_types import spot_instance_types
 from fleet.spec.stack import StackConfig
 
@@ -145,5 +147,6 @@ class NodeGroup(pulumi.ComponentResource):
             "target_group_arn": self.target_group.arn if self.target_group else None,
             "instance_ids": self.instances.ids if self.instances else None,
             "health_alarm_names": [a.name for a in self.health_alarms],
+            "ready": dataclasses.asdict(readiness(group)),
         }
         self.register_outputs(self.outputs)

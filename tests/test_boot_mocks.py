@@ -191,3 +191,23 @@ def _groups():
     from tests.pulumi_mocks import project_groups
 
     return project_groups("staging")
+
+
+def test_plan_shows_per_group_how_it_becomes_ready_and_the_modelled_time(capsys):
+    from fleet.cli import main
+    from fleet.spec.readiness import readiness
+
+    groups = _groups()
+    assert readiness(groups["12_04-bee"]).mode == "baked"
+    api = readiness(groups["api"])
+    hc = groups["api"].http.health_check
+    assert api.mode == "converge at boot"
+    assert api.in_service_within == groups["api"].autoscale.timeout + hc.healthy_threshold * hc.interval
+    cron = readiness(groups["12_04-cron"])
+    assert cron.mode == "bootstrap from vanilla" and cron.in_service_within is None
+    assert main(["plan", "--stack", "staging"]) in (0, 1)
+    out = capsys.readouterr().out.splitlines()
+    for g in groups:
+        i = out.index(f"group {g}")
+        assert out[i + 1] == f"  ready: {readiness(groups[g]).how}"
+    assert f"in service <= {api.in_service_within} s" in out[out.index("group api") + 1]

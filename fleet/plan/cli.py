@@ -311,6 +311,9 @@ def render_plan(data: Mapping[str, Any], depths: Sequence[int], groups: Sequence
         if not rows:
             continue
         lines += ["", f"group {g}"]
+        ready = (((data.get("outputs") or {}).get("groups") or {}).get(g) or {}).get("ready")
+        if isinstance(ready, Mapping) and ready.get("how"):
+            lines.append(f"  ready: {ready['how']}")
         inside = [i for i in rows if homes[i][0] == "fleet:node_group:NodeGroup"]
         outside = [i for i in rows if homes[i][0] != "fleet:node_group:NodeGroup"]
         lines += [_line(resources[i], depths[i]) for i in inside]

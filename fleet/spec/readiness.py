@@ -1,0 +1,41 @@
+"""How a group's instance becomes ready, and the modelled time until it is in service.
+
+Three modes (README "Boot modes"): `baked` (the image ran the role; ready when it boots),
+`converge at boot` (a baked image runs its role once more from the stack's cookbook bundle) and
+`bootstrap from vanilla` (`builder: ami`: the whole role runs at boot). The model uses the group's
+`autoscale.timeout`: for a baked group it is the health check grace period; for a converging one it
+is also the launching lifecycle hook's heartbeat, so the instance is in service within it or is
+abandoned and replaced. An http group then needs `healthy_threshold` x `interval` seconds of target
+group health checks. One-off instances (autoscale: false) have neither hook nor grace: no bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleet.spec.model import Group
+
+
+@dataclass(frozen=True)
+class Readiness:
+    mode: str  # baked | converge at boot | bootstrap from vanilla
+    in_service_within: int | None  # seconds from launch, modelled; None: no bound (one-off instance)
+    how: str  # one line for the plan
+
+
+def readiness(group: Group) -> Readiness:
+    if not group.converges:
+        mode = "baked"
+    else:
+        mode = "bootstrap from vanilla" if group.image.builder == "ami" else "converge at boot"
+    if group.autoscale is None:
+        step = "the boot program converges, no hook" if group.converges else "ready when it boots"
+        return Readiness(mode, None, f"{mode}: {step}; one-off instance, no time bound")
+    timeout = group.autoscale.timeout
+    checks = group.http.health_check.healthy_threshold * group.http.health_check.interval if group.http else 0
+    if group.converges:
+        first = f"converges within the launching hook's {timeout} s heartbeat (else ABANDON and a new instance)"
+    else:
+        first = f"healthy within the {timeout} s grace period"
+    then = f", then {checks} s of target group health checks" if checks else ""
+    return Readiness(mode, timeout + checks, f"{mode}: {first}{then}; in service <= {timeout + checks} s")
