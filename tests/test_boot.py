@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -209,7 +210,10 @@ def machine(tmp_path, aws, imds, autoscaling, bundle):
         (tmp_path / "fleet-boot").write_text(files[BOOT_PATH])
         cfg = {**json.loads(files[BOOT_CONFIG]), "root": str(root), "retry_delay": 0.01, **overrides}
         (tmp_path / "boot.json").write_text(json.dumps(cfg))
-        env = {"PATH": (f"{bin_dir}:" if with_chef else "") + "/usr/bin:/bin",
+        extra = os.environ.get("FLEET_TEST_EXTRA_PATH")
+        env = {"PATH": (f"{bin_dir}:" if with_chef else "") + (f"{extra}:" if extra else "") + "/usr/bin:/bin",
+               "FLEET_TEST_CHEF": os.environ.get("FLEET_TEST_CHEF", ""),
+               "FLEET_TEST_INSTALL": os.environ.get("FLEET_TEST_INSTALL", ""),
                "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url, "AWS_ENDPOINT_URL_S3": aws,
                "AWS_ENDPOINT_URL_AUTO_SCALING": autoscaling.url, "FLEET_TEST_RECORD": str(record),
                "FLEET_TEST_CHEF_EXIT": str(chef_exit)}
@@ -356,3 +360,39 @@ def test_user_data_passes_cloud_init_schema(tmp_path):
         path.write_text(text)
         proc = subprocess.run(["cloud-init", "schema", "-c", str(path)], capture_output=True, text=True)
         assert (proc.returncode == 0) == (name != "broken (must fail)"), name + proc.stdout + proc.stderr
+
+
+DPKG_STANDIN = """#!/bin/sh
+# STAND-IN for dpkg (tests only): "installs" the package by putting the chef-solo stand-in on PATH.
+printf '%s\\n' "$@" > "$FLEET_TEST_RECORD.dpkg"
+cp "$FLEET_TEST_CHEF" "$FLEET_TEST_INSTALL/chef-solo"
+"""
+
+
+@pytest.mark.parametrize("intact", [True, False])
+def test_chef_package_from_the_bucket_when_the_image_has_no_chef(tmp_path, machine, s3, bundle, autoscaling,
+                                                                 monkeypatch, intact):
+    """`boot.chef_package`: fetched from the stack's bucket, sha256 checked, installed (stand-in dpkg)."""
+    package = b"chef package bytes"
+    sha = hashlib.sha256(package).hexdigest()
+    key = f"packages/{sha}/cinc_18_amd64.deb"
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    s3.put_object(Bucket="fleet-artifacts", Key=key, Body=package if intact else package + b"!")
+    tools, installed = tmp_path / "tools", tmp_path / "installed"
+    tools.mkdir()
+    installed.mkdir()
+    (tools / "dpkg").write_text(DPKG_STANDIN)
+    (tools / "dpkg").chmod(0o755)
+    monkeypatch.setenv("FLEET_TEST_EXTRA_PATH", f"{tools}:{installed}")
+    monkeypatch.setenv("FLEET_TEST_CHEF", str(tmp_path / "standin-bin" / "chef-solo"))
+    monkeypatch.setenv("FLEET_TEST_INSTALL", str(installed))
+    proc = machine(with_chef=False, chef_package={"key": key, "sha256": sha})
+    if intact:
+        assert proc.returncode == 0, proc.stderr
+        assert (machine.root / "ready").exists() and _results(autoscaling) == ["CONTINUE"]
+        argv = Path(str(machine.record) + ".dpkg").read_text().split()
+        assert argv[0] == "-i" and argv[1].endswith("/cinc_18_amd64.deb")
+    else:
+        assert proc.returncode == 1 and "does not match the expected" in proc.stderr
+        assert not (installed / "chef-solo").exists() and _results(autoscaling) == ["ABANDON"]
+        _nothing_half_done(machine.root)
