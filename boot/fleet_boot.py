@@ -216,12 +216,25 @@ def converge(cfg, env, root):
         os.path.join(root, "chef.log"), env=dict(os.environ, CHEF_LICENSE="accept-silent"))
 
 
+def asg_name(cfg, env):
+    """The instance's Auto Scaling group from its `aws:autoscaling:groupName` tag in IMDS (instance
+    metadata tags are on); retried, since the tag may lag the launch by a moment."""
+    if env.get("asg") is None:
+        for attempt in range(RETRIES):
+            env["asg"] = env["imds"].get("meta-data/tags/instance/aws:autoscaling:groupName", missing_ok=True)
+            if env["asg"]:
+                break
+            time.sleep(cfg.get("retry_delay", 1.0) * 2 ** attempt)
+    if not env["asg"]:
+        raise BootError("no aws:autoscaling:groupName tag in IMDS: cannot complete the lifecycle hook")
+    return env["asg"]
+
+
 def complete_hook(cfg, env, result):
-    asg = env.get("asg")
-    if not (cfg.get("hook") and asg):
-        return
+    if not cfg.get("hook"):
+        return  # a one-off instance: no Auto Scaling group, no hook
     body = urllib.parse.urlencode({
-        "Action": "CompleteLifecycleAction", "Version": "2011-01-01", "AutoScalingGroupName": asg,
+        "Action": "CompleteLifecycleAction", "Version": "2011-01-01", "AutoScalingGroupName": asg_name(cfg, env),
         "LifecycleHookName": cfg["hook"], "InstanceId": env["instance_id"], "LifecycleActionResult": result,
     }).encode()
     call("POST", env["autoscaling"] + "/", env["region"], "autoscaling", env["creds"], body,
@@ -235,8 +248,8 @@ def environment():
     role = imds.get("meta-data/iam/security-credentials/").split("\n")[0].strip()
     creds = json.loads(imds.get("meta-data/iam/security-credentials/" + role))
     return {
-        "region": region, "creds": creds, "instance_id": imds.get("meta-data/instance-id"),
-        "asg": imds.get("meta-data/tags/instance/aws:autoscaling:groupName", missing_ok=True),
+        "region": region, "creds": creds, "instance_id": imds.get("meta-data/instance-id"), "imds": imds,
+        "asg": None,
         "s3": endpoint("S3", "s3", region, domain),
         "autoscaling": endpoint("AUTO_SCALING", "autoscaling", region, domain),
     }

@@ -44,6 +44,7 @@ from fleet.ops.events import BASE_TAG
 from fleet.render.userdata import LAUNCH_HOOK_NAME  # the boot program's config names it
 from fleet.spec.model import Group
 from fleet.spec.names import slug
+from fleet.spec.readiness import hook_heartbeat
 
 SPOT, ON_DEMAND = "spot", "on-demand"
 GROUP_METRICS = [
@@ -51,7 +52,6 @@ GROUP_METRICS = [
     "GroupStandbyInstances", "GroupTerminatingInstances", "GroupTotalInstances",
 ]
 DRAIN_HOOK_NAME = "fleet-drain"
-MAX_HEARTBEAT = 7200  # AWS maximum
 MIN_HEARTBEAT = 30  # AWS minimum
 DEFAULT_DRAIN_SECONDS = 60
 
@@ -91,11 +91,6 @@ class AsgPairArgs:
     launch_hook_heartbeat: int | None = None
 
 
-def launch_heartbeat(timeout: int) -> int:
-    """The launching hook's heartbeat: the group's time to healthy, within AWS's 30-7200 s."""
-    return max(MIN_HEARTBEAT, min(MAX_HEARTBEAT, timeout))
-
-
 class AsgPair(pulumi.ComponentResource):
     spot: aws.autoscaling.Group
     on_demand: aws.autoscaling.Group
@@ -115,7 +110,7 @@ class AsgPair(pulumi.ComponentResource):
         launch_hook = None
         if args.launch_hook_heartbeat is not None:
             launch_hook = dict(name=LAUNCH_HOOK_NAME, lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
-                               heartbeat_timeout=launch_heartbeat(args.launch_hook_heartbeat), default_result="ABANDON")
+                               heartbeat_timeout=hook_heartbeat(args.launch_hook_heartbeat), default_result="ABANDON")
 
         def asg_opts(capacity: str) -> pulumi.ResourceOptions:
             # The on-demand MinSize belongs to the spot capacity reconciler once the ASG exists (it is

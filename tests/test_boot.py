@@ -396,3 +396,16 @@ def test_chef_package_from_the_bucket_when_the_image_has_no_chef(tmp_path, machi
         assert proc.returncode == 1 and "does not match the expected" in proc.stderr
         assert not (installed / "chef-solo").exists() and _results(autoscaling) == ["ABANDON"]
         _nothing_half_done(machine.root)
+
+
+def test_hook_without_a_group_tag_fails_clearly(machine, s3, bundle, autoscaling, imds):
+    """An ASG instance whose IMDS has no aws:autoscaling:groupName tag cannot complete its hook: it says so,
+    leaves no marker, and the hook's timeout abandons it."""
+    imds.httpd.asg = None
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    proc = machine()
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == (
+        "fleet-boot: FAILED: no aws:autoscaling:groupName tag in IMDS: cannot complete the lifecycle hook")
+    assert autoscaling.calls == []
+    _nothing_half_done(machine.root)

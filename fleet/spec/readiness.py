@@ -15,6 +15,14 @@ from dataclasses import dataclass
 
 from fleet.spec.model import Group
 
+HOOK_HEARTBEAT_RANGE = (30, 7200)  # what AWS accepts for a lifecycle hook's heartbeat
+
+
+def hook_heartbeat(timeout: int) -> int:
+    """The launching hook's heartbeat: the group's time to healthy, within AWS's range."""
+    lo, hi = HOOK_HEARTBEAT_RANGE
+    return max(lo, min(hi, timeout))
+
 
 @dataclass(frozen=True)
 class Readiness:
@@ -31,7 +39,7 @@ def readiness(group: Group) -> Readiness:
     if group.autoscale is None:
         step = "the boot program converges, no hook" if group.converges else "ready when it boots"
         return Readiness(mode, None, f"{mode}: {step}; one-off instance, no time bound")
-    timeout = group.autoscale.timeout
+    timeout = hook_heartbeat(group.autoscale.timeout) if group.converges else group.autoscale.timeout
     checks = group.http.health_check.healthy_threshold * group.http.health_check.interval if group.http else 0
     if group.converges:
         first = f"converges within the launching hook's {timeout} s heartbeat (else ABANDON and a new instance)"
