@@ -79,8 +79,8 @@ CRON = """\
 {name}:
   instance_type: t3.medium
   image: {{builder: ami}}
-  run_list: ["recipe[svc::{name}]"]
-"""
+  run_list: ["recipe[seatgeek-service::cronq]"]
+"""  # builder ami converges at boot: its cookbooks must exist (the sample's), and it gets a bundle
 KINDS = [HTTP, WORKER, WORKER, HTTP, CRON, WORKER, HTTP, WORKER, WORKER, CRON]  # 3 http, 5 worker, 2 cron
 
 # The floors run as `python -c` so they import nothing of the bench: only what they name.
@@ -158,7 +158,7 @@ def make_project(where: Path, groups: int) -> Path:
     import yaml
 
     where.mkdir(parents=True)
-    for name in ("components", "fleet", "image_builds", "lambdas", "cookbooks"):
+    for name in ("components", "fleet", "image_builds", "lambdas", "cookbooks", "data_bags", "boot"):
         (where / name).symlink_to(ROOT / name)
     shutil.copy(ROOT / "__main__.py", where / "__main__.py")
     shutil.copy(ROOT / "Pulumi.yaml", where / "Pulumi.yaml")
