@@ -131,7 +131,8 @@ def _add_image(sub, add) -> None:
         a.add_argument("--region", default=None, help="AWS region (default: the stack's, else us-east-1)")
         a.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
         if action == "clean":
-            a.add_argument("--keep", "-n", type=int, required=True, help="how many of the newest AMIs to keep")
+            a.add_argument("--keep", "-n", type=int, default=None,
+                           help="how many of the newest unused AMIs to keep (default: the group's image.keep)")
         if action != "build":
             a.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
             a.add_argument("--orphan-grace-hours", type=float, default=None, metavar="H",

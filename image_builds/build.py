@@ -16,7 +16,9 @@ Exit 0 ok; 1 the build failed (nothing left behind); 2 bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import shlex
@@ -32,7 +34,7 @@ from fleet.render.packer import ami_name, image_tags
 from fleet.spec.errors import SpecError
 from fleet.spec.load import load_fleet, project_dir_of
 from fleet.spec.model import Group, SourceAmiFilter
-from image_builds import ebs_upload, interrupts, packer_builder, register, registry
+from image_builds import clean, ebs_upload, interrupts, packer_builder, register, registry
 from image_builds.convert import ensure_raw
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -76,7 +78,7 @@ def bake_raw(group: Group, h: str, *, region: str, endpoint_url: str | None, pro
     group opts into the unsafe zero skipping) and register it: (AMI id, False), or (the AMI another
     build of the same hash registered first, True)."""
     path = raw_image_path(group, project_dir, log)
-    tags = {**image_tags(group, h), "fleet:built-at": _now()}
+    tags = {**image_tags(group, h), "fleet:source": f"sha256:{file_sha256(path)}"}
     try:
         with tempfile.TemporaryDirectory(prefix="fleet-raw-") as tmp:
             raw = ensure_raw(path, tmp)  # qemu-img converts qcow2/vmdk/...; a raw file is used in place
@@ -91,9 +93,11 @@ def bake_raw(group: Group, h: str, *, region: str, endpoint_url: str | None, pro
           f"into {result.snapshot_id}", file=log)
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
     try:
-        return register.register(ec2, snapshot_id=result.snapshot_id, name=ami_name(group, h),
-                                 architecture=group.image.architecture, boot_mode=group.image.boot_mode, tags=tags,
-                                 volume_size_gib=result.volume_size_gib), False
+        ami = register.register(ec2, snapshot_id=result.snapshot_id, name=ami_name(group, h),
+                                architecture=group.image.architecture, boot_mode=group.image.boot_mode, tags=tags,
+                                volume_size_gib=result.volume_size_gib)
+        registry.tag_image(ec2, ami, {"fleet:built-at": _now()})  # register waited for `available`
+        return ami, False
     except register.NameTaken as exc:  # another build of this hash registered first: use its AMI
         return converge(ec2, group, h, exc.existing, f"{exc}", log), True
 
@@ -106,6 +110,24 @@ def converge(ec2, group: Group, h: str, existing: str, why: str, log: TextIO) ->
     if registry.tags_of(image).get(registry.IMAGE_HASH_TAG) != h:
         registry.tag_image(ec2, existing, image_tags(group, h))
     return existing
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file (the raw builder's `fleet:source`: exactly which image was uploaded)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def describe_source(ec2, ami_id: str) -> str:
+    """'ami-… (its name)' for the `fleet:source` tag; the id alone if it cannot be described."""
+    try:
+        name = registry.describe_image(ec2, ami_id).get("Name")
+    except Exception:  # noqa: BLE001 - the tag is informative; Packer has just used the image
+        name = None
+    return f"{ami_id} ({name})" if name else ami_id
 
 
 def _now() -> str:
@@ -133,9 +155,12 @@ def build(group: Group, *, region: str, endpoint_url: str | None = None, project
         return {"ami_id": cached, "image_hash": h, "cached": True}
     print(f"{group.name}: no image with fleet:image-hash={h[:12]}; baking with {group.image.builder}", file=log)
     if group.image.builder == "packer":
+        # resolve a {name, owners} filter here and hand Packer the id: the tag then names the
+        # image Packer really started from, never a filter it might have resolved differently
+        source = resolve_source(ec2, group.source_ami)
         try:
-            ami = packer_builder.bake(group, region=region, image_hash=h, project_dir=project_dir,
-                                      endpoint_url=endpoint_url, log=log)
+            ami = packer_builder.bake(dataclasses.replace(group, source_ami=source), region=region, image_hash=h,
+                                      project_dir=project_dir, endpoint_url=endpoint_url, log=log)
         except packer_builder.PackerError as exc:
             # the AMI name is taken (Packer's pre-validation or CreateImage): another build of this
             # hash won; Packer has cleaned up its own instance. Any other failure: no such AMI.
@@ -144,7 +169,8 @@ def build(group: Group, *, region: str, endpoint_url: str | None = None, project
                 raise
             return {"ami_id": converge(ec2, group, h, existing, f"packer: {exc}", log), "image_hash": h,
                     "cached": True}
-        registry.tag_image(ec2, ami, {**image_tags(group, h), "fleet:built-at": _now()})
+        registry.tag_image(ec2, ami, {**image_tags(group, h), "fleet:source": describe_source(ec2, source),
+                                      "fleet:built-at": _now()})  # Packer waited for `available`
     else:
         ami, reused = bake_raw(group, h, region=region, endpoint_url=endpoint_url, project_dir=project_dir,
                                log=log, skip_zero_blocks=skip_zero_blocks)
@@ -174,8 +200,21 @@ def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, e
     except (BuildError, packer_builder.PackerError, ebs_upload.UploadError, register.RegisterError) as exc:
         print(f"fleet image build {group_name}: {exc}", file=sys.stderr)
         return 1
+    if not result["cached"]:
+        retain(group_name, nodes=nodes, stack=stack, region=region, endpoint_url=endpoint_url)
     print(json.dumps(result), flush=True)
     return 0
+
+
+def retain(group_name: str, *, nodes: str, stack: str | None, region: str, endpoint_url: str | None) -> None:
+    """Retention after a bake, with the group's image.keep (what `fleet image clean` does; the new
+    AMI is the current image, so it stays). Its lines go to stderr; a failure is reported, and the
+    build, which succeeded, still prints its result."""
+    try:
+        clean.run(group_name, nodes=nodes, stack=stack, keep=None, dry_run=False, region=region,
+                  endpoint_url=endpoint_url, out=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - retention must not fail a build that made its image
+        print(f"fleet image build {group_name}: retention did not run to the end: {exc}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,11 @@ In use (never removed, even beyond `keep`):
   template and per-override templates; $Latest/$Default resolved to version numbers through
   DescribeLaunchTemplates), or in its launch configuration;
 - an AMI in the latest or default version of any launch template tagged fleet:group=<group>;
-- an AMI of an instance that is pending, running, stopping or stopped.
+- an AMI of an instance that is pending, running, stopping or stopped;
+- the AMI of the group's current image hash for nodes.yaml and for every stack, and an AMI pinned
+  in a stack's `fleet:amis` (image_builds.clean passes them): "revert and redeploy" needs them.
+
+AMIs in use are kept and never counted against `keep`: `keep` is how many unused ones stay.
 
 Orphaned snapshots: a snapshot tagged fleet:group=<group> that no AMI of this account uses and
 that is older than a grace period (`ORPHAN_GRACE`, longer than any build, so an upload still in
@@ -63,18 +67,21 @@ class Removed:
 
 def select(images: Sequence[Mapping[str, Any]], keep: int,
            in_use: Mapping[str, str]) -> tuple[list[Image], list[Image]]:
-    """(keep_list, remove_list), both newest first: the newest `keep` images are kept, and so is any
-    image in `in_use` (image id -> reason); pending images are never removed. Pure."""
+    """(keep_list, remove_list), both newest first: every image in `in_use` (image id -> reason) is
+    kept, and so are the newest `keep` of the others; pending images are never removed. Pure."""
     if keep < 0:
         raise ValueError("keep must be >= 0")
     kept: list[Image] = []
     removed: list[Image] = []
-    for rank, desc in enumerate(registry.newest_first(images)):
+    unused = 0
+    for desc in registry.newest_first(images):
         reason = in_use.get(desc["ImageId"], "")
         if not reason and desc.get("State") == "pending":
             reason = "pending (being created)"
         image = Image.from_description(desc, reason)
-        (kept if rank < keep or reason else removed).append(image)
+        if not reason:
+            unused += 1
+        (kept if reason or unused <= keep else removed).append(image)
     return kept, removed
 
 
@@ -246,10 +253,19 @@ def images_in_use(ec2, autoscaling, group: str, image_ids: Iterable[str]) -> dic
 # ---------------------------------------------------------------- plan and act
 
 
-def plan_clean(ec2, autoscaling, group: str, keep: int) -> tuple[list[Image], list[Image]]:
-    """(keep_list, remove_list) for the group's AMIs, newest first, in-use ones always kept."""
+def plan_clean(ec2, autoscaling, group: str, keep: int, *, current_hashes: Mapping[str, str] | None = None,
+               pinned: Mapping[str, str] | None = None) -> tuple[list[Image], list[Image]]:
+    """(keep_list, remove_list) for the group's AMIs, newest first, in-use ones always kept.
+    `current_hashes`: image hash -> why it is current (an AMI tagged with it stays); `pinned`:
+    AMI id -> where it is pinned (it stays)."""
     images = group_images(ec2, group)
     in_use = images_in_use(ec2, autoscaling, group, [i["ImageId"] for i in images]) if images else {}
+    for image in images:
+        h = registry.tags_of(image).get(registry.IMAGE_HASH_TAG)
+        if current_hashes and h in current_hashes:
+            in_use.setdefault(image["ImageId"], current_hashes[h])
+        if pinned and image["ImageId"] in pinned:
+            in_use.setdefault(image["ImageId"], pinned[image["ImageId"]])
     return select(images, keep, in_use)
 
 

@@ -48,12 +48,14 @@ def test_image_clean_dry_run_then_for_real(aws, capsys):
     assert own(ec2) == {other}
 
 
-def test_image_clean_needs_keep(capsys):
-    import pytest
-
-    with pytest.raises(SystemExit) as exc:
-        main(["--nodes", NODES, "image", "clean", "12_04-bee"])
-    assert exc.value.code == 2
+def test_image_clean_keeps_image_keep_by_default(aws, capsys):
+    """No --keep: the group's image.keep (10 in nodes.yaml); the summary says how many go and stay."""
+    ec2 = boto3.client("ec2")
+    amis = [make_ami(ec2, "12_04-bee", f"fleet-12-04-bee-{i:02d}") for i in range(12)]
+    assert main(["--nodes", NODES, "image", "clean", "12_04-bee", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("would remove") == 2 and amis[0] in out and amis[1] in out
+    assert err.strip().splitlines()[-1].startswith("12_04-bee: would remove 2 AMIs, keep 10;")
 
 
 def test_deploy_without_asgs_fails_with_one_line(aws, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -136,3 +137,22 @@ def test_build_refuses_inputs_other_than_the_ones_that_triggered_it(tmp_path, aw
     assert proc.returncode == 1 and proc.stdout == ""
     assert "image inputs changed since the program ran: it expected image hash 000000000000" in proc.stderr
     assert own_images() == []
+
+
+def test_packer_tags_name_the_resolved_base_ami_and_when_it_was_built(tmp_path, aws):
+    """A {name, owners} filter is resolved before Packer runs and Packer gets the id: fleet:source is
+    that id and its name, not the filter; fleet:built-at is when the AMI was available."""
+    ec2 = boto3.client("ec2")
+    base = ec2.describe_images(Owners=["amazon"])["Images"][0]
+    (tmp_path / "cookbooks").mkdir()
+    (tmp_path / "nodes.yaml").write_text(
+        f"g:\n  instance_type: t3.micro\n  source_ami: {{name: '{base['Name']}', owners: [amazon]}}\n"
+        "  image: {builder: packer, communicator: none}\n  run_list: ['recipe[app]']\n")
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    proc = build(tmp_path / "nodes.yaml", aws)
+    assert proc.returncode == 0, proc.stderr
+    ami = json.loads(proc.stdout.strip().splitlines()[-1])["ami_id"]
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[ami])["Images"][0]["Tags"]}
+    assert tags["fleet:source"] == f"{base['ImageId']} ({base['Name']})"
+    built = dt.datetime.strptime(tags["fleet:built-at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    assert before <= built <= dt.datetime.now(dt.UTC)

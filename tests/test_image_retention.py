@@ -10,6 +10,8 @@ are the ones DescribeImages reports for it, which is what `clean` deletes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -43,6 +45,8 @@ def test_select_keeps_the_newest_and_everything_in_use():
     assert kept[-1].in_use == "instance i-1"
     kept, removed = retention.select(images, 0, {})
     assert kept == [] and len(removed) == 12
+    kept, removed = retention.select(images, 2, {"ami-011": "instance i-1", "ami-010": "pinned"})
+    assert ids(kept) == ["ami-011", "ami-010", "ami-009", "ami-008"]  # in use does not count against keep
     assert retention.select(images, 20, {})[1] == []
     with pytest.raises(ValueError):
         retention.select(images, -1, {})
@@ -126,28 +130,29 @@ def existing_snapshots(ec2, wanted) -> set[str]:
     return found
 
 
-def test_keep_10_removes_only_the_old_unused_ami_and_its_snapshots(fleet):
+def test_keep_6_removes_only_the_old_unused_ami_and_its_snapshots(fleet):
+    """5 AMIs are in use and do not count: keep 6 keeps the 6 newest unused ones besides them."""
     ec2, autoscaling, a, other, snapshots = fleet
-    kept, removed = retention.plan_clean(ec2, autoscaling, GROUP, 10)
+    kept, removed = retention.plan_clean(ec2, autoscaling, GROUP, 6)
     assert ids(removed) == [a[1]]  # a0 is older but its template version is used by asg-mixed
     assert ids(kept) == [a[i] for i in range(11, 1, -1)] + [a[0]]
     reasons = {k.image_id: k.in_use for k in kept}
     assert "shared-lt v1 used by ASG asg-mixed" in reasons[a[0]]
     assert reasons[a[2]].startswith("instance i-")
 
-    dry = retention.clean(ec2, autoscaling, GROUP, 10, dry_run=True)
+    dry = retention.clean(ec2, autoscaling, GROUP, 6, dry_run=True)
     assert [(r.image_id, r.snapshot_ids) for r in dry] == [(a[1], tuple(snapshots[a[1]]))]
     assert len(ec2.describe_images(ImageIds=a)["Images"]) == 12, "a dry run removes nothing"
     all_snaps = {s for v in snapshots.values() for s in v}
     assert existing_snapshots(ec2, all_snaps) == all_snaps
 
-    done = retention.clean(ec2, autoscaling, GROUP, 10)
+    done = retention.clean(ec2, autoscaling, GROUP, 6)
     assert [(r.image_id, r.name, r.snapshot_ids, r.errors) for r in done] == [
         (a[1], "web-001", tuple(snapshots[a[1]]), ())]
     left = {i["ImageId"] for i in retention.group_images(ec2, GROUP)}
     assert left == set(a) - {a[1]}
     assert existing_snapshots(ec2, all_snaps) == all_snaps - set(snapshots[a[1]])
-    assert retention.clean(ec2, autoscaling, GROUP, 10) == []  # idempotent
+    assert retention.clean(ec2, autoscaling, GROUP, 6) == []  # idempotent
     assert ec2.describe_images(ImageIds=[other])["Images"], "another group's AMI is never touched"
 
 
@@ -237,3 +242,100 @@ def test_a_network_failure_mid_upload_leaves_an_orphan_that_clean_and_delete_rem
     summary = err_text.strip().splitlines()[-1]
     assert summary.startswith(f"{GROUP}: removed 1 AMI, kept 0; removed 1 orphaned snapshot ")
     assert existing_snapshots(client("ec2"), {second, *ami_snaps}) == set()
+
+
+# ---------------------------------------------------------------- what runs is kept
+
+
+def project_with_stacks(tmp_path, pinned: str) -> Path:
+    """Group g (raw) in nodes.yaml (keep 2); staging overrides its boot mode (another image hash);
+    prod pins an AMI."""
+    (tmp_path / "Pulumi.yaml").write_text("name: t\nruntime: python\n")
+    (tmp_path / "disk.raw").write_bytes(b"\1" * 4096)
+    (tmp_path / "nodes.yaml").write_text(
+        "g:\n  instance_type: t3.micro\n  image: {builder: raw, path: disk.raw, keep: 2}\n")
+    (tmp_path / "Pulumi.staging.yaml").write_text(
+        "config:\n  aws:region: us-east-1\n  fleet:groups:\n    g: {image: {boot_mode: legacy-bios}}\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text(f"config:\n  aws:region: us-east-1\n  fleet:amis: {{g: {pinned}}}\n")
+    return tmp_path / "nodes.yaml"
+
+
+def test_clean_never_removes_a_stacks_current_image_or_a_pinned_one(aws, tmp_path, capsys):
+    """A reverted nodes.yaml points at an old AMI: "revert and redeploy, no rebuild" needs it."""
+    from fleet.cli import main
+    from fleet.image_hash import image_hash
+    from fleet.spec.load import load_fleet
+    from image_builds import clean
+
+    ec2 = client("ec2")
+    amis = []
+    for i in range(7):  # a0 oldest
+        ami = ec2.register_image(Name=f"fleet-g-{i:03d}")["ImageId"]
+        ec2.create_tags(Resources=[ami], Tags=[{"Key": "fleet:group", "Value": "g"},
+                                               {"Key": "fleet:image-hash", "Value": f"old-{i}"}])
+        amis.append(ami)
+    nodes = project_with_stacks(tmp_path, pinned=amis[1])
+    staging = image_hash(load_fleet(nodes, "staging").groups["g"], tmp_path)
+    current = image_hash(load_fleet(nodes).groups["g"], tmp_path)
+    assert staging != current
+    ec2.create_tags(Resources=[amis[0]], Tags=[{"Key": "fleet:image-hash", "Value": staging}])
+    ec2.create_tags(Resources=[amis[2]], Tags=[{"Key": "fleet:image-hash", "Value": current}])
+    hashes, pinned, keep = clean.protections("g", nodes)
+    assert hashes == {current: "the current image of nodes.yaml", staging: "the current image of stack staging"}
+    assert pinned == {amis[1]: "pinned in Pulumi.prod.yaml fleet:amis"} and keep == 2
+
+    assert main(["--nodes", str(nodes), "image", "clean", "g", "-n", "2", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines()[-1].startswith("g: would remove 2 AMIs, keep 5;")
+    assert f"would remove {amis[3]}" in out and f"would remove {amis[4]}" in out
+    assert f"kept {amis[0]} (fleet-g-000): in use by the current image of stack staging" in out
+    assert f"kept {amis[1]} (fleet-g-001): in use by pinned in Pulumi.prod.yaml fleet:amis" in out
+    assert f"kept {amis[2]} (fleet-g-002): in use by the current image of nodes.yaml" in out
+    assert main(["--nodes", str(nodes), "image", "clean", "g"]) == 0  # --keep: image.keep (2)
+    capsys.readouterr()
+    left = {i["ImageId"] for i in retention.group_images(ec2, "g")}
+    assert left == {amis[0], amis[1], amis[2], amis[5], amis[6]}
+    assert main(["--nodes", str(nodes), "image", "delete", "g"]) == 0
+    capsys.readouterr()
+    assert {i["ImageId"] for i in retention.group_images(ec2, "g")} == {amis[0], amis[1], amis[2]}
+
+
+def test_a_broken_stack_file_stops_clean_before_it_removes_anything(aws, tmp_path, capsys):
+    from fleet.cli import main
+
+    ec2 = client("ec2")
+    ami = ec2.register_image(Name="fleet-g-000")["ImageId"]
+    ec2.create_tags(Resources=[ami], Tags=[{"Key": "fleet:group", "Value": "g"}])
+    nodes = project_with_stacks(tmp_path, pinned="ami-nope")
+    assert main(["--nodes", str(nodes), "image", "delete", "g"]) == 2
+    assert "fleet:amis" in capsys.readouterr().err
+    assert {i["ImageId"] for i in retention.group_images(ec2, "g")} == {ami}
+
+
+def test_every_bake_runs_retention_with_the_groups_keep(aws, tmp_path, capsys):
+    from image_builds.build import run
+
+    ec2 = client("ec2")
+    old = []
+    for i in range(3):
+        ami = ec2.register_image(Name=f"fleet-a-old-{i}")["ImageId"]  # sorts older than fleet-g-<hash> on a tie
+        ec2.create_tags(Resources=[ami], Tags=[{"Key": "fleet:group", "Value": "g"}])
+        old.append(ami)
+    nodes = project_with_stacks(tmp_path, pinned=old[0])
+    assert run("g", nodes=str(nodes), stack=None, region="us-east-1", endpoint_url=aws) == 0
+    out, err = capsys.readouterr()
+    new = json.loads(out.strip().splitlines()[-1])["ami_id"]
+    assert out.strip().splitlines() == [out.strip()]  # stdout: the JSON line only
+    # keep 2 unused besides the new (current) AMI and the pinned old[0]: nothing to remove yet
+    assert "g: removed 0 AMIs, kept 4;" in err
+    assert run("g", nodes=str(nodes), stack=None, region="us-east-1", endpoint_url=aws) == 0  # cached
+    assert "removed" not in capsys.readouterr().err  # a cache hit bakes nothing and cleans nothing
+    tags = registry.tags_of(registry.describe_image(ec2, new))
+    assert tags["fleet:source"] == "sha256:" + hashlib.sha256(b"\1" * 4096).hexdigest()
+    assert dt.datetime.strptime(tags["fleet:built-at"], "%Y-%m-%dT%H:%M:%SZ")
+    # another bake (new image bytes -> new hash): keep 2 unused -> old[1] (the oldest unused) goes
+    (tmp_path / "disk.raw").write_bytes(b"\2" * 4096)
+    assert run("g", nodes=str(nodes), stack=None, region="us-east-1", endpoint_url=aws) == 0
+    err = capsys.readouterr().err
+    assert "g: removed 1 AMI, kept 4;" in err and f"removed {old[1]}" in err
+    assert {i["ImageId"] for i in retention.group_images(ec2, "g")} >= {new, old[0]}
