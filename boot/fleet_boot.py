@@ -121,7 +121,10 @@ def call(method, url, region, service, creds, body=b"", headers=None, delay=1.0)
             detail = exc.read()[:300].decode(errors="replace").replace("\n", " ")
             if exc.code == 404 or (exc.code < 500 and exc.code not in (403, 429)) or attempt == RETRIES - 1:
                 where = urllib.parse.urlsplit(url).path
-                raise BootError(f"{service} {method} {where}: HTTP {exc.code} {detail}") from None
+                hint = ""
+                if service == "s3" and exc.code == 403:
+                    hint = " (a missing object reads as 403 without s3:ListBucket)"
+                raise BootError(f"{service} {method} {where}: HTTP {exc.code}{hint} {detail}") from None
         except OSError as exc:
             if attempt == RETRIES - 1:
                 raise BootError(f"{service} {method}: {exc}") from None

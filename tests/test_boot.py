@@ -409,3 +409,28 @@ def test_hook_without_a_group_tag_fails_clearly(machine, s3, bundle, autoscaling
         "fleet-boot: FAILED: no aws:autoscaling:groupName tag in IMDS: cannot complete the lifecycle hook")
     assert autoscaling.calls == []
     _nothing_half_done(machine.root)
+
+
+class DenyHandler(BaseHTTPRequestHandler):
+    """Answers every request 403, as S3 does for a missing key when the role lacks s3:ListBucket."""
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.server.calls.append(self.path)
+        self.send_response(403)
+        self.send_header("Content-Length", "13")
+        self.end_headers()
+        self.wfile.write(b"AccessDenied.")
+
+
+def test_s3_403_is_retried_then_reported_with_its_likely_cause():
+    server = _Server(DenyHandler)
+    try:
+        with pytest.raises(fleet_boot.BootError) as err:
+            fleet_boot.call("GET", server.url + "/b/bundles/x.tar.gz", REGION, "s3", CREDS, delay=0.001)
+    finally:
+        server.close()
+    assert len(server.calls) == fleet_boot.RETRIES  # a new role's policy may still be propagating
+    assert "HTTP 403 (a missing object reads as 403 without s3:ListBucket)" in str(err.value)
