@@ -5,12 +5,12 @@
   `{name, owners}` filter is resolved with `aws.ec2.get_ami_output(most_recent=True)`, invoked
   once per distinct filter in the whole program run (groups sharing a filter share the lookup).
 - otherwise: a `pulumi_command.local.Command` runs
-  `python -m image_builds.build GROUP --stack STACK --region REGION --expect-hash HASH` in the project directory,
+  `.venv/bin/python -m image_builds.build GROUP --stack STACK --region REGION --expect-hash HASH`,
   re-run only when `triggers=[image_hash]` changes (PITFALLS 9); its last stdout line is
   `{"ami_id": ..., "image_hash": ..., "cached": ...}` and nothing secret is printed (PITFALLS 11).
-  `python` is the interpreter on the PATH of the `pulumi` process: run `pulumi up` from the
-  project's activated virtualenv (`source .venv/bin/activate`); PYTHONPATH is the project so
-  `image_builds` and `fleet` import from this checkout.
+  The interpreter is the project's virtualenv by a relative path, and the Command sets no `dir` and
+  no `environment`, so nothing in its inputs depends on where the checkout is and it runs whether or
+  not the venv is activated (components/project_python.py; PITFALLS 31, 32).
 
 `root_device_name` is the AMI's root device, for the launch template's encrypted root volume:
 from the lookup for filtered `ami` images, else per builder: `raw` images are registered by
@@ -21,7 +21,6 @@ come from Ubuntu sources, whose root device is /dev/sda1 (packer keeps the sourc
 from __future__ import annotations
 
 import json
-import shlex
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 
+from components.project_python import python_module_command
 from fleet.spec.model import Group, SourceAmiFilter
 from fleet.spec.names import slug
 
@@ -53,16 +53,18 @@ def parse_build_output(stdout: str) -> str:
     return json.loads(lines[-1])["ami_id"]
 
 
-def build_command_line(group: str, stack: str, region: str, image_hash: str, nodes_file: str = "nodes.yaml",
-                       skip_zero_blocks: bool = False) -> str:
+def build_command_line(project_dir: Path, group: str, stack: str, region: str, image_hash: str,
+                       nodes_file: str = "nodes.yaml", skip_zero_blocks: bool = False) -> str:
     """The build's command line. `--expect-hash`: the build refuses to run for inputs other than the
-    ones that triggered it; `--nodes` only for a stack whose `fleet:nodesFile` is not the default."""
-    q = shlex.quote
-    line = (f"python -m image_builds.build {q(group)} --stack {q(stack)} --region {q(region)} "
-            f"--expect-hash {q(image_hash)}")
-    line = line if nodes_file == "nodes.yaml" else f"{line} --nodes {q(nodes_file)}"
-    # visible in the plan, where the raw-upload-every-block guardrail refuses it (encrypted volumes)
-    return f"{line} --skip-zero-blocks-unsafe-if-encrypted" if skip_zero_blocks else line
+    ones that triggered it; `--nodes` (relative to the project) only for a stack whose `fleet:nodesFile`
+    is not the default."""
+    args = [group, "--stack", stack, "--region", region, "--expect-hash", image_hash]
+    if nodes_file != "nodes.yaml":
+        args += ["--nodes", nodes_file]
+    if skip_zero_blocks:
+        # visible in the plan, where the raw-upload-every-block guardrail refuses it (encrypted volumes)
+        args.append("--skip-zero-blocks-unsafe-if-encrypted")
+    return python_module_command(project_dir, "image_builds.build", args)
 
 
 def lookup_ami(source: SourceAmiFilter) -> pulumi.Output:
@@ -113,10 +115,8 @@ class BakedImage(pulumi.ComponentResource):
             root_device = found.root_device_name
         else:
             self.command = command.local.Command(f"{slug(group.name)}-image", command.local.CommandArgs(
-                create=build_command_line(group.name, args.stack, args.region, args.image_hash, args.nodes_file,
-                                          group.image.skip_zero_blocks_unsafe_if_encrypted),
-                dir=str(args.project_dir),
-                environment={"PYTHONPATH": str(args.project_dir)},
+                create=build_command_line(args.project_dir, group.name, args.stack, args.region, args.image_hash,
+                                          args.nodes_file, group.image.skip_zero_blocks_unsafe_if_encrypted),
                 triggers=[args.image_hash],
             ), opts=pulumi.ResourceOptions(parent=self))
             ami_id = self.command.stdout.apply(parse_build_output)

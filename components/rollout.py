@@ -1,7 +1,7 @@
 """Rollout: the health-gated rollout of one node group's spot/on-demand pair, as one
 `pulumi_command.local.Command`.
 
-The Command runs `python -m fleet.ops.rollout --group G --stack S --launch-template-id ID --version N
+The Command runs `.venv/bin/python -m fleet.ops.rollout --group G --stack S --launch-template-id ID --version N
 [--alarm A ...] --warmup S --bake-time S --timeout S --rollback-timeout S --region R`
 (fleet/ops/rollout.py: the on-demand canary refreshes, soaks `rollout.bake_time` seconds as the
 refresh's BakeTime with the health alarms watched, then spot refreshes; on any failure both ASGs
@@ -24,16 +24,14 @@ Command exits 0: the ASGs are then created on this version, and the new-group he
 
 - `triggers=[launch_template_version]`: a new launch template version replaces the Command, which
   runs `create` again (PITFALLS 9); a re-run at an unchanged version is a no-op.
-- Like BakedImage's Command it runs in the project directory with PYTHONPATH = the project, and
-  `python` is the interpreter on the PATH of the `pulumi` process: run `pulumi up` from the
-  project's activated virtualenv.
+- Like BakedImage's Command it runs the project's virtualenv python by a relative path and sets no
+  `dir` and no `environment` (components/project_python.py; PITFALLS 31, 32).
 
 The command line is built inside `apply` from plain values; only a string is computed there.
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -41,15 +39,17 @@ from typing import Iterable, Sequence
 import pulumi
 import pulumi_command as command
 
+from components.project_python import python_module_command
 from fleet.ops import timing
 from fleet.spec.model import Group
 
 
-def rollout_command_line(group: str, stack: str, launch_template_id: str, version: int | float | str,
-                         alarms: Iterable[str] = (), *, warmup: int | None = None, bake_time: int = 300,
-                         timeout: int = 3600, rollback_timeout: int = 1800, region: str | None = None) -> str:
-    """`python -m fleet.ops.rollout ...` with every value shell-quoted."""
-    argv = ["python", "-m", "fleet.ops.rollout", "--group", group, "--stack", stack,
+def rollout_command_line(project_dir: Path, group: str, stack: str, launch_template_id: str,
+                         version: int | float | str, alarms: Iterable[str] = (), *, warmup: int | None = None,
+                         bake_time: int = 300, timeout: int = 3600, rollback_timeout: int = 1800,
+                         region: str | None = None) -> str:
+    """`.venv/bin/python -m fleet.ops.rollout ...` with every value shell-quoted."""
+    argv = ["--group", group, "--stack", stack,
             "--launch-template-id", launch_template_id, "--version", str(int(float(version)))]
     for alarm in alarms:
         argv += ["--alarm", alarm]
@@ -59,7 +59,7 @@ def rollout_command_line(group: str, stack: str, launch_template_id: str, versio
              "--rollback-timeout", str(int(rollback_timeout))]
     if region:
         argv += ["--region", region]
-    return " ".join(shlex.quote(str(a)) for a in argv)
+    return python_module_command(project_dir, "fleet.ops.rollout", argv)
 
 
 @dataclass
@@ -84,17 +84,15 @@ class Rollout(pulumi.ComponentResource):
 
         def line(values: list) -> str:
             template_id, version, *alarms = values
-            return rollout_command_line(group.name, args.stack, template_id, version, alarms, warmup=warmup,
-                                        bake_time=group.rollout.bake_time, timeout=timing.rollout_timeout(group),
+            return rollout_command_line(args.project_dir, group.name, args.stack, template_id, version, alarms,
+                                        warmup=warmup, bake_time=group.rollout.bake_time,
+                                        timeout=timing.rollout_timeout(group),
                                         rollback_timeout=timing.rollback_timeout(group), region=args.region)
 
         create = pulumi.Output.all(args.launch_template_id, args.launch_template_version,
                                    *args.alarm_names).apply(line)
-        project_dir = str(args.project_dir)
         self.command = command.local.Command(f"{name}-refresh", command.local.CommandArgs(
             create=create,
-            dir=project_dir,
-            environment={"PYTHONPATH": project_dir},
             triggers=[args.launch_template_version],
         ), opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"create": create})

@@ -13,6 +13,8 @@ from components.baked_image import RAW_ROOT_DEVICE, UBUNTU_ROOT_DEVICE, BakedIma
 from image_builds.register import ROOT_DEVICE_NAME
 from tests.pulumi_mocks import MOCK_AMI, group, run
 
+PROJECT = Path(__file__).resolve().parent.parent  # the real project: its Pulumi.yaml names the venv
+
 COMMAND = "command:local:Command"
 FILTER = {"name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*", "owners": ["099720109477"]}
 HASH = "ab" * 32
@@ -20,7 +22,7 @@ HASH = "ab" * 32
 
 def _image(g, pin=None, name=None):
     return BakedImage(name or g.name, BakedImageArgs(group=g, image_hash=HASH, stack="staging", region="us-east-1",
-                                                    pin=pin, project_dir=Path("/srv/fleet")))
+                                                    pin=pin, project_dir=PROJECT))
 
 
 def _outputs(img):
@@ -36,11 +38,10 @@ def test_pin_skips_the_build():
 def test_packer_group_runs_the_build_command_triggered_by_the_image_hash():
     r = run(lambda: _outputs(_image(group("12_04-www"))))
     (cmd,) = r.of_type(COMMAND)
-    assert cmd.inputs["create"] == ("python -m image_builds.build 12_04-www --stack staging --region us-east-1 "
-                                    f"--expect-hash {HASH}")
+    assert cmd.inputs["create"] == (".venv/bin/python -m image_builds.build 12_04-www --stack staging "
+                                    f"--region us-east-1 --expect-hash {HASH}")
     assert cmd.inputs["triggers"] == [HASH]
-    assert cmd.inputs["dir"] == "/srv/fleet"
-    assert cmd.inputs["environment"] == {"PYTHONPATH": "/srv/fleet"}
+    assert "dir" not in cmd.inputs and "environment" not in cmd.inputs  # nothing names the checkout (PITFALLS 32)
     assert "update" not in cmd.inputs and "delete" not in cmd.inputs
     assert cmd.parent_type == "fleet:baked_image:BakedImage" and cmd.name == "12-04-www-image"
     last = json.loads(cmd.outputs["stdout"].strip().splitlines()[-1])
@@ -129,8 +130,8 @@ def test_program_triggers_change_exactly_when_an_image_input_changes():
 def test_a_stacks_own_nodes_file_reaches_the_build():
     def program():
         return BakedImage("web", BakedImageArgs(group=group("web"), image_hash=HASH, stack="staging",
-                                               region="us-east-1", pin=None, project_dir=Path("/srv/fleet"),
+                                               region="us-east-1", pin=None, project_dir=PROJECT,
                                                nodes_file="fleets/edge.yaml")).ami_id
     (cmd,) = run(program).of_type(COMMAND)
-    assert cmd.inputs["create"] == ("python -m image_builds.build web --stack staging --region us-east-1 "
+    assert cmd.inputs["create"] == (".venv/bin/python -m image_builds.build web --stack staging --region us-east-1 "
                                     f"--expect-hash {HASH} --nodes fleets/edge.yaml")

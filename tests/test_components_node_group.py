@@ -12,6 +12,8 @@ from components.node_group import NodeGroup, NodeGroupArgs
 from fleet.spec.stack import StackConfig
 from tests.pulumi_mocks import group, http_group, run, worker_group
 
+PROJECT = Path(__file__).resolve().parent.parent  # the real project: its Pulumi.yaml names the venv
+
 STACK = StackConfig(name="prod", region="us-east-1", environment="production", amis={"pinned": "ami-0aaaabbbbccccdddd"})
 SUBNETS = ["subnet-00000011", "subnet-00000012"]
 
@@ -21,7 +23,7 @@ def _node(g, stack=STACK, **kw):
 
     def program():
         node = holder["node"] = NodeGroup(g.name, NodeGroupArgs(
-            group=g, stack=stack, image_hash="ab" * 32, project_dir=Path("/srv/fleet"), vpc_id="vpc-0a1b2c3d",
+            group=g, stack=stack, image_hash="ab" * 32, project_dir=PROJECT, vpc_id="vpc-0a1b2c3d",
             private_subnet_ids=SUBNETS, security_group_ids=["sg-00000001"],
             listener_arn="arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/x/1/2" if g.http else None,
             load_balancer_arn_suffix="app/x/1" if g.http else None, rule_priority=1000 if g.http else None, **kw))

@@ -26,7 +26,7 @@ ROLLOUT = "fleet:rollout:Rollout"
 ASG = "aws:autoscaling/group:Group"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 STACK = StackConfig(name="prod", region="eu-west-1", environment="production")
-PROJECT = Path("/srv/fleet")
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def _node(g) -> Run:
@@ -56,10 +56,11 @@ def www() -> Run:
 
 
 def test_command_line_is_shell_quoted_and_parsed_by_fleet_rollouts_cli(monkeypatch):
-    line = rollout_command_line("web od'1", "prod", "lt-0123", 7.0, ["fleet-prod-web-health-5xx", "a b;rm -rf /"],
-                                warmup=150, bake_time=60, timeout=900, rollback_timeout=400, region="us-east-1")
+    line = rollout_command_line(PROJECT, "web od'1", "prod", "lt-0123", 7.0,
+                                ["fleet-prod-web-health-5xx", "a b;rm -rf /"], warmup=150, bake_time=60, timeout=900,
+                                rollback_timeout=400, region="us-east-1")
     argv = shlex.split(line)
-    assert argv[:3] == ["python", "-m", "fleet.ops.rollout"]
+    assert argv[:3] == [".venv/bin/python", "-m", "fleet.ops.rollout"]
     seen = {}
     monkeypatch.setattr(rollout, "aws_client", lambda *a, **k: "client")
     monkeypatch.setattr(rollout, "roll_group", lambda *a, **k: seen.update(args=a, kwargs=k) or [])
@@ -68,9 +69,9 @@ def test_command_line_is_shell_quoted_and_parsed_by_fleet_rollouts_cli(monkeypat
     k = seen["kwargs"]
     assert k["alarms"] == ["fleet-prod-web-health-5xx", "a b;rm -rf /"]
     assert (k["warmup"], k["bake_time"], k["timeout"], k["rollback_timeout"]) == (150, 60, 900.0, 400.0)
-    bare = ("python -m fleet.ops.rollout --group a --stack s --launch-template-id lt-1 --version 2 "
+    bare = (".venv/bin/python -m fleet.ops.rollout --group a --stack s --launch-template-id lt-1 --version 2 "
             "--bake-time 300 --timeout 3600 --rollback-timeout 1800")
-    assert rollout_command_line("a", "s", "lt-1", 2) == bare
+    assert rollout_command_line(PROJECT, "a", "s", "lt-1", 2) == bare
 
 
 def test_component_runs_fleet_rollout_in_the_project_triggered_by_the_version():
@@ -86,11 +87,12 @@ def test_component_runs_fleet_rollout_in_the_project_triggered_by_the_version():
     (cmd,) = r.of_type(COMMAND)
     assert cmd.parent_type == ROLLOUT and cmd.name == "web-rollout-refresh"
     assert cmd.inputs["create"] == (
-        "python -m fleet.ops.rollout --group web --stack prod --launch-template-id lt-0123456789abcdef0 --version 4 "
+        ".venv/bin/python -m fleet.ops.rollout --group web --stack prod --launch-template-id lt-0123456789abcdef0 "
+        "--version 4 "
         f"--alarm fleet-prod-web-health-5xx-abc --warmup 120 --bake-time 300 --timeout {timing.rollout_timeout(g)} "
         f"--rollback-timeout {timing.rollback_timeout(g)} --region us-east-1")
     assert cmd.inputs["triggers"] == [4]
-    assert cmd.inputs["dir"] == str(PROJECT) and cmd.inputs["environment"] == {"PYTHONPATH": str(PROJECT)}
+    assert "dir" not in cmd.inputs and "environment" not in cmd.inputs
     assert "update" not in cmd.inputs and "delete" not in cmd.inputs, "a new version replaces it: create runs"
     (component,) = r.of_type(ROLLOUT)
     assert component.urn in r.component_outputs
@@ -104,7 +106,8 @@ def test_one_rollout_per_group_triggered_by_the_templates_latest_version(www):
     assert len(alarms) == 2
     assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
     argv = shlex.split(cmd.inputs["create"])
-    assert argv[:3] == ["python", "-m", "fleet.ops.rollout"]
+    assert argv[:3] == [".venv/bin/python", "-m", "fleet.ops.rollout"]
+    assert "dir" not in cmd.inputs and "environment" not in cmd.inputs
     opts = {}
     for flag, value in zip(argv[3::2], argv[4::2], strict=True):
         opts.setdefault(flag, []).append(value)

@@ -382,7 +382,7 @@ def test_every_autoscaled_group_rolls_its_pair_once(stack_run):
         (cmd,) = [x for x in r.descendants(node_of(r, g)) if x.parent_type == ROLLOUT]
         assert cmd.inputs["triggers"] == [lt.outputs["latestVersion"]]
         line = cmd.inputs["create"]
-        assert line.startswith("python -m fleet.ops.rollout ")
+        assert line.startswith(".venv/bin/python -m fleet.ops.rollout ")
         assert f"--group {g} --stack {stack} --launch-template-id {lt.id} --version 1" in line
         assert "--capacity" not in line and "--bake-time 300" in line
         assert f"--region {stack_config(stack).get('aws:region', 'us-east-1')}" in line

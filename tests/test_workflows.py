@@ -165,3 +165,69 @@ def test_pr_plan_and_diff_steps(tmp_path):
     assert "No guardrail violations." in body
     assert "1 guardrail violation(s)" in body and "`imdsv2-required` on `api-lt`" in body
     assert (tmp_path / "summary").read_text() == body
+
+
+# --------------------------------------------------------- the deploy job: credentials and its Commands
+
+def test_deploy_session_outlives_the_longest_deploy():
+    """The OIDC session (PITFALLS 39) lasts longer than the job may run; the role's MaxSessionDuration
+    needed for it is documented where the role is named."""
+    wf = load("deploy.yml")
+    text = (WORKFLOWS / "deploy.yml").read_text()
+    for name in ("staging", "prod"):
+        job = wf["jobs"][name]
+        [creds] = uses(job, "aws-actions/configure-aws-credentials")
+        duration = int(creds["with"]["role-duration-seconds"])
+        assert duration > job["timeout-minutes"] * 60, f"{name}: the credentials expire before the job's timeout"
+        assert duration <= 43200  # AWS's upper bound for MaxSessionDuration
+        assert f"MaxSessionDuration must be at least {duration}" in text
+
+
+def test_deploy_job_runs_its_commands_without_an_activated_venv(tmp_path, aws):
+    """The deploy job as GitHub runs it, with stand-ins only where this machine cannot go: the install
+    step's virtualenv is this test run's (no download), configure-aws-credentials' output is the moto
+    server's credentials, and `pulumi up` is tests/checkout.py's stand-in (the program under the
+    venv's python, then every Command's exact `create` by /bin/sh in the project, with the job's own
+    environment: the system PATH, no venv activated, no PYTHONPATH). The images of this commit are
+    already baked (tagged with their hashes, as after staging's bake): the build Commands reuse them."""
+    import boto3
+
+    from tests.checkout import CLEAN_PATH, clone, standin_pulumi_up
+
+    job = load("deploy.yml")["jobs"]["staging"]
+    install = step(job, "Install")["run"]
+    [pulumi] = uses(job, "pulumi/actions@v6")
+    project = clone(tmp_path / "runner" / "work" / "fleet")
+    venv = yaml.safe_load((project / "Pulumi.yaml").read_text())["runtime"]["options"]["virtualenv"]
+    assert f"python -m venv {venv}\n" in install and f"{venv}/bin/pip install" in install
+    assert "activate" not in runs(job)  # nothing activates the venv for `pulumi up`
+    (project / venv).symlink_to(Path(sys.executable).parent.parent, target_is_directory=True)
+
+    env = {"PATH": CLEAN_PATH, "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           **{k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                         "AWS_REGION")}}
+    # a bare `python` in that environment could not run the build (no boto3, or no python at all)
+    bare = subprocess.run(["/bin/sh", "-c", "python3 -c 'import boto3, pulumi'"], env=env, capture_output=True)
+    assert bare.returncode != 0
+
+    from tests.checkout import program_plan
+    plan = program_plan(project, pulumi["with"]["stack-name"], sys.executable)
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    baked = {}
+    for r in plan["resources"]:
+        if r["type"] == "command:local:Command" and r["name"].endswith("-image"):
+            ami = ec2.create_image(InstanceId=instance, Name=f"fleet-{r['name']}")["ImageId"]
+            ec2.create_tags(Resources=[ami], Tags=[{"Key": "fleet:image-hash", "Value": r["inputs"]["triggers"][0]}])
+            baked[r["name"]] = ami
+    assert baked
+
+    results = standin_pulumi_up(project, pulumi["with"]["stack-name"], env)
+    for name, proc in results:
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+        assert "No module named" not in proc.stderr
+    ran = dict(results)
+    assert set(baked) < set(ran) and any(n.endswith("-refresh") for n in ran)
+    for name, ami in baked.items():
+        result = json.loads(ran[name].stdout.strip().splitlines()[-1])
+        assert result["ami_id"] == ami and result["cached"] is True

@@ -509,10 +509,12 @@ def _validate(project_dir: Path, stack: str, nodes_path: Path, config: dict[str,
 
 
 def _jsonable(value: Any, project_dir: str) -> Any:
-    """Plain JSON values: secrets masked, assets/archives as their path (and content hash), the
-    project's absolute path as `<project>` so plans of two checkouts diff cleanly."""
+    """Plain JSON values: secrets masked, assets/archives as their path (the project's absolute path
+    shown as `<project>`: the engine identifies an asset by its content hash, pulumi/pulumi#548) and
+    content hash. Any other string is shown as is: an absolute checkout path in a resource input re-runs
+    or replaces the resource from every other checkout (PITFALLS 32), so the plan must show it."""
     if isinstance(value, str):
-        return value.replace(project_dir, PROJECT_PLACEHOLDER) if project_dir in value else value
+        return value
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the engine's numbers are doubles: 2.0 is shown as 2
     if value is None or isinstance(value, (bool, int, float)):
@@ -525,7 +527,8 @@ def _jsonable(value: Any, project_dir: str) -> Any:
         return [_jsonable(v, project_dir) for v in value]
     if isinstance(value, (pulumi.FileAsset, pulumi.FileArchive)):
         kind = "fileAsset" if isinstance(value, pulumi.FileAsset) else "fileArchive"
-        return {kind: _jsonable(str(value.path), project_dir), "sha256": _path_hash(Path(str(value.path)))}
+        return {kind: str(value.path).replace(project_dir, PROJECT_PLACEHOLDER),
+                "sha256": _path_hash(Path(str(value.path)))}
     if isinstance(value, pulumi.StringAsset):
         return {"stringAsset": hashlib.sha256(value.text.encode()).hexdigest()}
     if isinstance(value, (pulumi.RemoteAsset, pulumi.RemoteArchive)):
