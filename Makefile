@@ -8,16 +8,31 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= staging
 
-.PHONY: plan test lint tools
+.PHONY: plan test lint tools lock
 
-$(VENV)/.runtime: requirements.txt pyproject.toml
+# Installs come from the hash-locked files (requirements.lock: the program, the CLI and the policy pack;
+# requirements-dev.lock: that plus tests and tools), so every machine and CI get the same bytes. The
+# project itself is installed on its own (an editable install has no hash to check).
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+
+$(VENV)/.runtime: requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -e .
+	$(PIP) --require-hashes -r requirements.lock
+	$(PIP) --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+	$(PIP) --require-hashes -r requirements-dev.lock
 	@touch $@
+
+# After editing requirements.txt, policy/requirements.txt or requirements-dev.txt: re-resolve the locks
+# (pip-tools, from PyPI; review the diff like any dependency bump). The dev lock is constrained by the
+# runtime one, so both install the same versions of what they share.
+LOCK_FLAGS := --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links -q
+lock: $(VENV)/.runtime
+	$(PIP) pip-tools
+	$(VENV)/bin/pip-compile $(LOCK_FLAGS) --output-file requirements.lock requirements.txt policy/requirements.txt
+	$(VENV)/bin/pip-compile $(LOCK_FLAGS) --output-file requirements-dev.lock requirements-dev.in
 
 # The main job on the local default: the offline view of the staging stack (no cloud, no credentials).
 # Exit 1 when a guardrail is violated, 2 on bad input.

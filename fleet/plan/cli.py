@@ -53,6 +53,13 @@ def cmd_plan(args) -> int:
         raise SpecError([Problem("fleet plan", None, None, None, "--fail-on-replace goes with diff: "
                                  "fleet plan diff OLD.json NEW.json --fail-on-replace")])
 
+    from fleet.plan.sdk import UnsupportedSdk, check_sdk
+
+    try:
+        check_sdk()  # before the engine (and its SDK internals) is imported
+    except UnsupportedSdk as exc:
+        print(f"fleet plan: {exc}", file=sys.stderr)
+        return 1
     # No cyclic GC from here to the output: the run's heap only grows and the process ends right after
     # (fleet.__main__ exits without teardown), so a collection would only re-walk it. Restored for
     # callers that go on (tests calling main()), without a collection.
