@@ -28,11 +28,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import resource_prefix
+from components.partition import aws_managed_policy_arn, stack_partition
 from fleet.render.userdata import BootArtifacts, render_user_data
 from fleet.spec.model import Group
 from fleet.spec.names import slug
 
-SSM_POLICY_ARN = aws.iam.ManagedPolicy.AMAZON_SSM_MANAGED_INSTANCE_CORE.value
+SSM_POLICY = "AmazonSSMManagedInstanceCore"  # in the stack's partition (components/partition.py)
 EC2_ASSUME_ROLE = json.dumps({
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
@@ -104,7 +105,8 @@ class LaunchTemplate(pulumi.ComponentResource):
             assume_role_policy=EC2_ASSUME_ROLE, description=f"fleet {args.stack} {group.name} instances ({what})",
             tags=tags), opts=child)
         self.ssm_policy = aws.iam.RolePolicyAttachment(f"{gslug}-node-ssm", aws.iam.RolePolicyAttachmentArgs(
-            role=self.role.name, policy_arn=SSM_POLICY_ARN), opts=child)
+            role=self.role.name, policy_arn=stack_partition().apply(lambda p: aws_managed_policy_arn(p, SSM_POLICY))),
+            opts=child)
         self.instance_profile = aws.iam.InstanceProfile(f"{gslug}-node", aws.iam.InstanceProfileArgs(
             role=self.role.name, tags=tags), opts=child)
 

@@ -9,7 +9,7 @@ import json
 
 import pulumi
 
-from components.launch_template import SSM_POLICY_ARN, LaunchTemplate, LaunchTemplateArgs
+from components.launch_template import LaunchTemplate, LaunchTemplateArgs
 from fleet.render.userdata import render_user_data
 from tests.pulumi_mocks import group, http_group, run, use_mocks
 
@@ -56,7 +56,7 @@ def test_instance_profile_role_has_only_the_ssm_policy():
                                    "Action": "sts:AssumeRole"}]
     assert "inlinePolicies" not in role.inputs and "managedPolicyArns" not in role.inputs
     (attachment,) = r.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert attachment.inputs["policyArn"] == SSM_POLICY_ARN == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
     assert not r.of_type("aws:iam/rolePolicy:RolePolicy")
     (profile,) = r.of_type("aws:iam/instanceProfile:InstanceProfile")
     assert profile.inputs["role"] == role.outputs["name"]

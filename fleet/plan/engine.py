@@ -94,11 +94,21 @@ def baked_at_deploy(image_hash: str) -> str:
     return f"(baked at deploy: {image_hash})"
 
 
+def partition_of(region: str) -> tuple[str, str]:
+    """(partition, DNS suffix) of a region, as aws.get_partition answers in it: the mocks' ARNs use it."""
+    if region.startswith("cn-"):
+        return "aws-cn", "amazonaws.com.cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov", "amazonaws.com"
+    return "aws", "amazonaws.com"
+
+
 class FleetMocks(pulumi.runtime.Mocks):
     """Provider stand-in: inputs echoed back plus the computed fields fleet's code reads."""
 
     def __init__(self, region: str = REGION, offline: bool = False):
         self.region = region
+        self.partition, self.dns_suffix = partition_of(region)
         self.offline = offline
         self.calls: list[tuple[str, dict]] = []
 
@@ -106,8 +116,8 @@ class FleetMocks(pulumi.runtime.Mocks):
         typ, logical = args.typ, args.name
         state = dict(args.inputs)
         svc = typ.split(":")[1].split("/")[0]
-        arn_base = f"arn:aws:{svc}:{self.region}:{ACCOUNT}"
-        elb = f"arn:aws:elasticloadbalancing:{self.region}:{ACCOUNT}"
+        arn_base = f"arn:{self.partition}:{svc}:{self.region}:{ACCOUNT}"
+        elb = f"arn:{self.partition}:elasticloadbalancing:{self.region}:{ACCOUNT}"
         if "name" not in state and typ.startswith("aws:"):
             prefix = state.get("namePrefix")
             state["name"] = f"{prefix}{_h(logical, n=26)}" if prefix else autoname(logical)
@@ -118,7 +128,7 @@ class FleetMocks(pulumi.runtime.Mocks):
         if typ in _IDS:
             prefix, arn_svc, kind = _IDS[typ]
             rid = prefix + rid
-            state["arn"] = f"arn:aws:{arn_svc}:{self.region}:{ACCOUNT}:{kind}/{rid}"
+            state["arn"] = f"arn:{self.partition}:{arn_svc}:{self.region}:{ACCOUNT}:{kind}/{rid}"
         elif typ == "aws:lb/loadBalancer:LoadBalancer":
             state["arnSuffix"] = f"app/{name}/{_h(seed, n=16)}"
             state["arn"] = rid = f"{elb}:loadbalancer/{state['arnSuffix']}"
@@ -131,18 +141,19 @@ class FleetMocks(pulumi.runtime.Mocks):
             kind = "listener" if typ.endswith("Listener") else "listener-rule"
             state["arn"] = rid = f"{elb}:{kind}/app/{_h(seed)}"
         elif typ == "aws:iam/role:Role":
-            state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{name}"
+            state["arn"] = f"arn:{self.partition}:iam::{ACCOUNT}:role/{name}"
             rid = name
         elif typ == "aws:iam/instanceProfile:InstanceProfile":
-            state["arn"] = f"arn:aws:iam::{ACCOUNT}:instance-profile/{name}"
+            state["arn"] = f"arn:{self.partition}:iam::{ACCOUNT}:instance-profile/{name}"
             rid = name
         elif typ == "aws:autoscaling/group:Group":
             state["arn"] = f"{arn_base}:autoScalingGroup:{rid}:autoScalingGroupName/{name}"
             rid = name
         elif typ == "aws:autoscaling/policy:Policy":
-            state["arn"] = f"arn:aws:autoscaling:{self.region}:{ACCOUNT}:scalingPolicy:{rid}:policyName/{name}"
+            state["arn"] = (f"arn:{self.partition}:autoscaling:{self.region}:{ACCOUNT}:scalingPolicy:{rid}:"
+                            f"policyName/{name}")
         elif typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
-            state["arn"] = f"arn:aws:cloudwatch:{self.region}:{ACCOUNT}:alarm:{name}"
+            state["arn"] = f"arn:{self.partition}:cloudwatch:{self.region}:{ACCOUNT}:alarm:{name}"
             rid = name
         elif typ == "command:local:Command":
             image_hash = (state.get("triggers") or [""])[0]
@@ -180,9 +191,9 @@ class FleetMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getRegion:getRegion":
             return {"id": self.region, "name": self.region, "region": self.region}
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/test", "userId": "AIDTEST"}
+            return {"accountId": ACCOUNT, "arn": f"arn:{self.partition}:iam::{ACCOUNT}:user/test", "userId": "AIDTEST"}
         if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
+            return {"id": self.partition, "partition": self.partition, "dnsSuffix": self.dns_suffix}
         return {}
 
 
