@@ -7,15 +7,16 @@
 - otherwise: a `pulumi_command.local.Command` runs
   `.venv/bin/python -m image_builds.build GROUP --stack STACK --region REGION --expect-hash HASH`,
   re-run only when `triggers=[image_hash]` changes (PITFALLS 9); its last stdout line is
-  `{"ami_id": ..., "image_hash": ..., "cached": ...}` and nothing secret is printed (PITFALLS 11).
+  `{"ami_id", "image_hash", "cached", "root_device_name"}` and nothing secret is printed (PITFALLS 11).
   The interpreter is the project's virtualenv by a relative path, and the Command sets no `dir` and
   no `environment`, so nothing in its inputs depends on where the checkout is and it runs whether or
   not the venv is activated (components/project_python.py; PITFALLS 31, 32).
 
-`root_device_name` is the AMI's root device, for the launch template's encrypted root volume:
-from the lookup for filtered `ami` images, else per builder: `raw` images are registered by
-image_builds with /dev/xvda (image_builds.register.ROOT_DEVICE_NAME); packer and `ami` images
-come from Ubuntu sources, whose root device is /dev/sda1 (packer keeps the source's name).
+`root_device_name` is the AMI's own root device, for the launch template's encrypted root volume
+(a mapping on another name adds an empty disk and leaves the real root unencrypted: PITFALLS 41).
+Nothing assumes a distribution: a built image's comes from the build's result line (DescribeImages
+after the bake or on a cache hit), a filtered `ami` image's from its lookup, and a pinned or literal
+AMI id's from a lookup of that one id (which never changes its answer).
 """
 
 from __future__ import annotations
@@ -33,24 +34,25 @@ from components.project_python import python_module_command
 from fleet.spec.model import Group, SourceAmiFilter
 from fleet.spec.names import slug
 
-RAW_ROOT_DEVICE = "/dev/xvda"  # must equal image_builds.register.ROOT_DEVICE_NAME
-UBUNTU_ROOT_DEVICE = "/dev/sda1"
-
 # One AMI lookup per distinct filter per program run: keyed by the run's root Stack resource,
 # so a new run (or a new test under mocks) never reuses another run's Outputs.
 _LOOKUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def root_device_for(builder: str) -> str:
-    return RAW_ROOT_DEVICE if builder == "raw" else UBUNTU_ROOT_DEVICE
-
-
-def parse_build_output(stdout: str) -> str:
-    """The AMI id from the build's stdout: the last line is the result JSON."""
+def parse_build_result(stdout: str) -> dict:
+    """The build's result from its stdout: the last line is the result JSON."""
     lines = [line for line in stdout.strip().splitlines() if line.strip()]
     if not lines:
         raise ValueError("the image build printed nothing on stdout (expected a JSON line with ami_id)")
-    return json.loads(lines[-1])["ami_id"]
+    result = json.loads(lines[-1])
+    if "root_device_name" not in result:
+        raise ValueError("the image build's result line has no root_device_name (an older image_builds?)")
+    return result
+
+
+def parse_build_output(stdout: str) -> str:
+    """The AMI id from the build's stdout."""
+    return parse_build_result(stdout)["ami_id"]
 
 
 def build_command_line(project_dir: Path, group: str, stack: str, region: str, image_hash: str,
@@ -80,6 +82,16 @@ def lookup_ami(source: SourceAmiFilter) -> pulumi.Output:
     return cache[key]
 
 
+def lookup_ami_id(ami_id: str) -> pulumi.Output:
+    """`aws.ec2.get_ami_output` for one AMI id (its root device): the answer never moves."""
+    root = pulumi.runtime.get_root_resource()
+    cache = _LOOKUPS.setdefault(root, {}) if root is not None else {}
+    if ami_id not in cache:
+        cache[ami_id] = aws.ec2.get_ami_output(
+            include_deprecated=True, filters=[aws.ec2.GetAmiFilterArgs(name="image-id", values=[ami_id])])
+    return cache[ami_id]
+
+
 @dataclass
 class BakedImageArgs:
     group: Group
@@ -101,13 +113,10 @@ class BakedImage(pulumi.ComponentResource):
         group = args.group
         self.command = None
         self.source = "build"
-        root_device = pulumi.Output.from_input(root_device_for(group.image.builder))
-        if args.pin:
-            self.source = "pin"
-            ami_id = pulumi.Output.from_input(args.pin)
-        elif group.image.builder == "ami" and isinstance(group.source_ami, str):
-            self.source = "source_ami"
-            ami_id = pulumi.Output.from_input(group.source_ami)
+        if args.pin or (group.image.builder == "ami" and isinstance(group.source_ami, str)):
+            self.source = "pin" if args.pin else "source_ami"
+            ami_id = pulumi.Output.from_input(args.pin or group.source_ami)
+            root_device = lookup_ami_id(args.pin or group.source_ami).root_device_name
         elif group.image.builder == "ami" and isinstance(group.source_ami, SourceAmiFilter):
             self.source = "lookup"
             found = lookup_ami(group.source_ami)
@@ -119,7 +128,9 @@ class BakedImage(pulumi.ComponentResource):
                                           args.nodes_file, group.image.skip_zero_blocks_unsafe_if_encrypted),
                 triggers=[args.image_hash],
             ), opts=pulumi.ResourceOptions(parent=self))
-            ami_id = self.command.stdout.apply(parse_build_output)
+            result = self.command.stdout.apply(parse_build_result)
+            ami_id = result.apply(lambda r: r["ami_id"])
+            root_device = result.apply(lambda r: r["root_device_name"])
         self.ami_id = ami_id
         self.root_device_name = root_device
         self.register_outputs({"ami_id": self.ami_id, "root_device_name": self.root_device_name})

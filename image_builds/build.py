@@ -6,7 +6,9 @@
 2. look up an available AMI of this account tagged fleet:image-hash=<hash>: reuse it (this is how
    staging's AMI reaches prod unchanged);
 3. otherwise bake with the group's builder and tag the AMI and its snapshots;
-4. print ONE JSON line last on stdout: {"ami_id", "image_hash", "cached"}. Logs go to stderr.
+4. print ONE JSON line last on stdout: {"ami_id", "image_hash", "cached", "root_device_name"}; the root
+   device is the image's own (DescribeImages, after the bake or on a cache hit), for the launch
+   template's encrypted root volume mapping (PITFALLS 41). Logs go to stderr.
 
 `builder: ami` bakes nothing: the group's source_ami (an id, or the newest image matching the
 name pattern and owners) is the image, reported with "cached": true.
@@ -130,6 +132,12 @@ def describe_source(ec2, ami_id: str) -> str:
     return f"{ami_id} ({name})" if name else ami_id
 
 
+def result_line(ec2, ami: str, h: str, cached: bool) -> dict[str, Any]:
+    """The build's result line, with the AMI's own root device name (/dev/sda1, /dev/xvda, ...)."""
+    [image] = ec2.describe_images(ImageIds=[ami])["Images"]
+    return {"ami_id": ami, "image_hash": h, "cached": cached, "root_device_name": image["RootDeviceName"]}
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -148,11 +156,11 @@ def build(group: Group, *, region: str, endpoint_url: str | None = None, project
                          f"{expect_hash[:12]}, the files give {h[:12]}; run pulumi up again")
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
     if group.image.builder == "ami":
-        return {"ami_id": resolve_source(ec2, group.source_ami), "image_hash": h, "cached": True}
+        return result_line(ec2, resolve_source(ec2, group.source_ami), h, True)
     cached = registry.find_cached(ec2, h)
     if cached:
         print(f"{group.name}: reusing {cached} (fleet:image-hash={h[:12]})", file=log)
-        return {"ami_id": cached, "image_hash": h, "cached": True}
+        return result_line(ec2, cached, h, True)
     print(f"{group.name}: no image with fleet:image-hash={h[:12]}; baking with {group.image.builder}", file=log)
     if group.image.builder == "packer":
         # resolve a {name, owners} filter here and hand Packer the id: the tag then names the
@@ -167,15 +175,14 @@ def build(group: Group, *, region: str, endpoint_url: str | None = None, project
             existing = register.find_image_by_name(ec2, ami_name(group, h))
             if existing is None:
                 raise
-            return {"ami_id": converge(ec2, group, h, existing, f"packer: {exc}", log), "image_hash": h,
-                    "cached": True}
+            return result_line(ec2, converge(ec2, group, h, existing, f"packer: {exc}", log), h, True)
         registry.tag_image(ec2, ami, {**image_tags(group, h), "fleet:source": describe_source(ec2, source),
                                       "fleet:built-at": _now()})  # Packer waited for `available`
     else:
         ami, reused = bake_raw(group, h, region=region, endpoint_url=endpoint_url, project_dir=project_dir,
                                log=log, skip_zero_blocks=skip_zero_blocks)
-        return {"ami_id": ami, "image_hash": h, "cached": reused}
-    return {"ami_id": ami, "image_hash": h, "cached": False}
+        return result_line(ec2, ami, h, reused)
+    return result_line(ec2, ami, h, False)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

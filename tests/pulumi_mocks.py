@@ -13,6 +13,7 @@ from typing import Any
 from fleet.plan.engine import (  # noqa: F401 - re-exported for the tests
     ACCOUNT,
     MOCK_AMI,
+    MOCK_ROOT_DEVICE,
     PROGRAM,
     REGION,
     ROOT,

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from components.baked_image import RAW_ROOT_DEVICE, UBUNTU_ROOT_DEVICE, BakedImage, BakedImageArgs, parse_build_output
-from image_builds.register import ROOT_DEVICE_NAME
-from tests.pulumi_mocks import MOCK_AMI, group, run
+from components.baked_image import BakedImage, BakedImageArgs, parse_build_output
+from tests.pulumi_mocks import MOCK_AMI, MOCK_ROOT_DEVICE, group, run
 
 PROJECT = Path(__file__).resolve().parent.parent  # the real project: its Pulumi.yaml names the venv
 
@@ -29,10 +28,15 @@ def _outputs(img):
     return [img.ami_id, img.root_device_name]
 
 
-def test_pin_skips_the_build():
+def _id_lookups(r):
+    return [args["filters"] for token, args in r.calls if token == "aws:ec2/getAmi:getAmi"]
+
+
+def test_pin_skips_the_build_and_reads_its_root_device():
     r = run(lambda: _outputs(_image(group("web"), pin="ami-0fedcba9876543210")))
-    assert not r.of_type(COMMAND) and not r.calls
-    assert r.value == ["ami-0fedcba9876543210", UBUNTU_ROOT_DEVICE]
+    assert not r.of_type(COMMAND)
+    assert _id_lookups(r) == [[{"name": "image-id", "values": ["ami-0fedcba9876543210"]}]]
+    assert r.value == ["ami-0fedcba9876543210", "/dev/sda1"]  # the mocked lookup's answer
 
 
 def test_packer_group_runs_the_build_command_triggered_by_the_image_hash():
@@ -45,7 +49,7 @@ def test_packer_group_runs_the_build_command_triggered_by_the_image_hash():
     assert "update" not in cmd.inputs and "delete" not in cmd.inputs
     assert cmd.parent_type == "fleet:baked_image:BakedImage" and cmd.name == "12-04-www-image"
     last = json.loads(cmd.outputs["stdout"].strip().splitlines()[-1])
-    assert r.value == [last["ami_id"], UBUNTU_ROOT_DEVICE]
+    assert r.value == [last["ami_id"], last["root_device_name"]] and last["root_device_name"] == MOCK_ROOT_DEVICE
 
 
 def test_nothing_secret_reaches_the_command():
@@ -56,19 +60,19 @@ def test_nothing_secret_reaches_the_command():
         assert word not in text
 
 
-def test_raw_images_use_the_root_device_image_builds_registers():
-    assert RAW_ROOT_DEVICE == ROOT_DEVICE_NAME
+def test_raw_images_take_the_root_device_from_the_build_result():
     g = group("disk", image={"builder": "raw", "path": "images/disk.raw"}, source_ami=None)
     r = run(lambda: _outputs(_image(g)))
-    assert len(r.of_type(COMMAND)) == 1
-    assert r.value[1] == "/dev/xvda"
+    assert len(r.of_type(COMMAND)) == 1 and not r.calls
+    assert r.value[1] == MOCK_ROOT_DEVICE
 
 
 def test_ami_builder_with_an_id_uses_it_as_is():
     g = group("cron", image={"builder": "ami"}, source_ami="ami-0aaaabbbbccccdddd")
     r = run(lambda: _outputs(_image(g)))
-    assert not r.of_type(COMMAND) and not r.calls
-    assert r.value == ["ami-0aaaabbbbccccdddd", UBUNTU_ROOT_DEVICE]
+    assert not r.of_type(COMMAND)
+    assert _id_lookups(r) == [[{"name": "image-id", "values": ["ami-0aaaabbbbccccdddd"]}]]
+    assert r.value == ["ami-0aaaabbbbccccdddd", "/dev/sda1"]
 
 
 def test_ami_builder_with_a_filter_looks_it_up_once_per_distinct_filter():
@@ -94,8 +98,11 @@ def test_the_lookup_cache_does_not_leak_between_program_runs():
 
 
 def test_parse_build_output_reads_the_last_json_line():
-    out = 'Build started\n{"progress": 1}\n{"ami_id": "ami-0123", "image_hash": "x", "cached": true}\n\n'
+    out = ('Build started\n{"progress": 1}\n'
+           '{"ami_id": "ami-0123", "image_hash": "x", "cached": true, "root_device_name": "/dev/xvda"}\n\n')
     assert parse_build_output(out) == "ami-0123"
+    with pytest.raises(ValueError, match="no root_device_name"):
+        parse_build_output('{"ami_id": "ami-0123", "image_hash": "x", "cached": true}')
     with pytest.raises(ValueError, match="printed nothing"):
         parse_build_output("  \n")
 

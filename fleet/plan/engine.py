@@ -58,6 +58,7 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 MOCK_AMI = "ami-0123456789abcdef0"
+MOCK_ROOT_DEVICE = "/dev/xvda"  # what mocked builds report: not Ubuntu's /dev/sda1, so nothing may assume it
 DEFAULT_STACK = "staging"
 PROJECT_PLACEHOLDER = "<project>"
 # Options every plan resource carries (ARCHITECTURE.md: at least the first four).
@@ -158,7 +159,8 @@ class FleetMocks(pulumi.runtime.Mocks):
         elif typ == "command:local:Command":
             image_hash = (state.get("triggers") or [""])[0]
             ami = baked_at_deploy(str(image_hash)) if self.offline else "ami-0" + _h(seed, n=16)
-            result = {"ami_id": ami, "image_hash": image_hash, "cached": False}
+            root = "(the baked image's root device, read at deploy)" if self.offline else MOCK_ROOT_DEVICE
+            result = {"ami_id": ami, "image_hash": image_hash, "cached": False, "root_device_name": root}
             state["stdout"] = "image build: log lines go to stderr\n" + json.dumps(result) + "\n"
             state["stderr"] = ""
         elif typ.startswith("aws:"):
