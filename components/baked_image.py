@@ -2,8 +2,9 @@
 
 - `pin` (from `fleet:amis`): that AMI, no Command (previews, emergency rollbacks; PITFALLS 10).
 - `image.builder: ami`: the source AMI is the image. An `ami-...` id is used as is; a
-  `{name, owners}` filter is resolved with `aws.ec2.get_ami_output(most_recent=True)`, invoked
-  once per distinct filter in the whole program run (groups sharing a filter share the lookup).
+  `{name, owners}` filter is its locked image from nodes.lock.json (id and root device; `fleet lock`,
+  fleet/spec/lock.py): no "most recent" lookup at deploy, which would change the launch template
+  whenever the owner publishes (PITFALLS 40).
 - otherwise: a `pulumi_command.local.Command` runs
   `.venv/bin/python -m image_builds.build GROUP --stack STACK --region REGION --expect-hash HASH`,
   re-run only when `triggers=[image_hash]` changes (PITFALLS 9); its last stdout line is
@@ -15,7 +16,7 @@
 `root_device_name` is the AMI's own root device, for the launch template's encrypted root volume
 (a mapping on another name adds an empty disk and leaves the real root unencrypted: PITFALLS 41).
 Nothing assumes a distribution: a built image's comes from the build's result line (DescribeImages
-after the bake or on a cache hit), a filtered `ami` image's from its lookup, and a pinned or literal
+after the bake or on a cache hit), a filtered `ami` image's from the lock, and a pinned or literal
 AMI id's from a lookup of that one id (which never changes its answer).
 """
 
@@ -34,7 +35,7 @@ from components.project_python import python_module_command
 from fleet.spec.model import Group, SourceAmiFilter
 from fleet.spec.names import slug
 
-# One AMI lookup per distinct filter per program run: keyed by the run's root Stack resource,
+# One AMI lookup per distinct id per program run: keyed by the run's root Stack resource,
 # so a new run (or a new test under mocks) never reuses another run's Outputs.
 _LOOKUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -67,19 +68,6 @@ def build_command_line(project_dir: Path, group: str, stack: str, region: str, i
         # visible in the plan, where the raw-upload-every-block guardrail refuses it (encrypted volumes)
         args.append("--skip-zero-blocks-unsafe-if-encrypted")
     return python_module_command(project_dir, "image_builds.build", args)
-
-
-def lookup_ami(source: SourceAmiFilter) -> pulumi.Output:
-    """`aws.ec2.get_ami_output` for a name filter, shared by every group of this run that uses it."""
-    root = pulumi.runtime.get_root_resource()
-    cache = _LOOKUPS.setdefault(root, {}) if root is not None else {}
-    key = (source.name, tuple(source.owners))
-    if key not in cache:
-        cache[key] = aws.ec2.get_ami_output(
-            most_recent=True, owners=list(source.owners),
-            filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[source.name]),
-                     aws.ec2.GetAmiFilterArgs(name="state", values=["available"])])
-    return cache[key]
 
 
 def lookup_ami_id(ami_id: str) -> pulumi.Output:
@@ -118,10 +106,13 @@ class BakedImage(pulumi.ComponentResource):
             ami_id = pulumi.Output.from_input(args.pin or group.source_ami)
             root_device = lookup_ami_id(args.pin or group.source_ami).root_device_name
         elif group.image.builder == "ami" and isinstance(group.source_ami, SourceAmiFilter):
-            self.source = "lookup"
-            found = lookup_ami(group.source_ami)
-            ami_id = found.id
-            root_device = found.root_device_name
+            locked = group.source_ami.locked
+            if locked is None:  # fleet.spec.load refuses an unlocked filter before any resource
+                raise ValueError(f"group {group.name}: source_ami filter {group.source_ami.name!r} is not locked: "
+                                 "run `fleet lock`")
+            self.source = "lock"
+            ami_id = pulumi.Output.from_input(locked.ami_id)
+            root_device = pulumi.Output.from_input(locked.root_device_name)
         else:
             self.command = command.local.Command(f"{slug(group.name)}-image", command.local.CommandArgs(
                 create=build_command_line(args.project_dir, group.name, args.stack, args.region, args.image_hash,

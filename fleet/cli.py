@@ -179,7 +179,24 @@ def _add_plan(sub, add) -> None:
     add_plan_command(sub, add)
 
 
-_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan]
+def cmd_lock(args) -> int:
+    """`fleet lock [--update [GROUP]]`: resolve source_ami filters into nodes.lock.json (fleet/ops/lock.py)."""
+    from fleet.ops.lock import lock
+
+    update = args.update is not None
+    return lock(args.nodes, stack=args.stack, update=update, group=args.update or None,
+                endpoint_url=args.endpoint_url)
+
+
+def _add_lock(sub, add) -> None:
+    sp = add("lock", cmd_lock, "resolve every source_ami name filter into nodes.lock.json (commit it); "
+             "--update [GROUP] re-resolves on purpose")
+    sp.add_argument("--update", nargs="?", const="", default=None, metavar="GROUP",
+                    help="re-resolve every entry, or only those GROUP uses")
+    sp.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
+
+
+_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan, _add_lock]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

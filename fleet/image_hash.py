@@ -57,7 +57,9 @@ def image_document(group: Group, project_dir: Path = ROOT, digest=tree_digest) -
     source = group.source_ami
     doc: dict = {
         "builder": img.builder,
-        "source_ami": {"name": source.name, "owners": list(source.owners)}
+        # a filter counts with its locked image: `fleet lock --update` rebakes on purpose, and only then
+        "source_ami": {"name": source.name, "owners": list(source.owners),
+                       "locked": source.locked.ami_id if source.locked else None}
         if isinstance(source, SourceAmiFilter) else source,
         "architecture": img.architecture,
     }

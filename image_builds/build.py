@@ -47,9 +47,11 @@ class BuildError(RuntimeError):
 
 
 def resolve_source(ec2, source: str | SourceAmiFilter) -> str:
-    """An AMI id, or the newest available image matching {name, owners}."""
+    """An AMI id: the id itself, a filter's locked image (nodes.lock.json), else the newest match."""
     if isinstance(source, str):
         return source
+    if source.locked:
+        return source.locked.ami_id
     images = ec2.describe_images(Owners=list(source.owners), Filters=[
         {"Name": "name", "Values": [source.name]}, {"Name": "state", "Values": ["available"]}])["Images"]
     if not images:

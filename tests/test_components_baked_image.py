@@ -5,12 +5,14 @@ stdout line gives the AMI id."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from components.baked_image import BakedImage, BakedImageArgs, parse_build_output
-from tests.pulumi_mocks import MOCK_AMI, MOCK_ROOT_DEVICE, group, run
+from fleet.spec.model import LockedImage
+from tests.pulumi_mocks import MOCK_ROOT_DEVICE, group, run
 
 PROJECT = Path(__file__).resolve().parent.parent  # the real project: its Pulumi.yaml names the venv
 
@@ -75,26 +77,21 @@ def test_ami_builder_with_an_id_uses_it_as_is():
     assert r.value == ["ami-0aaaabbbbccccdddd", "/dev/sda1"]
 
 
-def test_ami_builder_with_a_filter_looks_it_up_once_per_distinct_filter():
-    a = group("cron", image={"builder": "ami"}, source_ami=FILTER)
-    b = group("cron2", image={"builder": "ami"}, source_ami=FILTER)
-    c = group("other", image={"builder": "ami"}, source_ami={"name": "debian-12-*", "owners": ["136693071363"]})
-    r = run(lambda: [_outputs(_image(g)) for g in (a, b, c)])
-    assert not r.of_type(COMMAND)
-    lookups = [args for token, args in r.calls if token == "aws:ec2/getAmi:getAmi"]
-    assert len(lookups) == 2
-    first = next(x for x in lookups if x["owners"] == ["099720109477"])
-    assert first["mostRecent"] is True
-    assert {"name": "name", "values": [FILTER["name"]]} in first["filters"]
-    assert r.value[0] == r.value[1] == [MOCK_AMI, "/dev/sda1"]
+def test_ami_builder_with_a_locked_filter_uses_the_lock_and_looks_nothing_up():
+    """The lock's id and root device (Debian's /dev/xvda here), never a "most recent" lookup (PITFALLS 40)."""
+    locked = LockedImage("ami-0d1e2b3a4c5f60718", "debian-12-amd64-20250101-1980", "2025-01-01T00:00:00.000Z",
+                         "/dev/xvda")
+    g = group("cron", image={"builder": "ami"}, source_ami={"name": "debian-12-amd64-*", "owners": ["136693071363"]})
+    g = replace(g, source_ami=replace(g.source_ami, locked=locked))
+    r = run(lambda: _outputs(_image(g)))
+    assert not r.of_type(COMMAND) and not r.calls
+    assert r.value == ["ami-0d1e2b3a4c5f60718", "/dev/xvda"]
 
 
-def test_the_lookup_cache_does_not_leak_between_program_runs():
+def test_an_unlocked_filter_is_refused():
     g = group("cron", image={"builder": "ami"}, source_ami=FILTER)
-    for _ in range(2):
-        r = run(lambda: _outputs(_image(g)))
-        assert [t for t, _ in r.calls] == ["aws:ec2/getAmi:getAmi"]
-        assert r.value[0] == MOCK_AMI
+    r = run(lambda: _outputs(_image(g)), raise_errors=False)
+    assert "run `fleet lock`" in str(r.error)
 
 
 def test_parse_build_output_reads_the_last_json_line():

@@ -114,6 +114,9 @@ def test_ami_builder_resolves_the_newest_match(tmp_path, aws, monkeypatch):
     (tmp_path / "nodes.yaml").write_text(
         "g:\n  instance_type: t3.micro\n  image: {builder: ami}\n"
         f"  source_ami: {{name: '{some['Name']}', owners: [amazon]}}\n")
+    from fleet.cli import main
+
+    assert main(["--nodes", str(tmp_path / "nodes.yaml"), "lock"]) == 0  # the newest match, locked
     group = load_fleet(tmp_path / "nodes.yaml").groups["g"]
     out = build_image(group, region="us-east-1", endpoint_url=aws, project_dir=tmp_path)
     assert out["ami_id"] == some["ImageId"] and out["cached"] is True

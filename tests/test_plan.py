@@ -79,10 +79,16 @@ def test_images_are_not_built_their_ami_is_named_by_hash(staging):
     assert len(image_hash) == 64
     assert by_name(data, "api-lt", LT)["inputs"]["imageId"] == f"(baked at deploy: {image_hash})"
     assert data["outputs"]["groups"]["api"]["ami_id"] == f"(baked at deploy: {image_hash})"
-    cron = by_name(data, "12-04-cron-lt", LT)["inputs"]["imageId"]
-    assert cron.startswith("(looked up at deploy: ubuntu/images/") and "099720109477" in cron
-    lookups = [t for t, _ in staging.run.calls if t == "aws:ec2/getAmi:getAmi"]
-    assert len(lookups) == 1, "one lookup per distinct image filter"
+    # `builder: ami` with a filter: the locked image (nodes.lock.json), its id and root device; no lookup
+    from fleet.spec.lock import lock_path, read_lock
+    from fleet.spec.model import SourceAmiFilter
+
+    locked = read_lock(lock_path(ROOT / "nodes.yaml")).find(SourceAmiFilter(
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*", ("099720109477",)), "us-east-1")
+    cron = by_name(data, "12-04-cron-lt", LT)["inputs"]
+    assert cron["imageId"] == locked.ami_id
+    assert cron["blockDeviceMappings"][0]["deviceName"] == locked.root_device_name
+    assert [t for t, _ in staging.run.calls if t == "aws:ec2/getAmi:getAmi"] == [], "the plan looks up no AMI"
 
 
 def test_no_input_names_the_checkout(staging):
@@ -164,6 +170,7 @@ def _nodes_copy(tmp_path: Path, old: str, new: str) -> Path:
     assert old in text
     path = tmp_path / "nodes.yaml"
     path.write_text(text.replace(old, new, 1))
+    shutil.copy(ROOT / "nodes.lock.json", tmp_path / "nodes.lock.json")  # the base images stay locked
     return path
 
 
@@ -221,7 +228,7 @@ aws.ec2.LaunchTemplate("bad-lt", name_prefix="bad-", instance_type="m5.large", i
 
 @pytest.fixture
 def tiny_project(tmp_path, monkeypatch):
-    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "nodes.yaml"):
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "nodes.yaml", "nodes.lock.json"):
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "__main__.py").write_text(TINY_PROGRAM)
     monkeypatch.chdir(tmp_path)
@@ -262,7 +269,8 @@ def test_human_tree_shows_key_settings_per_group(staging):
     www = "\n".join(lines[lines.index("group 12_04-www"):lines.index("group api")])
     assert "paths /*" in www and "hosts www.example.com,example.com" in www
     cron = "\n".join(lines[lines.index("group 12_04-cron"):lines.index("shared")])
-    assert "(looked up at deploy: ubuntu/images/" in cron
+    locked = json.loads((ROOT / "nodes.lock.json").read_text())["images"]["us-east-1"]
+    assert f"AMI {next(iter(locked.values()))['ami_id']}," in cron  # the locked base image, known offline
     assert lines[-2].startswith(f"{sum(1 for r in staging.data['resources'] if not r['type'].startswith('fleet:'))}"
                                 " resources in ")
     assert "6 autoscaling:Group" in lines[-2] and "1 lb:LoadBalancer" in lines[-2]
@@ -312,6 +320,7 @@ def test_a_raw_build_that_skips_zero_blocks_is_refused_by_the_plan(tmp_path, cap
     nodes.write_text((ROOT / "nodes.yaml").read_text() + (
         "\nrawbox:\n  instance_type: m5.large\n"
         "  image: {builder: raw, path: disk.raw, skip_zero_blocks_unsafe_if_encrypted: true}\n"))
+    shutil.copy(ROOT / "nodes.lock.json", tmp_path / "nodes.lock.json")
     assert main(["plan", "--stack", "staging", "--json", "--nodes", str(nodes)]) == 1
     data = json.loads(capsys.readouterr().out)
     refused = [v for v in data["violations"] if v["policy"] == "raw-upload-every-block"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import Counter
 
 import pytest
@@ -245,12 +246,15 @@ def test_listener_rule_priorities_are_distinct_and_stable(staging, prod):
     assert len(set(priorities(staging).values())) == 2
 
 
-def test_one_ami_lookup_per_distinct_filter_in_the_whole_program():
+def test_locked_filters_need_no_ami_lookup_in_the_whole_program():
     cfg = stack_config("staging")
     cfg["fleet:groups"]["12_04-bee"]["image"] = {"builder": "ami"}  # now two groups share the Ubuntu filter
     r = run_program("staging", cfg)
-    assert [t for t, _ in r.calls].count("aws:ec2/getAmi:getAmi") == 1
+    assert [t for t, _ in r.calls].count("aws:ec2/getAmi:getAmi") == 0
     assert r.outputs["groups"]["12_04-bee"]["ami_id"] == r.outputs["groups"]["12_04-cron"]["ami_id"]
+    assert r.outputs["groups"]["12_04-cron"]["ami_id"] == json.loads(
+        (ROOT / "nodes.lock.json").read_text())["images"]["us-east-1"][
+        "099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"]["ami_id"]
 
 
 def _bad(cfg) -> Run:
@@ -277,6 +281,7 @@ def test_bad_nodes_file_registers_nothing(tmp_path):
     text = (ROOT / "nodes.yaml").read_text().replace("node_max: 12", "node_max: 1")  # 12_04-www: min 2 > max 1
     bad = tmp_path / "nodes.yaml"
     bad.write_text(text)
+    shutil.copy(ROOT / "nodes.lock.json", tmp_path / "nodes.lock.json")
     cfg = stack_config("prod")
     cfg["fleet:nodesFile"] = str(bad)
     r = _bad(cfg)
@@ -329,6 +334,7 @@ def test_removing_a_group_moves_nothing_else(tmp_path, staging):
     del nodes["api"]
     smaller = tmp_path / "nodes.yaml"
     smaller.write_text(yaml.safe_dump(nodes, sort_keys=False))
+    shutil.copy(ROOT / "nodes.lock.json", tmp_path / "nodes.lock.json")
     cfg = stack_config("staging")
     del cfg["fleet:groups"]["api"]
     cfg["fleet:nodesFile"] = str(smaller)
@@ -428,6 +434,7 @@ def test_no_spot_capacity_reconciler_without_autoscaled_groups(tmp_path):
     only = tmp_path / "nodes.yaml"
     kept = {k: v for k, v in nodes.items() if k in ("__base__", "12_04-cron")}
     only.write_text(yaml.safe_dump(kept, sort_keys=False))
+    shutil.copy(ROOT / "nodes.lock.json", tmp_path / "nodes.lock.json")
     cfg = stack_config("staging")
     del cfg["fleet:groups"]
     cfg["fleet:nodesFile"] = str(only)

@@ -50,8 +50,8 @@ def test_packer_template_shape():
     t = render_packer(bee, region="eu-west-1", image_hash="ab" * 32)
     b = t["builders"][0]
     assert b["type"] == "amazon-ebs" and b["region"] == "eu-west-1" and b["instance_type"] == "m5.large"
-    assert b["source_ami_filter"]["owners"] == ["099720109477"] and b["source_ami_filter"]["most_recent"]
-    assert "source_ami" not in b
+    # the locked base image (nodes.lock.json), never packer's moving "most_recent" filter
+    assert b["source_ami"] == bee.source_ami.locked.ami_id and "source_ami_filter" not in b
     assert b["ami_name"] == "fleet-12-04-bee-" + "ab" * 10  # one name per image hash: duplicates are refused
     assert b["tags"]["fleet:group"] == "12_04-bee" and b["tags"]["fleet:image-hash"] == "ab" * 32
     assert b["snapshot_tags"]["fleet:image-hash"] == "ab" * 32
@@ -111,6 +111,7 @@ def test_cli_show_role_packer(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["builders"][0]["type"] == "amazon-ebs"
     nodes = tmp_path / "nodes.yaml"
     nodes.write_text((ROOT / "nodes.yaml").read_text())
+    (tmp_path / "nodes.lock.json").write_text((ROOT / "nodes.lock.json").read_text())
     assert main(["--nodes", str(nodes), "role", "12_04-bee", "--write"]) == 0
     assert json.loads((tmp_path / "roles" / "12_04-bee.json").read_text())["name"] == "role-12_04-bee"
 

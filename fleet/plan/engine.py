@@ -9,7 +9,8 @@ The only module of fleet/ that imports pulumi. It holds the mock engine the test
   getAmi, getAvailabilityZones and a few identity lookups, and records every invoke in `calls`.
   Ids are derived from the resource's URN (a hash), never random: two runs give the same values.
   With `offline=True` (what `plan()` uses) nothing pretends to be real: the image Command's AMI
-  is `(baked at deploy: <image hash>)` and an AMI lookup is `(looked up at deploy: <filter>)`.
+  is `(baked at deploy: <image hash>)`; base images come from nodes.lock.json, and an AMI lookup (a pin's or a
+  literal id's root device) is `(looked up at deploy: <filter>)`.
 - `RecordingMonitor`: a MockMonitor that records every RegisterResource request (type, logical
   name, URN, parent URN, the registered inputs camelCase as the engine sees them, the outputs the
   mock returned, the resource options the SDK sent) and the outputs each component registers.

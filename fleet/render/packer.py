@@ -51,7 +51,9 @@ def render_packer(group: Group, *, region: str, image_hash: str, roles_path: str
         "snapshot_tags": image_tags(group, image_hash),
         "run_tags": {"fleet:group": group.name, "fleet:purpose": "image-build"},
     }
-    if isinstance(group.source_ami, SourceAmiFilter):
+    if isinstance(group.source_ami, SourceAmiFilter) and group.source_ami.locked:
+        builder["source_ami"] = group.source_ami.locked.ami_id  # nodes.lock.json: never a moving "most recent"
+    elif isinstance(group.source_ami, SourceAmiFilter):
         builder["source_ami_filter"] = {
             "filters": {"name": group.source_ami.name, "virtualization-type": "hvm", "root-device-type": "ebs"},
             "owners": list(group.source_ami.owners),

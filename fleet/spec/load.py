@@ -7,14 +7,15 @@ Every problem found is collected; SpecError carries them all, nothing is half-bu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from fleet.spec import rules, schema_check
 from fleet.spec.errors import Problem, SpecError, did_you_mean
+from fleet.spec.lock import filter_key, lock_path, read_lock
 from fleet.spec.merge import merge_group
-from fleet.spec.model import Group, build_group
+from fleet.spec.model import Group, SourceAmiFilter, build_group
 from fleet.spec.stack import StackConfig, read_stack_values, stack_file, stack_from_values
 from fleet.spec.yamlfile import YamlDoc, load_yaml_file
 
@@ -83,7 +84,8 @@ def merge_for(name: str, nodes: Mapping[str, Any], override: Mapping[str, Any] |
 
 
 def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
-               stack_values: Mapping[str, Any] | None = None, project_dir: Path | None = None) -> Fleet:
+               stack_values: Mapping[str, Any] | None = None, project_dir: Path | None = None,
+               require_lock: bool = True) -> Fleet:
     """Load and check everything for `stack` (None: nodes.yaml alone).
 
     `stack_values` are the stack's config values (the Pulumi program passes them from
@@ -91,6 +93,10 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
     from its project directory (`project_dir_of`). With `project_dir`, the repository files that
     converging groups need at boot (cookbooks, chef package) are checked too (rules.check_files):
     `fleet validate` and the Pulumi program do, commands that only render do not.
+
+    `source_ami` filters get their locked image from the lock file beside the nodes file (for the
+    stack's region; fleet/spec/lock.py); an unlocked filter is a problem ("run `fleet lock`") unless
+    `require_lock` is False (`fleet lock` itself).
     """
     nodes_path = Path(nodes_path)
     nfile = str(nodes_path)
@@ -131,6 +137,7 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
     groups: dict[str, Group] = {}
     http_in_stack: dict[str, bool] = {}
     merged_groups: dict[str, dict] = {}
+    source_in_stack: dict[str, bool] = {}
     for name in nodes:
         if name == BASE or name in broken or BASE in broken or not isinstance(name, str):
             continue
@@ -169,6 +176,7 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
         if not found:
             groups[name] = build_group(name, merged)
             http_in_stack[name] = origin.get("http") == "stack"
+            source_in_stack[name] = origin.get("source_ami") == "stack"
     for name, msg in rules.priority_clashes([(n, g.http.priority) for n, g in groups.items() if g.http]):
         path = ("http", "priority")
         if http_in_stack[name]:
@@ -179,9 +187,41 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
                                     name, "http.priority", msg))
     for name, key, msg in rules.security_group_clashes(merged_groups):
         problems.append(Problem(nfile, doc.line_of((name, "security_groups")), name, key, msg))
+    if not problems:
+        problems += _apply_lock(groups, nodes_path, stack_cfg, require_lock, nfile, doc, sfile, sdoc, source_in_stack)
     if problems:
         raise SpecError(problems)
     return Fleet(groups=groups, stack=stack_cfg, nodes_file=nfile)
+
+
+def _apply_lock(groups: dict[str, Group], nodes_path: Path, stack_cfg: StackConfig | None, require_lock: bool,
+                nfile: str, doc: YamlDoc, sfile: str, sdoc, source_in_stack: Mapping[str, bool]) -> list[Problem]:
+    """Give every filter its locked image (in place); one problem per distinct unlocked filter."""
+    lock = read_lock(lock_path(nodes_path))
+    region = stack_cfg.region if stack_cfg else None
+    unlocked: dict[str, str] = {}
+    for name, group in groups.items():
+        source = group.source_ami
+        if not isinstance(source, SourceAmiFilter):
+            continue
+        found = lock.find(source, region)
+        if found is not None:
+            groups[name] = replace(group, source_ami=replace(source, locked=found))
+        elif require_lock:
+            unlocked.setdefault(filter_key(source), name)
+    problems = []
+    for name in unlocked.values():
+        source = groups[name].source_ami
+        where = f" for {region}" if region else ""
+        msg = (f"base image filter {source.name!r} (owners {', '.join(source.owners)}) is not locked{where} in "
+               f"{lock.path.name}: run `fleet lock`")
+        if source_in_stack.get(name):
+            line = sdoc.line_of(("config", "fleet:groups", name, "source_ami")) if sdoc else None
+            problems.append(Problem(sfile, line, name, "source_ami", msg))
+        else:
+            line = doc.line_of((name, "source_ami")) or doc.line_of((BASE, "source_ami"))
+            problems.append(Problem(nfile, line, name, "source_ami", msg))
+    return problems
 
 
 def _check_overrides(stack_cfg: StackConfig, nodes: Mapping[str, Any], sfile: str, sdoc) -> list[Problem]:

@@ -19,9 +19,20 @@ def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
+class LockedImage:
+    """What `fleet lock` resolved a source_ami filter to (nodes.lock.json; fleet/spec/lock.py)."""
+
+    ami_id: str
+    name: str
+    creation_date: str
+    root_device_name: str
+
+
+@dataclass(frozen=True)
 class SourceAmiFilter:
     name: str
     owners: tuple[str, ...]
+    locked: LockedImage | None = None  # set by fleet.spec.load from the lock file: the image everyone uses
 
 
 @dataclass(frozen=True)
