@@ -1,6 +1,6 @@
 """The stack's AWS partition (`aws`, `aws-us-gov`, `aws-cn`) for ARNs built by hand.
 
-An ARN written as `arn:aws:...` does not exist in GovCloud or China: the apply fails there. Every
+An ARN written with the commercial partition (`aws`) does not exist in GovCloud or China: the apply fails. Every
 hand-built ARN takes its partition from `aws.get_partition_output()` instead, invoked once per program
 run (keyed by the run's root Stack resource, like BakedImage's AMI lookups) and shared by every group.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -33,9 +34,13 @@ def test_the_ssm_policy_is_in_the_stacks_partition(region, partition):
     assert sum(t == "aws:index/getPartition:getPartition" for t, _ in r.calls) == 1
 
 
-def test_a_govcloud_program_has_no_commercial_arn():
+def test_a_govcloud_program_has_no_commercial_arn(tmp_path):
     """The whole program for a GovCloud stack: no input holds an `arn:aws:` ARN."""
-    config = {**stack_config("prod"), "aws:region": "us-gov-west-1"}
+    shutil.copy(ROOT / "nodes.yaml", tmp_path / "nodes.yaml")
+    lock = json.loads((ROOT / "nodes.lock.json").read_text())
+    lock["images"]["us-gov-west-1"] = lock["images"]["us-east-1"]  # as `fleet lock` would add for the region
+    (tmp_path / "nodes.lock.json").write_text(json.dumps(lock))
+    config = {**stack_config("prod"), "aws:region": "us-gov-west-1", "fleet:nodesFile": str(tmp_path / "nodes.yaml")}
     config.pop("fleet:certificateArn", None)  # prod's certificate is a commercial-partition ARN
     r = run_program("prod", config)
     text = json.dumps([x.inputs for x in r.resources], default=str)
