@@ -37,6 +37,7 @@ from components.launch_template import LaunchBoot
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
+from components.port_changes import deployed_ports, port_change_problems
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
 from components.spot_capacity import SpotCapacity, SpotCapacityArgs
 from fleet.image_hash import hash_groups
@@ -161,6 +162,11 @@ def build_program(project_dir: Path) -> dict[str, NodeGroup]:
         fail(exc, stack_name)
     stack = fleet.stack
     groups = fleet.groups
+    if any(g.http is not None for g in groups.values()):  # before any resource: a refusal creates nothing
+        problems = port_change_problems(groups, deployed_ports(stack.name), stack.port_changes,
+                                        fleet.nodes_file, stack.name)
+        if problems:
+            fail(problems, stack_name)
     hashes = hash_groups(groups, project_dir)
 
     network = Network("network", NetworkArgs(stack=stack.name, config=stack.network))

@@ -22,6 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import short_logical_name
+from components.port_changes import PORT_TAG
 from fleet.spec.model import Group
 from fleet.spec.names import health_alarm_prefix, slug
 
@@ -62,7 +63,7 @@ class TargetGroup(pulumi.ComponentResource):
                 enabled=True, protocol="HTTP", port="traffic-port", path=hc.path, interval=hc.interval,
                 timeout=hc.timeout, healthy_threshold=hc.healthy_threshold,
                 unhealthy_threshold=hc.unhealthy_threshold, matcher=hc.matcher),
-            tags=tags), opts=child)
+            tags={**tags, PORT_TAG: str(http.port)}), opts=child)  # what a port change is checked against
         conditions = []
         if http.hosts:
             conditions.append(aws.lb.ListenerRuleConditionArgs(

@@ -27,6 +27,7 @@ FLEET_KEYS: dict[str, tuple[type, str]] = {
     "deletionProtection": (bool, "ALB deletion protection (default: true when the stack is prod)"),
     "accessLogsBucket": (str, "S3 bucket for ALB access logs (optional)"),
     "nodesFile": (str, "path of the nodes file, relative to the project (default nodes.yaml)"),
+    "portChanges": (dict, "{GROUP: NEW_PORT}: acknowledge an http.port change whose instances already serve NEW_PORT"),
 }
 AMI_RE = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
 SG_RE = re.compile(r"^sg-[0-9a-f]{8,17}$")
@@ -68,6 +69,7 @@ class StackConfig:
     deletion_protection: bool = False
     access_logs_bucket: str | None = None
     nodes_file: str = "nodes.yaml"
+    port_changes: Mapping[str, int] = field(default_factory=lambda: frozen_map(None))
     file: str = ""
 
 
@@ -191,6 +193,10 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
     bucket = fleet_vals.get("accessLogsBucket")
     if bucket is not None and bucket_name_problem(bucket):
         problem("fleet:accessLogsBucket", bucket_name_problem(bucket))
+    for group, port in (fleet_vals.get("portChanges") or {}).items():
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            problems.append(Problem(file, line_of("fleet:portChanges"), str(group), "fleet:portChanges",
+                                    f"{port!r} is not a port (1-65535)"))
     network = _network(fleet_vals.get("network") or {}, problem)
     if problems:
         raise SpecError(problems)
@@ -206,5 +212,6 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
         deletion_protection=fleet_vals.get("deletionProtection", stack == "prod"),
         access_logs_bucket=fleet_vals.get("accessLogsBucket"),
         nodes_file=fleet_vals.get("nodesFile", "nodes.yaml"),
+        port_changes=frozen_map(fleet_vals.get("portChanges")),
         file=file,
     )
