@@ -1,6 +1,6 @@
 """HealthGate: `pulumi up` waits until a newly created group is healthy, as one `pulumi_command.local.Command`.
 
-The Command runs `python -m fleet.ops.gate --group G --asg <on-demand> --asg <spot> [--target-group-arn
+The Command runs `.venv/bin/python -m fleet.ops.gate --group G --asg <on-demand> --asg <spot> [--target-group-arn
 ARN] --timeout S --region R` (fleet/ops/gate.py): each ASG needs its MinSize (its share of node_min)
 InService and healthy, in the target group too for http groups, within fleet/ops/timing.py's
 gate_timeout (launch + autoscale.timeout + health check, plus half); else it exits 1 with one line
@@ -11,13 +11,12 @@ naming the group and what was missing, and `pulumi up` fails.
 Rollout gates those. It depends on the AsgPair and TargetGroup components (their ASGs, hooks, target
 group and listener rule: a target group without a listener rule never reports a target healthy).
 
-The Command runs like the Rollout's (components/rollout.py): in the project directory, PYTHONPATH = the
-project, `python` from the PATH of the `pulumi` process.
+The Command runs like the Rollout's (components/rollout.py): the project's virtualenv python by a
+relative path, no `dir` and no `environment` (components/project_python.py; PITFALLS 31, 32).
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,14 +24,15 @@ from typing import Sequence
 import pulumi
 import pulumi_command as command
 
+from components.project_python import python_module_command
 from fleet.ops import timing
 from fleet.spec.model import Group
 
 
-def gate_command_line(group: str, asg_names: Sequence[str], target_group_arn: str | None, timeout: int,
-                      region: str | None = None) -> str:
-    """`python -m fleet.ops.gate ...` with every value shell-quoted."""
-    argv = ["python", "-m", "fleet.ops.gate", "--group", group]
+def gate_command_line(project_dir: Path, group: str, asg_names: Sequence[str], target_group_arn: str | None,
+                      timeout: int, region: str | None = None) -> str:
+    """`.venv/bin/python -m fleet.ops.gate ...` with every value shell-quoted."""
+    argv = ["--group", group]
     for name in asg_names:
         argv += ["--asg", name]
     if target_group_arn:
@@ -40,7 +40,7 @@ def gate_command_line(group: str, asg_names: Sequence[str], target_group_arn: st
     argv += ["--timeout", str(int(timeout))]
     if region:
         argv += ["--region", region]
-    return " ".join(shlex.quote(str(a)) for a in argv)
+    return python_module_command(project_dir, "fleet.ops.gate", argv)
 
 
 @dataclass
@@ -62,14 +62,11 @@ class HealthGate(pulumi.ComponentResource):
 
         def line(values: list) -> str:
             names, arn = values[:count], values[count]
-            return gate_command_line(group.name, names, arn, timing.gate_timeout(group), args.region)
+            return gate_command_line(args.project_dir, group.name, names, arn, timing.gate_timeout(group), args.region)
 
         create = pulumi.Output.all(*args.asg_names, args.target_group_arn).apply(line)
-        project_dir = str(args.project_dir)
         self.command = command.local.Command(f"{name}-wait", command.local.CommandArgs(
             create=create,
-            dir=project_dir,
-            environment={"PYTHONPATH": project_dir},
             triggers=list(args.asg_names),
         ), opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
         self.register_outputs({"create": create})

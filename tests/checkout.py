@@ -7,7 +7,8 @@
   virtualenv named in Pulumi.yaml (here: the offline plan, the same program under mocks, run by that
   venv's python); pulumi-command then runs each Command's `create` with `/bin/sh -c`, in the provider's
   working directory (the project: `dir` is unset) and with the CLI's environment, NOT the venv's
-  (PITFALLS 31). Commands run in dependency order: image builds, then on-demand, then spot rollouts.
+  (PITFALLS 31). Commands run in dependency order: image builds, rollouts, then health gates; all of them
+  run (a gate needs ASGs that only a real `pulumi up` creates, so the caller judges each result).
 """
 
 from __future__ import annotations
@@ -47,12 +48,11 @@ def program_plan(project: Path, stack: str, python: str) -> dict:
 
 def _order(command: dict) -> int:
     name = command["name"]
-    return 0 if name.endswith("-image") else 1 if "on-demand" in name else 2
+    return 0 if name.endswith("-image") else 1 if name.endswith("-refresh") else 2
 
 
 def standin_pulumi_up(project: Path, stack: str, env: dict[str, str]) -> list[tuple[str, subprocess.CompletedProcess]]:
-    """Run the stack's Commands as `pulumi up` would; return (name, result) per Command, stopping at the
-    first failure like the engine does."""
+    """Run the stack's Commands as `pulumi up` would; return (name, result) per Command."""
     runtime = yaml.safe_load((project / "Pulumi.yaml").read_text())["runtime"]
     venv = project / runtime["options"]["virtualenv"]
     plan = program_plan(project, stack, str(venv / "bin" / "python"))
@@ -61,6 +61,4 @@ def standin_pulumi_up(project: Path, stack: str, env: dict[str, str]) -> list[tu
         proc = subprocess.run(["/bin/sh", "-c", command["inputs"]["create"]], cwd=project, env=env,
                               capture_output=True, text=True, timeout=300)
         results.append((command["name"], proc))
-        if proc.returncode != 0:
-            break
     return results

@@ -5,6 +5,7 @@ the Command line goes through fleet.ops.gate's own CLI."""
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from components.health_gate import gate_command_line
 from fleet.ops import gate, timing
@@ -30,7 +31,7 @@ def test_http_group_waits_for_both_asgs_in_the_target_group():
     names = [asgs["on-demand"].outputs["name"], asgs["spot"].outputs["name"]]
     assert cmd.inputs["triggers"] == names, "runs again only when an ASG is (re)created"
     argv = shlex.split(cmd.inputs["create"])
-    assert argv == ["python", "-m", "fleet.ops.gate", "--group", "www", "--asg", names[0], "--asg", names[1],
+    assert argv == [".venv/bin/python", "-m", "fleet.ops.gate", "--group", "www", "--asg", names[0], "--asg", names[1],
                     "--target-group-arn", tg.outputs["arn"], "--timeout", str(timing.gate_timeout(g)),
                     "--region", "eu-west-1"]
     assert timing.gate_timeout(g) == 600
@@ -44,7 +45,8 @@ def test_command_line_parses_with_fleet_gate(monkeypatch):
     seen = {}
     monkeypatch.setattr(gate, "aws_client", lambda *a, **k: "client")
     monkeypatch.setattr(gate, "wait_healthy", lambda *a, **k: seen.update(args=a, kwargs=k) or [])
-    line = gate_command_line("web od'1", ["a b", "c"], "arn:tg", 615, "us-east-1")
+    line = gate_command_line(Path(__file__).resolve().parent.parent, "web od'1", ["a b", "c"], "arn:tg", 615,
+                             "us-east-1")
     assert gate.main(shlex.split(line)[3:]) == 0
     assert seen["args"] == ("web od'1", ["a b", "c"])
     assert seen["kwargs"]["target_group_arn"] == "arn:tg" and seen["kwargs"]["timeout"] == 615.0
