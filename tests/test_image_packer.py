@@ -151,6 +151,9 @@ def test_packer_tags_name_the_resolved_base_ami_and_when_it_was_built(tmp_path, 
     (tmp_path / "nodes.yaml").write_text(
         f"g:\n  instance_type: t3.micro\n  source_ami: {{name: '{base['Name']}', owners: [amazon]}}\n"
         "  image: {builder: packer, communicator: none}\n  run_list: ['recipe[app]']\n")
+    from fleet.cli import main
+
+    assert main(["--nodes", str(tmp_path / "nodes.yaml"), "lock"]) == 0  # the filter, locked (nodes.lock.json)
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     proc = build(tmp_path / "nodes.yaml", aws)
     assert proc.returncode == 0, proc.stderr
