@@ -1,0 +1,130 @@
+"""The lean signed PutSnapshotBlock (image_builds.put_block): what it sends, checked on the wire by
+a recording HTTP server on 127.0.0.1 (signature re-derived from the request as received, the way
+the service checks it), how it reports errors, and that uploads through it and through botocore
+read back the same against the moto server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from image_builds import blocks, ebs_upload, put_block, retry
+from tests.test_image_raw import FAST, read_back
+
+
+class Recorder:
+    """Records each request; answers with `status` (and an AWS error type when >= 300)."""
+
+    def __init__(self, status: int = 201, error: str = ""):
+        self.requests: list[tuple[str, str, dict, bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_PUT(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append((self.command, self.path, dict(self.headers.items()), body))
+                payload = json.dumps({"message": "injected"}).encode() if status >= 300 else b""
+                self.send_response(status)
+                if error:
+                    self.send_header("x-amzn-ErrorType", f"{error}:http://internal.amazon.com/coral/")
+                self.send_header("x-amz-Checksum", self.headers.get("x-amz-Checksum", ""))
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def ebs_client(url: str):
+    return boto3.client("ebs", endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE",
+                        aws_secret_access_key="secret")
+
+
+def test_the_request_is_signed_with_sigv4_over_the_blocks_own_sha256():
+    rec = Recorder()
+    try:
+        ebs = ebs_client(rec.url)
+        assert put_block.usable(ebs)
+        data = os.urandom(512 * 1024)
+        digest = hashlib.sha256(data).digest()
+        out = put_block.BlockPutter(ebs).put("snap-1", 7, data, digest, blocks.b64(digest))
+        assert out["ResponseMetadata"]["HTTPStatusCode"] == 201
+    finally:
+        rec.close()
+    ((method, path, headers, body),) = rec.requests
+    assert (method, path, body) == ("PUT", "/snapshots/snap-1/blocks/7", data)
+    assert headers["x-amz-Checksum"] == blocks.b64(digest) and headers["x-amz-Data-Length"] == str(len(data))
+    assert headers["X-Amz-Content-SHA256"] == digest.hex()  # the payload hash signed: the block's own
+    auth = headers["Authorization"]
+    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") and "/us-east-1/ebs/aws4_request" in auth
+    signed = auth.split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert {"host", "x-amz-checksum", "x-amz-content-sha256", "x-amz-data-length", "x-amz-date"} <= set(signed)
+    # re-derive the signature from the request as the server received it
+    lower = {k.lower(): v for k, v in headers.items()}
+    request = AWSRequest(method=method, url=f"{rec.url}{path}", headers={k: lower[k] for k in signed}, data=body)
+    request.context["timestamp"] = lower["x-amz-date"]
+    signer = SigV4Auth(Credentials("AKIDEXAMPLE", "secret"), "ebs", "us-east-1")
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    assert auth.endswith(f"Signature={expected}")
+
+
+@pytest.mark.parametrize("status, code, kind", [(400, "ValidationException", None),
+                                                (429, "ThrottlingException", retry.THROTTLE),
+                                                (503, "ServiceUnavailableException", retry.TRANSIENT)])
+def test_service_errors_are_client_errors_that_retry_classifies(status, code, kind):
+    rec = Recorder(status, code)
+    try:
+        with pytest.raises(ClientError) as err:
+            put_block.BlockPutter(ebs_client(rec.url)).put("snap-1", 0, b"x" * 512, b"\0" * 32, "AA==")
+    finally:
+        rec.close()
+    assert retry.error_code(err.value) == code and retry.classify(err.value) == kind
+
+
+def test_a_refused_connection_is_a_transient_connection_error():
+    rec = Recorder()
+    url = rec.url
+    rec.close()
+    with pytest.raises(EndpointConnectionError) as err:
+        put_block.BlockPutter(ebs_client(url)).put("snap-1", 0, b"x" * 512, b"\0" * 32, "AA==")
+    assert retry.classify(err.value) == retry.TRANSIENT
+
+
+def test_lean_and_botocore_uploads_read_back_the_same(aws, tmp_path):
+    image = tmp_path / "disk.raw"
+    image.write_bytes(os.urandom(20 * 512) + bytes(4 * 512))
+    ebs, ec2 = ebs_upload.make_clients(workers=8)
+    via_botocore = []
+    ebs.meta.events.register("before-send.ebs.PutSnapshotBlock", lambda **kw: via_botocore.append(1))
+    lean = ebs_upload.upload(image, ebs=ebs, ec2=ec2, policy=FAST, progress=False, wait_interval=0.1)
+    assert via_botocore == []  # every block went through put_block, none through botocore's HTTP path
+    plain = ebs_upload.upload(image, ebs=ebs, ec2=ec2, policy=FAST, progress=False, wait_interval=0.1, lean=False)
+    assert len(via_botocore) == 24
+    assert read_back(ebs, lean.snapshot_id) == read_back(ebs, plain.snapshot_id)
+    assert lean.checksum == plain.checksum
+
+
+def test_a_proxy_in_the_environment_falls_back_to_botocore(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert not put_block.usable(ebs_client("https://ebs.us-east-1.amazonaws.com"))
