@@ -352,14 +352,25 @@ class TestConcurrency:
 
 
 class TestLease:
-    def test_a_held_lease_makes_others_wait_then_fail_for_a_retry(self, fleet, monkeypatch):
+    def test_a_held_lease_makes_an_event_wait_then_fail_for_a_retry(self, fleet, monkeypatch):
         monkeypatch.setattr(capacity, "WAIT_SECONDS", 0.3)
         holder = capacity.Lease("fleet-staging-capacity", "staging/web")
         holder.acquire()
+        victim = instances(fleet, fleet.spot)[0]
         with pytest.raises(capacity.LeaseBusy):
-            capacity.handler(schedule(), None)
+            capacity.handler(warning_for(victim), None)
+        assert od_state(fleet) == (1, 1)
         holder.release()
-        capacity.handler(schedule(), None)
+        assert decision(capacity.handler(warning_for(victim), None))["action"] == "raised"  # Lambda's retry
+
+    def test_the_schedule_skips_a_busy_group_and_does_the_others(self, fleet, monkeypatch):
+        monkeypatch.setattr(capacity, "WAIT_SECONDS", 0.3)
+        api = fleet.make_pair("api", spot=1)
+        fleet.asg.set_instance_health(InstanceId=instances(fleet, api.spot)[0], HealthStatus="Unhealthy")
+        capacity.Lease("fleet-staging-capacity", "staging/web").acquire()
+        decisions = {d["group"]: d["action"] for d in capacity.handler(schedule(), None)["decisions"]}
+        assert decisions == {"api": "raised", "web": "busy"}
+        assert od_state(fleet, api.od) == (2, 2)
 
     def test_an_expired_lease_of_a_crashed_holder_is_taken_over(self, fleet, monkeypatch):
         monkeypatch.setattr(capacity, "LEASE_SECONDS", -1)  # the crashed holder's lease has run out

@@ -22,7 +22,8 @@ predecessor compares it with the ASG's MinSize (which only the reconciler moves)
 that write happened. Why not the alternatives: a FIFO queue serialises delivery but not a handler
 run from anywhere else (a retry, a second trigger); ASG tags have no conditional write at all.
 
-Every decision is one JSON line on stdout and is returned; per reconciled group the handler also
+Every decision is one JSON line on stdout and is returned (a scheduled run logs `busy` for a group whose
+lease stayed taken and goes on with the others); per reconciled group the handler also
 puts the metrics SpotDeficit, OnDemandExtra and Capped (namespace fleet/SpotCapacity, dimensions
 Stack and Group). IAM actions used: fleet/ops/events.py SPOT_CAPACITY_ACTIONS (checked by the tests).
 
@@ -119,9 +120,18 @@ def handler(event, context):
 
     if kind == SCHEDULED and event.get("source") == "aws.events":
         groups = sorted({_tags(g)["fleet:group"] for g in _stack_asgs(autoscaling, stack, "spot")})
-        return {"decisions": [reconcile_group(stack, table, g, autoscaling, log=dict(base)) for g in groups]}
+        return {"decisions": [_scheduled(stack, table, g, autoscaling, base) for g in groups]}
 
     return {"decisions": [_log({**base, "action": "ignored", "reason": f"not a trigger of this handler: {kind!r}"})]}
+
+
+def _scheduled(stack: str, table: str, group: str, autoscaling, base: dict) -> dict:
+    """A scheduled run skips a group whose lease stays busy (the holder is reconciling it; the next
+    period comes anyway) instead of failing the other groups; an event's run fails and is retried."""
+    try:
+        return reconcile_group(stack, table, group, autoscaling, log=dict(base))
+    except LeaseBusy as e:
+        return _log({**base, "group": group, "action": "busy", "reason": str(e)})
 
 
 def _describe(autoscaling, name: str) -> dict | None:
