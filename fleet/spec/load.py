@@ -38,7 +38,7 @@ class Fleet:
 
 def nodes_label(path: tuple[str, ...]) -> tuple[str | None, str | None]:
     """(group, key) of a key path in nodes.yaml: the first key is the group."""
-    return path[0], ".".join(path[1:]) or None
+    return (path[0], ".".join(path[1:]) or None) if path else (None, None)
 
 
 def _parse_nodes(doc: YamlDoc, file: str) -> list[Problem]:
