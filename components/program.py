@@ -47,6 +47,7 @@ from fleet.spec.load import Fleet, load_fleet
 from fleet.spec.names import rule_priorities, slug
 from fleet.spec.spot_types import MIN_SPOT_TYPES, spot_instance_types
 from fleet.spec.stack import FLEET_KEYS
+from fleet.spec.yamlfile import within_limits
 
 
 def _all_config_keys() -> list[str]:
@@ -58,14 +59,19 @@ def _all_config_keys() -> list[str]:
         return []
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _parse(raw: str, want: type) -> Any:
     """A config string as fleet.spec.stack expects it; unparsable values stay strings so fleet.spec.stack
     reports them as one clear line ("must be a mapping, not str") instead of a traceback."""
     if want is dict:
-        try:
-            return json.loads(raw)
-        except ValueError:
+        try:  # JSON's own values only (no NaN/Infinity), as bounded as a stack file (fleet.spec.yamlfile)
+            value = json.loads(raw, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
             return raw
+        return value if within_limits(value) else raw
     if want is bool:
         return {"true": True, "false": False}.get(raw.strip().lower(), raw)
     return raw

@@ -46,7 +46,7 @@ def image_request(*, name: str, snapshot_id: str, architecture: str, boot_mode: 
                   description: str | None = None, volume_size_gib: int | None = None) -> dict[str, Any]:
     """The RegisterImage parameters (pure; validated). ValueError on a bad name, architecture or boot
     mode (arm64 cannot boot legacy BIOS)."""
-    if not _NAME.match(name or ""):
+    if not _NAME.fullmatch(name or ""):
         raise ValueError(f"bad AMI name {name!r}: 3-128 characters of letters, digits, ()[] ./-'@_")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, not {architecture!r}")

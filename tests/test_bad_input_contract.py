@@ -161,6 +161,8 @@ STACK_CASES = [
          stack='config:\n  fleet:certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/0f1e\\n"\n'),
     Case("trailing-newline-ami-pin", AUTO, ("key 'fleet:amis'", "not an AMI id"),
          stack='config:\n  fleet:amis: {web: "ami-12345678\\n"}\n'),
+    Case("stack-misspelled-config", AUTO, ("Pulumi.s.yaml:1", "key 'confg'", "did you mean 'config'"), lines=1,
+         stack="confg:\n  aws:region: us-east-1\n"),
     Case("stack-duplicate-key", AUTO, ("Pulumi.s.yaml:3", "key 'fleet:environment'", "duplicate key"), lines=1,
          absent=("group 'config'",), stack="config:\n  fleet:environment: a\n  fleet:environment: b\n"),
     Case("stack-duplicate-group-key", AUTO, ("Pulumi.s.yaml:5", "group 'web'", "key 'instances'", "duplicate key"),
@@ -322,3 +324,23 @@ def test_problem_is_one_line_whatever_it_holds():
     assert "\n" not in text and "\r" not in text and "\x1b" not in text and len(text) < MAX_LINE
     assert text.startswith("f.yaml\\n:3: group 'we\\nb': key 'k\\x00ey': bad\\r\\n\\x1b[31m")
 
+
+
+@pytest.mark.parametrize("raw", [
+    '{"web": {"default_attributes": {"x": NaN}}}',
+    '{"web": {"default_attributes": {"x": -Infinity}}}',
+    '{"web": {"default_attributes": {"x": ' + "[" * 100 + "]" * 100 + "}}}",
+    '{"web": {"default_attributes": {"x": ' + "[" * 5000 + "]" * 5000 + "}}}",
+])
+def test_pulumi_config_json_is_bounded_like_a_stack_file(raw):
+    """`pulumi up` reads fleet:groups as JSON from Pulumi's config: the same limits as a stack file,
+    so the program reports one line instead of building (or crashing on) what validate refuses."""
+    from components.program import stack_values_from_config
+    from fleet.spec.errors import SpecError
+    from fleet.spec.stack import stack_from_values
+
+    values = stack_values_from_config(get={"fleet:groups": raw}.get, keys=[])
+    assert values["fleet:groups"] == raw  # left as the string, for fleet.spec.stack to report
+    with pytest.raises(SpecError) as err:
+        stack_from_values("s", values, "Pulumi.s.yaml")
+    assert [str(p) for p in err.value.problems] == ["Pulumi.s.yaml: key 'fleet:groups': must be a mapping, not str"]

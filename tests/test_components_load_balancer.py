@@ -31,7 +31,7 @@ def test_alb_is_public_in_public_subnets_and_drops_invalid_headers():
     (sg,) = r.of_type("aws:ec2/securityGroup:SecurityGroup")
     assert alb.inputs["securityGroups"] == [sg.id]
     assert "name" not in alb.inputs and "namePrefix" not in alb.inputs  # autonamed
-    assert SHORT_NAME_RE.match(alb.outputs["name"]) and len(alb.outputs["name"]) <= 32
+    assert SHORT_NAME_RE.fullmatch(alb.outputs["name"]) and len(alb.outputs["name"]) <= 32
     assert r.value[0] == alb.outputs["dnsName"]
 
 
@@ -74,4 +74,4 @@ def test_without_certificate_http_forwards_through_rules_staging_only():
 def test_alb_name_fits_32_characters_with_autoname_suffix(stack):
     r = _lb(stack=stack)
     (alb,) = r.of_type("aws:lb/loadBalancer:LoadBalancer")
-    assert len(alb.name) <= 24 and SHORT_NAME_RE.match(alb.outputs["name"]) and len(alb.outputs["name"]) <= 32
+    assert len(alb.name) <= 24 and SHORT_NAME_RE.fullmatch(alb.outputs["name"]) and len(alb.outputs["name"]) <= 32

@@ -62,7 +62,7 @@ def test_target_group_name_is_autonamed_within_32_characters():
     r = _tg(http_group("a23456789012345678901234", http={"port": 80, "paths": ["/x"]}))  # 24 chars: the maximum
     (tg,) = r.of_type(TG)
     assert "name" not in tg.inputs and "namePrefix" not in tg.inputs
-    assert len(tg.name) <= 24 and len(tg.outputs["name"]) <= 32 and SHORT_NAME_RE.match(tg.outputs["name"])
+    assert len(tg.name) <= 24 and len(tg.outputs["name"]) <= 32 and SHORT_NAME_RE.fullmatch(tg.outputs["name"])
 
 
 def test_health_alarms_watch_5xx_and_unhealthy_hosts_of_this_target_group():

@@ -3,7 +3,8 @@
 For every mutated input, `fleet validate` exits 0 or 2; on 2 it prints nothing on stdout and one
 short line per problem naming the file, without control characters or a traceback (an exception
 escaping `main` fails the test). What validate accepts, `show`, `role` and `packer` print as JSON
-for every group, and `plan` runs with exit 0.
+for every group, and `plan` does not refuse (exit 0, or 1 with its guardrail violations: whether
+validate should run the config parts of the guardrails too is the validate/plan agreement's test).
 
 Mutations: values replaced by ones from a pool of hostile values (huge ints, floats, control
 characters, trailing newlines, near-miss ids, dates, IPv6 cidrs), keys deleted, added or renamed,
@@ -234,7 +235,9 @@ def test_mutated_inputs_plan_or_fail_cleanly(project, node_edits, stack_name, st
         v = _run(["--nodes", str(d / "nodes.yaml"), "validate", "--stack", stack_name])
         _assert_contract(*v, _files(d, stack_name), "validate")
         code, out, err = _run(["plan", "--stack", stack_name, "--json"])
-        _assert_contract(code, out, err, _files(d, stack_name), "plan")
+        if code == 1:  # guardrail violations: the plan is still printed whole (a prod stack without HTTPS)
+            assert json.loads(out)["violations"], err[-2000:]
+        else:
+            _assert_contract(code, out, err, _files(d, stack_name), "plan")
         if v[0] == 0:
-            assert code == 0, f"plan after validate OK: exit {code}\n{err[-2000:]}"
-            assert json.loads(out)["violations"] == []
+            assert code != 2, f"plan refuses what validate accepted:\n{err[-2000:]}"

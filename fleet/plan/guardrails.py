@@ -596,11 +596,11 @@ def iam_no_admin(resources: list[Resource], stack: str) -> Iterator[Finding]:
                 yield role, f"inlinePolicies[{i}] ({_dig(pol, 'name')}): {problem}"
         managed = _inputs(role).get("managedPolicyArns") or []
         for arn in managed if isinstance(managed, list) else []:
-            if isinstance(arn, str) and ADMIN_POLICY_RE.match(arn):
+            if isinstance(arn, str) and ADMIN_POLICY_RE.fullmatch(arn):
                 yield role, f"managedPolicyArns includes {arn}"
     for att in _of(resources, IAM_ROLE_POLICY_ATTACHMENT):
         arn = _inputs(att).get("policyArn")
-        if isinstance(arn, str) and ADMIN_POLICY_RE.match(arn):
+        if isinstance(arn, str) and ADMIN_POLICY_RE.fullmatch(arn):
             yield att, f"attaches {arn}"
 
 

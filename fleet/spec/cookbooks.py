@@ -47,7 +47,7 @@ class Closure:
 
 def parse_item(item: str) -> tuple[str, str]:
     """('recipe', cookbook) or ('role', name) for one run list entry."""
-    m = _ITEM.match(item)
+    m = _ITEM.fullmatch(item)
     if not m:
         raise ValueError(f"not a run list item: {item!r}")
     kind, name = m.groups()

@@ -73,6 +73,10 @@ class StackConfig:
     file: str = ""
 
 
+# Top-level keys of a Pulumi stack file (Pulumi's ProjectStack); fleet reads `config`.
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+
+
 def stack_file(project_dir: Path, stack: str) -> Path:
     return project_dir / f"Pulumi.{stack}.yaml"
 
@@ -88,8 +92,13 @@ def read_stack_values(path: Path) -> tuple[dict[str, Any], Any]:
     """The `config:` mapping of a stack file and its YamlDoc (for line numbers)."""
     doc = load_yaml_file(path, label=stack_label)
     data = doc.data or {}
-    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("config", {}) or {}, dict):
         raise SpecError([Problem(str(path), None, None, "config", "must be a mapping of config keys")])
+    unknown = [k for k in data if k not in STACK_FILE_KEYS]
+    if unknown:  # a misspelled `config:` would otherwise leave the stack on every default
+        raise SpecError([Problem(str(path), doc.line_of((k,)), None, k,
+                                 f"unknown top-level key{did_you_mean(k, STACK_FILE_KEYS)}: "
+                                 f"a stack file holds {', '.join(STACK_FILE_KEYS)}") for k in unknown])
     return dict(data.get("config") or {}), doc
 
 

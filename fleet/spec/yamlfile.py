@@ -173,6 +173,21 @@ def _walk(root: yaml.Node, filename: str, label: Label) -> tuple[dict[Path_, int
     return lines, problems
 
 
+def within_limits(value: Any) -> bool:
+    """Does a plain value (parsed JSON from Pulumi config) stay within MAX_NODES and MAX_DEPTH?"""
+    count, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        count += 1
+        if count > MAX_NODES or depth > MAX_DEPTH:
+            return False
+        if isinstance(item, dict):
+            todo += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            todo += [(v, depth + 1) for v in item]
+    return True
+
+
 def load_yaml_text(text: str, filename: str, label: Label = _default_label) -> YamlDoc:
     """Parse `text`; raise SpecError naming `filename` on syntax errors, duplicate keys, values JSON
     cannot hold, or a document over the limits. `label(path)` names the (group, key) of a key path."""
