@@ -50,7 +50,7 @@ def _laughs(prefix: str = "") -> str:
 
 NODES_CASES = [
     # tracebacks
-    Case("recursive-alias", BASE + "web: &w {tags: *w}\n", ("nodes.yaml:2", "refers to its own anchor"), lines=1),
+    Case("recursive-alias", BASE + "web: &w {tags: *w}\n", ("nodes.yaml:2", "inside its own anchor"), lines=1),
     Case("deep-list", BASE + "web: {default_attributes: {a: " + "[" * 980 + "]" * 980 + "}}\n",
          ("nodes.yaml", f"more than {MAX_DEPTH} levels"), lines=1),
     Case("timestamp-tag", BASE + "web: {description: !!timestamp soon}\n",
@@ -125,7 +125,7 @@ NODES_CASES = [
 
 NET = "config:\n  fleet:network:\n"
 STACK_CASES = [
-    Case("stack-recursive-alias", AUTO, ("Pulumi.s.yaml:3", "refers to its own anchor"), lines=1,
+    Case("stack-recursive-alias", AUTO, ("Pulumi.s.yaml:3", "inside its own anchor"), lines=1,
          stack="config:\n  fleet:groups:\n    web: &w {tags: *w}\n"),
     Case("stack-billion-laughs", AUTO, ("Pulumi.s.yaml", "aliases expanded"), lines=1,
          stack=_laughs() + "config: {fleet:environment: x}\n"),

@@ -6,9 +6,11 @@ PyYAML silently keeps the last of two equal keys; a fleet file where that happen
 almost always a paste mistake, so it is an error here. A merge key (`<<: *web`) is not a
 duplicate of the keys written next to it: those override the merged ones, as YAML says.
 
-Limits (README, "nodes.yaml"): a file is at most MAX_BYTES; its nodes, counted with every
-alias expanded where it is used, at most MAX_NODES (a "billion laughs" file is refused before
-anything is built); nesting at most MAX_DEPTH; an alias may not refer to its own anchor.
+Limits (README, "nodes.yaml"; costs in bench/RESULTS.md): a file is at most MAX_BYTES; its values,
+counted with every alias expanded where it is used, at most MAX_NODES; nesting at most MAX_DEPTH;
+an alias may not sit inside its own anchor. A pass over the parser's events checks them before a
+node is composed and stops at the first limit crossed (a "billion laughs" file costs what a small
+one does).
 Only JSON's kinds of values are read: strings, numbers (finite), booleans, null, lists and
 mappings with string keys. A date, a `!!binary` or `!!set`, or a key YAML reads as a number,
 boolean or null (`off:`, `null:`, `1:`) is one problem line asking to quote it, because Chef
@@ -76,42 +78,43 @@ def _default_label(path: Path_) -> tuple[str | None, str | None]:
     return None, ".".join(path) or None
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _measure(root: yaml.Node) -> tuple[int, int, yaml.Node | None]:
-    """(nodes with aliases expanded, depth, a node that contains itself or None), in linear time:
-    each distinct node is measured once (an anchor used a billion times costs one visit)."""
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    on_stack: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        if done:
-            kids = _children(node)
-            size[key] = min(1 + sum(size[id(k)] for k in kids), MAX_NODES + 1)
-            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
-            on_stack.discard(key)
-            continue
-        if key in size:
-            continue
-        if key in on_stack:
-            return 0, 0, node
-        on_stack.add(key)
-        stack.append((node, True))
-        for kid in _children(node):
-            if id(kid) in on_stack:
-                return 0, 0, kid
-            if id(kid) not in size:
-                stack.append((kid, False))
-    return size[id(root)], depth[id(root)], None
+def _prescan(text: str, filename: str) -> None:
+    """Refuse, before anything is built, a document over the limits: more than MAX_NODES values with
+    every alias counted as the values it stands for, nesting deeper than MAX_DEPTH, or an alias
+    inside its own anchor. One pass over the parser's events, stopping at the first limit crossed,
+    so the time and memory spent on a hostile file are bounded too."""
+    parser = _Base(text)
+    count, sizes, open_ = 0, {}, []  # open_: (anchor, count at its start) of each unfinished collection
+    try:
+        while True:
+            event = parser.get_event()
+            if isinstance(event, yaml.ScalarEvent):
+                count += 1
+                if event.anchor:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, yaml.CollectionStartEvent):
+                count += 1
+                open_.append((event.anchor, count))
+                if len(open_) > MAX_DEPTH:
+                    raise SpecError([Problem(filename, event.start_mark.line + 1, None, None,
+                                             f"nested more than {MAX_DEPTH} levels deep: refused")])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, start = open_.pop()
+                if anchor:
+                    sizes[anchor] = count - start + 1
+            elif isinstance(event, yaml.AliasEvent):
+                if any(anchor == event.anchor for anchor, _ in open_):
+                    raise SpecError([Problem(filename, event.start_mark.line + 1, None, None,
+                                             f"alias *{event.anchor} is inside its own anchor (a recursive "
+                                             "structure)")])
+                count += sizes.get(event.anchor, 1)  # an undefined alias: the composer reports it
+            elif isinstance(event, yaml.StreamEndEvent):
+                return
+            if count > MAX_NODES:
+                raise SpecError([Problem(filename, event.start_mark.line + 1, None, None,
+                                         f"more than {MAX_NODES} values with aliases expanded: refused")])
+    finally:
+        parser.dispose()
 
 
 def _walk(root: yaml.Node, filename: str, label: Label) -> tuple[dict[Path_, int], list[Problem]]:
@@ -196,19 +199,10 @@ def load_yaml_text(text: str, filename: str, label: Label = _default_label) -> Y
                                  f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB: not a fleet file")])
     loader = _Loader(text)
     try:
+        _prescan(text, filename)
         node = loader.get_single_node()
         if node is None:
             return YamlDoc(None)
-        size, depth, loop = _measure(node)
-        if loop is not None:
-            raise SpecError([Problem(filename, loop.start_mark.line + 1, None, None,
-                                     "an alias refers to its own anchor (a recursive structure)")])
-        if size > MAX_NODES:
-            raise SpecError([Problem(filename, None, None, None,
-                                     f"more than {MAX_NODES} values with aliases expanded: refused")])
-        if depth > MAX_DEPTH:
-            raise SpecError([Problem(filename, None, None, None,
-                                     f"nested more than {MAX_DEPTH} levels deep: refused")])
         lines, problems = _walk(node, filename, label)  # before construction flattens merge keys
         if problems:
             raise SpecError(problems)
