@@ -306,6 +306,25 @@ class TestIgnored:
         assert victim not in registered(fleet), "drained all the same"
 
 
+class _Serialized:
+    """A boto3 client whose calls run one at a time (across threads): DynamoDB's atomic conditional write."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return attr(*args, **kwargs)
+        return call
+
+
 class TestConcurrency:
     """No reserved concurrency: many invocations at once must give exactly the level's answer."""
 
@@ -316,6 +335,13 @@ class TestConcurrency:
         # since these tests are about the final capacity being exact, not about the wait bound
         # (test_a_held_lease_makes_an_event_wait_then_fail_for_a_retry covers that).
         monkeypatch.setattr(capacity, "WAIT_SECONDS", 600)
+        # moto's threaded server checks a conditional write's condition and applies the write without a
+        # lock, so two concurrent UpdateItems can both pass `attribute_not_exists(lease_owner)` (seen
+        # here: a holder's next write then fails its `lease_owner = :me` check). DynamoDB applies a
+        # conditional write atomically; serializing the DynamoDB requests (only those: the Auto Scaling
+        # and EC2 calls still run concurrently) gives the test that guarantee back.
+        real = capacity._client
+        monkeypatch.setattr(capacity, "_client", lambda s: _Serialized(real(s)) if s == "dynamodb" else real(s))
 
     def run_all(self, events: list[dict]) -> list:
         results, errors = [None] * len(events), []
