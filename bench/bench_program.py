@@ -10,7 +10,8 @@ wall time, and ratios measured in one run.
 - ours: `python -m fleet plan --json --stack staging`, in this project (`sample`) or, for N groups,
   in a throwaway project (this project's program and packages, the staging config without its
   group overrides) whose nodes file has N generated groups (per 10 groups: 3 http groups behind the
-  ALB, 5 workers, 2 one-off `autoscale: false` boxes whose image is an Ubuntu name filter);
+  ALB, 5 workers, 2 one-off `autoscale: false` boxes whose image is an Ubuntu name filter; recipes
+  from this project's cookbooks, an attribute per group so every group has its own image);
 - import floor: a process that imports pulumi, pulumi_aws and pulumi_command, touches every
   pulumi_aws / pulumi_command class and function the program's source names (pulumi_aws loads its
   submodules lazily: touching is importing), then flushes and exits the way the CLI does (os._exit);
@@ -63,7 +64,8 @@ HTTP = """\
   instance_type: c6i.large
   autoscale: {{timeout: 150, node_min: 2, node_max: 10}}
   security_groups: [www]
-  run_list: ["recipe[svc::{name}]"]
+  run_list: ["recipe[seatgeek-service::api]"]
+  default_attributes: {{svc: {name}}}
   http: {{port: 8000, health_check: /status, hosts: [{name}.example.com]}}
 """
 WORKER = """\
@@ -73,13 +75,15 @@ WORKER = """\
     node_min: 1
     node_max: 6
     spot: {{instance_types: [m5.large, m5a.large, m6i.large, m6a.large]}}
-  run_list: ["recipe[svc::{name}]"]
+  run_list: ["recipe[seatgeek-service::cronq-workers]"]
+  default_attributes: {{svc: {name}}}
 """
 CRON = """\
 {name}:
   instance_type: t3.medium
   image: {{builder: ami}}
   run_list: ["recipe[seatgeek-service::cronq]"]
+  default_attributes: {{svc: {name}}}
 """  # builder ami converges at boot: its cookbooks must exist (the sample's), and it gets a bundle
 KINDS = [HTTP, WORKER, WORKER, HTTP, CRON, WORKER, HTTP, WORKER, WORKER, CRON]  # 3 http, 5 worker, 2 cron
 
