@@ -297,13 +297,31 @@ def test_only_fleet_plan_package_imports_pulumi():
 
 
 def test_a_run_leaves_the_interpreter_as_it_found_it(staging):
-    """fleet.plan.engine.run switches cyclic GC off and the SDK's source positions off for the run only."""
+    """fleet.plan.engine.run switches cyclic GC off, the SDK's source positions off and memoizes its
+    type unwrapping for the run only."""
     import gc
 
+    from pulumi import _types
     from pulumi.runtime import resource as sdk_resource
 
     assert gc.isenabled()
     assert sdk_resource._get_stack_trace.__module__ == "pulumi.runtime.resource"
+    assert _types.unwrap_type.__module__ == "pulumi._types"
+
+
+def test_memoized_type_unwrapping_gives_the_sdks_answers():
+    import pulumi
+    from pulumi import _types
+
+    from fleet.plan.engine import _memoized_type_unwrapping
+
+    hints = [pulumi.Input[str] | None, pulumi.Input[int], pulumi.Output[str], pulumi.Input[str] | None, str]
+    plain = [_types.unwrap_type(h) for h in hints]
+    with _memoized_type_unwrapping():
+        assert _types.unwrap_type.__module__ == "fleet.plan.engine"
+        assert [_types.unwrap_type(h) for h in hints + hints] == plain + plain  # the second round from memory
+    assert plain[2] is str and plain[4] is str
+    assert _types.unwrap_type.__module__ == "pulumi._types"
 
 
 def test_make_plan_runs_the_offline_plan():
