@@ -11,7 +11,8 @@ A failure at any step leaves both ASGs on the previous version. Both ASGs depend
 the refreshes move the instances (and, on success, the ASGs) to the new version first, and
 Pulumi's update of the ASGs follows; components/rollout.py says why. A `HealthGate` (`health_gate`)
 makes `pulumi up` wait, when the ASGs are created, until node_min's share of each is healthy
-(components/health_gate.py).
+(components/health_gate.py). With `alerts_topic_arn`, the health and scaling alarms notify it and
+`refresh_alerts` sends the pair's failed, cancelled and rolled-back refreshes to it (components/alerts.py).
 
 `asg_pair.spot`, `asg_pair.on_demand`, `launch_template.template`, `alarms` (every alarm of the
 group), `health_alarms` and `rollout` are attributes; `asg_extra_ignore_changes` reaches both
@@ -28,6 +29,7 @@ from typing import Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.alerts import RefreshAlerts, RefreshAlertsArgs
 from components.asg_pair import ON_DEMAND, SPOT, AsgPair, AsgPairArgs
 from components.baked_image import BakedImage, BakedImageArgs
 from components.dashboard import Dashboard, DashboardArgs
@@ -59,6 +61,7 @@ class NodeGroupArgs:
     rule_priority: int | None = None
     asg_extra_ignore_changes: Sequence[str] = ()
     boot: LaunchBoot | None = None  # the group converges at boot: its bundle in the stack's Artifacts
+    alerts_topic_arn: pulumi.Input[str] | None = None  # components/alerts.py
 
 
 class NodeGroup(pulumi.ComponentResource):
@@ -73,6 +76,7 @@ class NodeGroup(pulumi.ComponentResource):
     health_alarms: list[aws.cloudwatch.MetricAlarm]
     rollout: Rollout | None
     health_gate: HealthGate | None
+    refresh_alerts: RefreshAlerts | None
 
     def __init__(self, name: str, args: NodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleet:node_group:NodeGroup", name, None, opts)
@@ -91,7 +95,7 @@ class NodeGroup(pulumi.ComponentResource):
         lt = self.launch_template
         self.asg_pair = self.target_group = self.scaling = self.instances = None
         self.alarms, self.health_alarms = [], []
-        self.rollout = self.health_gate = None
+        self.rollout = self.health_gate = self.refresh_alerts = None
 
         if group.autoscale is None:
             self.instances = Instances(gslug, InstancesArgs(
@@ -106,7 +110,7 @@ class NodeGroup(pulumi.ComponentResource):
                 self.target_group = TargetGroup(gslug, TargetGroupArgs(
                     group=group, stack=stack.name, vpc_id=args.vpc_id, listener_arn=args.listener_arn,
                     load_balancer_arn_suffix=args.load_balancer_arn_suffix, priority=args.rule_priority,
-                    tags=tags), opts=child)
+                    tags=tags, alerts_topic_arn=args.alerts_topic_arn), opts=child)
                 self.health_alarms = list(self.target_group.health_alarms)
             self.rollout = Rollout(f"{gslug}-rollout", RolloutArgs(
                 group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
@@ -128,8 +132,12 @@ class NodeGroup(pulumi.ComponentResource):
                 after=[pair, *([self.target_group] if self.target_group else [])]), opts=child)
             self.scaling = ScalingPolicies(gslug, ScalingPoliciesArgs(
                 group=group, stack=stack.name,
-                asg_names={capacity: asg.name for capacity, asg in self.asg_pair.asgs.items()}, tags=tags),
-                opts=child)
+                asg_names={capacity: asg.name for capacity, asg in self.asg_pair.asgs.items()}, tags=tags,
+                alerts_topic_arn=args.alerts_topic_arn), opts=child)
+            if args.alerts_topic_arn is not None:
+                self.refresh_alerts = RefreshAlerts(gslug, RefreshAlertsArgs(
+                    group=group.name, stack=stack.name, asg_names=[pair.on_demand.name, pair.spot.name],
+                    topic_arn=args.alerts_topic_arn, tags=tags), opts=child)
             self.alarms = [a for kinds in self.scaling.alarms.values() for a in kinds.values()]
             self.alarms += self.health_alarms
             self.dashboard = Dashboard(gslug, DashboardArgs(

@@ -5,6 +5,10 @@ under Pulumi's mocks. Everything is checked before the first resource is registe
 input each problem is logged as one error line (file, group, key) and the program stops with a
 `pulumi.RunError`, which the Pulumi CLI prints without a traceback; nothing is created.
 
+One `Alerts` per stack when any group autoscales (components/alerts.py: the SNS topic from
+`fleet:alertsTopicArn`, or an encrypted one created here; stack output `alerts_topic_arn`), which
+every group's alarms, refresh-failure rule and the spot capacity reconciler's capped alarms notify.
+
 One `SpotCapacity` per stack when any group autoscales (the reconciler finds each group's pair by
 tags; its rules name the stack's spot ASGs; its role may deregister from the stack's target groups).
 
@@ -32,6 +36,7 @@ from typing import Any, Callable
 
 import pulumi
 
+from components.alerts import Alerts, AlertsArgs
 from components.artifacts import ArtifactFile, Artifacts, ArtifactsArgs, stage_file
 from components.launch_template import LaunchBoot
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -186,6 +191,10 @@ def build_program(project_dir: Path) -> dict[str, NodeGroup]:
     sgs = SecurityGroups("security-groups", SecurityGroupsArgs(
         stack=stack.name, vpc_id=network.vpc_id, groups=groups, existing=dict(stack.security_groups),
         alb_security_group_id=lb.security_group.id if lb else None))
+    alerts = None
+    if any(g.autoscale is not None for g in groups.values()):
+        alerts = Alerts("alerts", AlertsArgs(stack=stack.name, topic_arn=stack.alerts_topic_arn))
+        pulumi.export("alerts_topic_arn", alerts.topic_arn)
     priorities = rule_priorities([(n, g.http.priority) for n, g in http_groups.items()])
     boots, files = boot_files(project_dir, groups)
     artifacts = Artifacts("artifacts", ArtifactsArgs(stack=stack.name, files=files)) if boots else None
@@ -200,13 +209,15 @@ def build_program(project_dir: Path) -> dict[str, NodeGroup]:
             load_balancer_arn_suffix=lb.arn_suffix if lb and group.http else None,
             rule_priority=priorities.get(name),
             boot=LaunchBoot(region=stack.region, bucket=artifacts.bucket.id, bucket_arn=artifacts.bucket.arn,
-                            **boots[name]) if name in boots else None))
+                            **boots[name]) if name in boots else None,
+            alerts_topic_arn=alerts.topic_arn if alerts else None))
 
     if any(g.autoscale is not None for g in groups.values()):
         spot = SpotCapacity("spot-capacity", SpotCapacityArgs(
             stack=stack.name, region=stack.region,
             spot_asg_names={name: n.asg_pair.spot.name for name, n in nodes.items() if n.asg_pair is not None},
-            target_group_arns=[n.target_group.arn for n in nodes.values() if n.target_group is not None]))
+            target_group_arns=[n.target_group.arn for n in nodes.values() if n.target_group is not None],
+            alarm_actions=[alerts.topic_arn] if alerts else []))
         pulumi.export("spot_capacity", {"function_name": spot.function.name, "table_name": spot.table.name,
                                         "dead_letter_queue_url": spot.dead_letter_queue.id,
                                         "log_group_name": spot.log_group.name})

@@ -37,6 +37,7 @@ class ScalingPoliciesArgs:
     stack: str
     asg_names: Mapping[str, pulumi.Input[str]]  # {"spot": ..., "on-demand": ...}
     tags: Mapping[str, str] = field(default_factory=dict)
+    alerts_topic_arn: pulumi.Input[str] | None = None  # the alarms' ALARM state notifies it too
 
 
 def thresholds(group: Group, capacity: str) -> tuple[float, float]:
@@ -55,6 +56,7 @@ class ScalingPolicies(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         group, s = args.group, args.group.scaling
         gslug, prefix, tags = slug(group.name), alarm_prefix(args.stack, group.name), dict(args.tags)
+        notify = [args.alerts_topic_arn] if args.alerts_topic_arn is not None else []
         self.policies: dict[str, dict[str, aws.autoscaling.Policy]] = {}
         self.alarms: dict[str, dict[str, aws.cloudwatch.MetricAlarm]] = {}
         for capacity, asg_name in args.asg_names.items():
@@ -82,13 +84,13 @@ class ScalingPolicies(pulumi.ComponentResource):
                 alarm_description=f"{group.name} {capacity}: CPU above {burst_cpu}% -> +{s.burst.add_percent}%",
                 namespace="AWS/EC2", metric_name="CPUUtilization", dimensions=dims, statistic="Average",
                 period=s.burst.period, evaluation_periods=s.burst.periods, threshold=burst_cpu,
-                comparison_operator="GreaterThanThreshold", alarm_actions=[burst.arn], tags=tags), opts=child)
+                comparison_operator="GreaterThanThreshold", alarm_actions=[burst.arn, *notify], tags=tags), opts=child)
             scale_in_alarm = aws.cloudwatch.MetricAlarm(f"{prefix}{capacity}-cpu-low", aws.cloudwatch.MetricAlarmArgs(
                 alarm_description=(f"{group.name} {capacity}: CPU below {s.scale_in.cpu}% -> "
                                    f"-{s.scale_in.remove_percent}%"),
                 namespace="AWS/EC2", metric_name="CPUUtilization", dimensions=dims, statistic="Average",
                 period=s.scale_in.period, evaluation_periods=s.scale_in.periods, threshold=s.scale_in.cpu,
-                comparison_operator="LessThanThreshold", alarm_actions=[scale_in.arn], tags=tags), opts=child)
+                comparison_operator="LessThanThreshold", alarm_actions=[scale_in.arn, *notify], tags=tags), opts=child)
             self.policies[capacity] = {"target": target, "burst": burst, "scale_in": scale_in}
             self.alarms[capacity] = {"burst": burst_alarm, "scale_in": scale_in_alarm}
         self.register_outputs({

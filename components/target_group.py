@@ -38,6 +38,7 @@ class TargetGroupArgs:
     load_balancer_arn_suffix: pulumi.Input[str]
     priority: int
     tags: Mapping[str, str] = field(default_factory=dict)
+    alerts_topic_arn: pulumi.Input[str] | None = None  # health alarms notify it on ALARM and OK
 
 
 class TargetGroup(pulumi.ComponentResource):
@@ -78,19 +79,20 @@ class TargetGroup(pulumi.ComponentResource):
 
         prefix = health_alarm_prefix(group.name, args.stack)
         dims = {"TargetGroup": self.target_group.arn_suffix, "LoadBalancer": args.load_balancer_arn_suffix}
+        notify = [args.alerts_topic_arn] if args.alerts_topic_arn is not None else []
         self.alarm_5xx = aws.cloudwatch.MetricAlarm(f"{prefix}5xx", aws.cloudwatch.MetricAlarmArgs(
             alarm_description=f"{group.name}: targets answer 5xx ({args.stack})",
             namespace="AWS/ApplicationELB", metric_name="HTTPCode_Target_5XX_Count", dimensions=dims,
             statistic="Sum", period=60, evaluation_periods=2, datapoints_to_alarm=2,
             comparison_operator="GreaterThanOrEqualToThreshold", threshold=ERROR_5XX_THRESHOLD,
-            treat_missing_data="notBreaching", tags=tags), opts=child)
+            treat_missing_data="notBreaching", alarm_actions=notify, ok_actions=notify, tags=tags), opts=child)
         self.alarm_unhealthy = aws.cloudwatch.MetricAlarm(
             f"{prefix}unhealthy-hosts", aws.cloudwatch.MetricAlarmArgs(
                 alarm_description=f"{group.name}: unhealthy targets ({args.stack})",
                 namespace="AWS/ApplicationELB", metric_name="UnHealthyHostCount", dimensions=dims,
                 statistic="Maximum", period=60, evaluation_periods=2, datapoints_to_alarm=2,
                 comparison_operator="GreaterThanOrEqualToThreshold", threshold=1,
-                treat_missing_data="notBreaching", tags=tags), opts=child)
+                treat_missing_data="notBreaching", alarm_actions=notify, ok_actions=notify, tags=tags), opts=child)
         self.health_alarms = [self.alarm_5xx, self.alarm_unhealthy]
         self.arn = self.target_group.arn
         self.arn_suffix = self.target_group.arn_suffix

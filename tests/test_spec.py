@@ -132,3 +132,25 @@ def test_problems_from_several_groups_are_all_reported(tmp_path):
     assert "group 'a': key 'instance_type': unknown EC2 instance type 'm5.larg' (did you mean 'm5.large'?)" in text
     assert "group 'b': key 'autoscale.node_min'" in text
     assert "group 'c': key 'instance_typ': unknown key (did you mean 'instance_type'?)" in text
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("arn:aws:sns:us-east-1:123456789012:fleet-alerts", True),
+    ("arn:aws-us-gov:sns:us-gov-west-1:123456789012:ops_pager", True),
+    ("arn:aws:sns:us-east-1:123456789012:alerts.fifo", False),
+    ("fleet-alerts", False),
+])
+def test_alerts_topic_arn(value, ok):
+    from fleet.spec.stack import stack_from_values
+
+    values = {"aws:region": "us-east-1", "fleet:alertsTopicArn": value}
+    if ok:
+        assert stack_from_values("staging", values, "Pulumi.staging.yaml").alerts_topic_arn == value
+    else:
+        with pytest.raises(SpecError) as exc:
+            stack_from_values("staging", values, "Pulumi.staging.yaml")
+        (problem,) = exc.value.problems
+        assert str(problem).startswith("Pulumi.staging.yaml") and "fleet:alertsTopicArn" in str(problem)
+        assert "not a standard SNS topic ARN" in str(problem)
+    unset = stack_from_values("staging", {"fleet:alertsTopicArn": ""}, "Pulumi.staging.yaml")
+    assert unset.alerts_topic_arn is None

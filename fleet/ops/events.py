@@ -159,3 +159,53 @@ WARNED_TAG = "fleet:interruption-warned"
 BASE_TAG = "fleet:on-demand-base"
 METRIC_NAMESPACE = "fleet/SpotCapacity"
 METRIC_NAMES = ("SpotDeficit", "OnDemandExtra", "Capped")
+
+
+# -- instance refresh alerts (components/alerts.py) ---------------------------------------------------
+
+# Detail-types from the EC2 Auto Scaling user guide, "Instance refresh example events and patterns" (and the
+# EventBridge events reference for aws.autoscaling): the refresh ends badly (Failed, Cancelled) or AWS starts,
+# finishes or fails to finish a rollback. Started/Succeeded/Checkpoint/Started Baking are not alerts.
+REFRESH_ALERT_DETAIL_TYPES: tuple[str, ...] = (
+    "EC2 Auto Scaling Instance Refresh Failed",
+    "EC2 Auto Scaling Instance Refresh Cancelled",
+    "EC2 Auto Scaling Instance Refresh Rollback Started",
+    "EC2 Auto Scaling Instance Refresh Rollback Succeeded",
+    "EC2 Auto Scaling Instance Refresh Rollback Failed",
+)
+REFRESH_OTHER_DETAIL_TYPES: tuple[str, ...] = (
+    "EC2 Auto Scaling Instance Refresh Started",
+    "EC2 Auto Scaling Instance Refresh Succeeded",
+    "EC2 Auto Scaling Instance Refresh Checkpoint Reached",
+    "EC2 Auto Scaling Instance Refresh Started Baking",
+)
+
+
+def refresh_alert_pattern(asg_names: list[str]) -> dict:
+    """The EventBridge pattern for one group's refresh alerts: its own ASGs by name (the events carry
+    `detail.AutoScalingGroupName`). One rule per group keeps each pattern far below EventBridge's default
+    2048-character limit, whatever the number of groups."""
+    return {
+        "source": ["aws.autoscaling"],
+        "detail-type": list(REFRESH_ALERT_DETAIL_TYPES),
+        "detail": {"AutoScalingGroupName": sorted(asg_names)},
+    }
+
+
+def sample_refresh_event(detail_type: str, asg_name: str = "my-asg") -> dict:
+    """AWS's example event for `detail_type` (same page), with its placeholders filled in."""
+    return {
+        "version": "0",
+        "id": "12345678-1234-1234-1234-123456789012",
+        "detail-type": detail_type,
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": "2024-05-14T12:00:00Z",
+        "region": "us-west-2",
+        "resources": [f"arn:aws:autoscaling:us-west-2:123456789012:autoScalingGroup:"
+                      f"d4738357-2d40-4038-ae7e-b00ae0227003:autoScalingGroupName/{asg_name}"],
+        "detail": {
+            "InstanceRefreshId": "c613620e-07e2-4ed2-a9e2-ef8258911ade",
+            "AutoScalingGroupName": asg_name,
+        },
+    }

@@ -28,12 +28,15 @@ FLEET_KEYS: dict[str, tuple[type, str]] = {
     "accessLogsBucket": (str, "S3 bucket for ALB access logs (optional)"),
     "nodesFile": (str, "path of the nodes file, relative to the project (default nodes.yaml)"),
     "portChanges": (dict, "{GROUP: NEW_PORT}: acknowledge an http.port change whose instances already serve NEW_PORT"),
+    "alertsTopicArn": (str, "SNS topic for alarms and failed rollouts; unset: the stack creates an encrypted one"),
 }
 AMI_RE = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
 SG_RE = re.compile(r"^sg-[0-9a-f]{8,17}$")
 SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 VPC_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 CERT_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+# Standard topics only: CloudWatch alarm actions cannot publish to FIFO topics.
+SNS_TOPIC_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 # S3 bucket names (general purpose): 3-63 of a-z 0-9 . -, letter or digit at both ends, no '..',
 # not an IP address, none of the reserved prefixes and suffixes.
@@ -70,6 +73,7 @@ class StackConfig:
     access_logs_bucket: str | None = None
     nodes_file: str = "nodes.yaml"
     port_changes: Mapping[str, int] = field(default_factory=lambda: frozen_map(None))
+    alerts_topic_arn: str | None = None
     file: str = ""
 
 
@@ -206,6 +210,10 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
             problems.append(Problem(file, line_of("fleet:portChanges"), str(group), "fleet:portChanges",
                                     f"{port!r} is not a port (1-65535)"))
+    topic = fleet_vals.get("alertsTopicArn")
+    if topic is not None and not SNS_TOPIC_RE.fullmatch(topic):
+        problem("fleet:alertsTopicArn",
+                f"{quote(topic)} is not a standard SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
     network = _network(fleet_vals.get("network") or {}, problem)
     if problems:
         raise SpecError(problems)
@@ -222,5 +230,6 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
         access_logs_bucket=fleet_vals.get("accessLogsBucket"),
         nodes_file=fleet_vals.get("nodesFile", "nodes.yaml"),
         port_changes=frozen_map(fleet_vals.get("portChanges")),
+        alerts_topic_arn=topic,
         file=file,
     )
