@@ -161,6 +161,13 @@ REPLACE_ON_CHANGES: dict[str, ReplaceRule] = {
         "SNS topic", "name namePrefix fifoTopic",
         "a new topic ARN: subscriptions (e-mail confirmations too) must be made again; alarms are re-pointed",
         TF + "sns/topic.go (ForceNew)"),
+    "aws:kms/key:Key": _rule(
+        "KMS key", "customerMasterKeySpec keyUsage multiRegion customKeyStoreId xksKeyId",
+        "the alerts topic is re-encrypted with a new key; the old key is scheduled for deletion (30 days)",
+        TF + "kms/key.go (ForceNew)"),
+    "aws:kms/keyPolicy:KeyPolicy": _rule(
+        "KMS key policy", "keyId", "CloudWatch and EventBridge cannot publish to the alerts topic in between",
+        TF + "kms/key_policy.go (ForceNew)"),
     "aws:s3/bucket:Bucket": _rule(
         "S3 bucket", "bucket bucketPrefix objectLockEnabled",
         "a new, empty bucket; the old one's delete fails while it holds objects",
