@@ -213,7 +213,7 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
     topic = fleet_vals.get("alertsTopicArn")
     if topic is not None and not SNS_TOPIC_RE.fullmatch(topic):
         problem("fleet:alertsTopicArn",
-                f"{quote(topic)} is not a standard SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+                f"{quote(topic)} is not a standard SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)")
     network = _network(fleet_vals.get("network") or {}, problem)
     if problems:
         raise SpecError(problems)
