@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from fleet.spec.errors import Problem, SpecError
 from fleet.spec.load import Fleet, load_fleet
+from fleet.spec.project import Project, display, resolve_project
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -26,8 +27,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"fleet: {message} (see --help)\n")
 
 
-def _load(args, stack: str | None = None) -> Fleet:
-    return load_fleet(args.nodes, stack if stack is not None else args.stack)
+def project_of(args, stack: str | None = None) -> Project:
+    """The project, nodes file and stack this command works on (fleet.spec.project); printed once as
+    the first stderr line, so the user sees which fleet they are looking at."""
+    if getattr(args, "resolved_project", None) is None:
+        args.resolved_project = resolve_project(args.project, args.nodes, stack if stack is not None else args.stack)
+        print(args.resolved_project.describe(), file=sys.stderr, flush=True)
+    return args.resolved_project
+
+
+def _load(args) -> Fleet:
+    project = project_of(args)
+    return load_fleet(Path(display(project.nodes)), project.stack, project_dir=project.dir)
 
 
 def _print_json(obj) -> None:
@@ -39,7 +50,7 @@ def cmd_validate(args) -> int:
 
     fleet = load_fleet(args.nodes, args.stack, project_dir=project_dir_of(args.nodes))
     where = f" for stack {fleet.stack.name}" if fleet.stack else ""
-    print(f"{args.nodes}: {len(fleet.groups)} groups OK{where}: {', '.join(fleet.groups)}")
+    print(f"{fleet.nodes_file}: {len(fleet.groups)} groups OK{where}: {', '.join(fleet.groups)}")
     return EXIT_OK
 
 
@@ -54,7 +65,7 @@ def cmd_role(args) -> int:
     role = render_role(_load(args).group(args.group))
     text = json.dumps(role, indent=2) + "\n"
     if args.write:
-        out = Path(args.nodes).resolve().parent / "roles" / f"{args.group}.json"
+        out = project_of(args).dir / "roles" / f"{args.group}.json"
         out.parent.mkdir(exist_ok=True)
         out.write_text(text)
         print(f"wrote {out}", file=sys.stderr)
@@ -76,12 +87,17 @@ def cmd_packer(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fleet", description="One nodes.yaml -> baked images, spot/on-demand ASGs behind an ALB.")
-    p.add_argument("--nodes", default="nodes.yaml", help="nodes file (default ./nodes.yaml)")
-    p.add_argument("--stack", default=None, help="stack name: apply the overrides in Pulumi.<stack>.yaml")
+    p.add_argument("--project", default=None, metavar="DIR", help="the project (default: the nearest directory "
+                   "upward holding a Pulumi.yaml, else the current one)")
+    p.add_argument("--nodes", default=None, help="nodes file (default: the project's, from the stack's "
+                   "fleet:nodesFile, else nodes.yaml)")
+    p.add_argument("--stack", default=None, help="stack name: apply the overrides in the project's "
+                   "Pulumi.<stack>.yaml")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     # --nodes/--stack are accepted after the subcommand too (`fleet show GROUP --stack prod`).
     common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--nodes", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--stack", default=argparse.SUPPRESS, help="stack name (Pulumi.<stack>.yaml overrides)")
 
@@ -106,17 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_image(args) -> int:
     """`fleet image build|clean|delete GROUP`: boto3 work lives in image_builds (imported lazily)."""
+    project = project_of(args)
+    nodes = display(project.nodes)
     if args.image_command == "build":
         from image_builds.build import run
 
-        return run(args.group, nodes=args.nodes, stack=args.stack, region=args.region,
-                   endpoint_url=args.endpoint_url)
+        return run(args.group, nodes=nodes, stack=project.stack, region=args.region,
+                   endpoint_url=args.endpoint_url, project_dir=project.dir)
     from image_builds.clean import run as run_clean
 
     keep = 0 if args.image_command == "delete" else args.keep
-    return run_clean(args.group, nodes=args.nodes, stack=args.stack, keep=keep, dry_run=args.dry_run,
+    return run_clean(args.group, nodes=nodes, stack=project.stack, keep=keep, dry_run=args.dry_run,
                      region=args.region, endpoint_url=args.endpoint_url,
-                     orphan_grace_hours=args.orphan_grace_hours)
+                     orphan_grace_hours=args.orphan_grace_hours, project_dir=project.dir)
 
 
 def _add_image(sub, add) -> None:
@@ -128,6 +146,8 @@ def _add_image(sub, add) -> None:
         a = image_sub.add_parser(action, help=help, description=help)
         a.add_argument("group", metavar="GROUP")
         a.add_argument("--stack", default=argparse.SUPPRESS, help="stack name (its aws:region and overrides)")
+        a.add_argument("--project", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        a.add_argument("--nodes", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         a.add_argument("--region", default=None, help="AWS region (default: the stack's, else us-east-1)")
         a.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
         if action == "clean":

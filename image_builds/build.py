@@ -193,15 +193,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, endpoint_url: str | None,
-        expect_hash: str | None = None, skip_zero_blocks: bool = False) -> int:
-    """Load, build, print the JSON line; the exit status of `fleet image build`."""
-    fleet = load_fleet(nodes, stack)
+        expect_hash: str | None = None, skip_zero_blocks: bool = False, project_dir: Path | None = None) -> int:
+    """Load, build, print the JSON line; the exit status of `fleet image build`. `project_dir`: the
+    project whose stack files and cookbooks count (default: the nodes file's, `project_dir_of`)."""
+    project_dir = project_dir if project_dir is not None else project_dir_of(nodes)
+    fleet = load_fleet(nodes, stack, project_dir=project_dir)
     group = fleet.group(group_name)
     region = region or (fleet.stack.region if fleet.stack else "us-east-1")
     try:
         with interrupts.raising_on_signals():
             result = build(group, region=region, endpoint_url=endpoint_url,
-                           project_dir=project_dir_of(nodes), expect_hash=expect_hash,
+                           project_dir=project_dir, expect_hash=expect_hash,
                            skip_zero_blocks=skip_zero_blocks)
     except interrupts.Interrupted as exc:  # cleaned up on the way here: one line, 130/143
         print(f"fleet image build {group_name}: {exc.line()}", file=sys.stderr, flush=True)

@@ -53,7 +53,8 @@ def protections(group: str, nodes: str | Path) -> tuple[dict[str, str], dict[str
 
 
 def run(group: str, *, nodes: str, stack: str | None, keep: int | None, dry_run: bool, region: str | None,
-        endpoint_url: str | None, orphan_grace_hours: float | None = None, out: TextIO | None = None) -> int:
+        endpoint_url: str | None, orphan_grace_hours: float | None = None, out: TextIO | None = None,
+        project_dir: Path | None = None) -> int:
     """Print what was (or would be) removed, one line per AMI and orphaned snapshot, and a summary
     ("removed 2 AMIs, kept 2; removed 1 orphaned snapshot"); exit 1 if anything failed. `keep`
     None: the group's image.keep. `out`: where the per-AMI lines go (stdout; the build: stderr)."""
@@ -62,7 +63,7 @@ def run(group: str, *, nodes: str, stack: str | None, keep: int | None, dry_run:
     keep = default_keep if keep is None else keep
     orphan_grace = retention.ORPHAN_GRACE if orphan_grace_hours is None else dt.timedelta(hours=orphan_grace_hours)
     if region is None:
-        region = load_fleet(nodes, stack).stack.region if stack else "us-east-1"
+        region = load_fleet(nodes, stack, project_dir=project_dir).stack.region if stack else "us-east-1"
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
     autoscaling = client("autoscaling", region=region, endpoint_url=endpoint_url)
     kept, remove = retention.plan_clean(ec2, autoscaling, group, keep, current_hashes=current, pinned=pinned)

@@ -110,7 +110,7 @@ CASES = [
 def run_cli(tmp_path: Path, case: Case, capsys) -> tuple[int, str, str]:
     nodes = tmp_path / "nodes.yaml"
     nodes.write_text(textwrap.dedent(case.nodes))
-    args = ["--nodes", str(nodes), "validate"]
+    args = ["--project", str(tmp_path), "validate"]
     if case.stack is not None:
         (tmp_path / "Pulumi.s.yaml").write_text(case.stack)
         args += ["--stack", "s"]
@@ -143,8 +143,9 @@ def test_real_entry_point_exits_2_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fleet", "--nodes", str(nodes), "validate"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == (f"{nodes}:2: group 'web': key 'instance_typ': "
-                                   "unknown key (did you mean 'instance_type'?)")
+    context, problem = proc.stderr.strip().splitlines()
+    assert context == f"fleet: project {ROOT}, nodes {nodes}, stack (none: nodes file only)"
+    assert problem == f"{nodes}:2: group 'web': key 'instance_typ': unknown key (did you mean 'instance_type'?)"
     assert proc.stdout == ""
 
 

@@ -38,8 +38,8 @@ def project(tmp_path: Path, source: str, color: str = "blue") -> Path:
 def build(nodes: Path, endpoint: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
     return subprocess.run([sys.executable, "-m", "fleet", "--nodes", str(nodes), "image", "build", "g",
-                           "--endpoint-url", endpoint], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=300)
+                           "--endpoint-url", endpoint], capture_output=True, text=True, env=env,
+                          cwd=nodes.parent, timeout=300)  # the user stands in the project: its cookbooks count
 
 
 @pytest.fixture

@@ -112,7 +112,7 @@ def test_cli_show_role_packer(tmp_path, capsys):
     nodes = tmp_path / "nodes.yaml"
     nodes.write_text((ROOT / "nodes.yaml").read_text())
     (tmp_path / "nodes.lock.json").write_text((ROOT / "nodes.lock.json").read_text())
-    assert main(["--nodes", str(nodes), "role", "12_04-bee", "--write"]) == 0
+    assert main(["--project", str(tmp_path), "role", "12_04-bee", "--write"]) == 0  # into the project's roles/
     assert json.loads((tmp_path / "roles" / "12_04-bee.json").read_text())["name"] == "role-12_04-bee"
 
 

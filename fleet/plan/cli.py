@@ -23,7 +23,6 @@ from typing import Any
 from fleet.plan.tags import tag_value
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT, EXIT_REPLACES = 0, 1, 2, 3
-DEFAULT_NODES = "nodes.yaml"  # the global --nodes default (fleet.cli)
 
 
 def add_plan_command(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -66,18 +65,19 @@ def cmd_plan(args) -> int:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        from fleet.plan.engine import DEFAULT_STACK, default_project_dir, plan_result
+        from fleet.cli import project_of
+        from fleet.plan.engine import DEFAULT_STACK, plan_result
 
-        stack = args.stack or DEFAULT_STACK
-        nodes = None if args.nodes == DEFAULT_NODES else args.nodes
-        result = plan_result(default_project_dir(), stack, nodes=nodes, group=args.group)
+        project = project_of(args, stack=args.stack or DEFAULT_STACK)
+        result = plan_result(project.dir, project.stack, nodes=project.nodes, group=args.group,
+                             stack_named=args.stack is not None)
         for message in result.run.warnings():
             print(f"warning: {message}", file=sys.stderr)
         if args.json:
             sys.stdout.write(json.dumps(result.data, indent=2) + "\n")
         else:
             sys.stdout.write(render_plan(result.data, result.depths, result.groups, result.homes,
-                                         result.group_names) + "\n")
+                                         result.group_names, where=result.where) + "\n")
         return EXIT_VIOLATIONS if result.data["violations"] else EXIT_OK
     finally:
         if gc_was_enabled:
@@ -301,15 +301,16 @@ def summary_line(resources: Sequence[Mapping[str, Any]]) -> str:
 
 
 def render_plan(data: Mapping[str, Any], depths: Sequence[int], groups: Sequence[str | None],
-                homes: Sequence[tuple[str, str]], group_names: Sequence[str]) -> str:
+                homes: Sequence[tuple[str, str]], group_names: Sequence[str], where: str = "") -> str:
     """The plan as text: one tree per group (component -> resources, with key settings), then the
     shared resources, then a summary line of counts per resource type, then the violations.
 
     `depths`, `groups` (owning group or None) and `homes` (type and name of the top-level
-    ancestor) run parallel to `data["resources"]` (fleet.plan.engine.PlanResult)."""
+    ancestor) run parallel to `data["resources"]` (fleet.plan.engine.PlanResult); `where` names the
+    project directory, nodes file and stack file the plan read."""
     resources = data["resources"]
-    lines = [f"fleet plan: stack {data['stack']} (project {data['project']}): offline, Pulumi's mock engine; "
-             "nothing is created and no image is built"]
+    lines = [f"fleet plan: stack {data['stack']} (project {data['project']}{', ' + where if where else ''}): "
+             "offline, Pulumi's mock engine; nothing is created and no image is built"]
     rows_of: dict[str | None, list[int]] = {}  # one pass: linear in the plan whatever the number of groups
     for i, owner in enumerate(groups):
         rows_of.setdefault(owner, []).append(i)

@@ -50,7 +50,7 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from fleet.plan.guardrails import check_all
 from fleet.plan.tags import tag_value
-from fleet.spec.errors import Problem, SpecError, did_you_mean
+from fleet.spec.errors import SpecError
 from fleet.spec.names import slug
 
 ROOT = Path(__file__).resolve().parents[2]  # this checkout (the project)
@@ -538,12 +538,17 @@ def project_name(project_dir: Path) -> str:
     return found.group(1) if found else "fleet"
 
 
-def _load_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
+def _load_stack_config(project_dir: Path, stack: str, required: bool = True) -> dict[str, Any]:
+    """The project's `Pulumi.<stack>.yaml` config. A missing file is bad input when the stack was
+    named (with "did you mean"); a stack nobody named (the default) without one runs on the
+    defaults, as a new Pulumi stack does."""
+    from fleet.spec.project import missing_stack
+
     path = Path(project_dir) / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in Path(project_dir).glob("Pulumi.*.yaml"))
-        raise SpecError([Problem(str(path), None, None, None,
-                                 f"no stack file for stack '{stack}'{did_you_mean(stack, stacks)}")])
+        if not required:
+            return {}
+        raise SpecError([missing_stack(project_dir, stack)])
     return stack_config(stack, project_dir)
 
 
@@ -551,8 +556,8 @@ def _validate(project_dir: Path, stack: str, nodes_path: Path, config: dict[str,
     """Every nodes.yaml / stack file problem, with line numbers, before the program runs."""
     from fleet.spec.load import load_fleet
 
-    if nodes_path.resolve().parent == Path(project_dir).resolve():
-        return load_fleet(nodes_path, stack)  # reads Pulumi.<stack>.yaml beside it, with line numbers
+    if (Path(project_dir) / f"Pulumi.{stack}.yaml").is_file():
+        return load_fleet(nodes_path, stack, project_dir=project_dir)  # the stack file, with line numbers
     return load_fleet(nodes_path, stack, stack_values=config)
 
 
@@ -666,6 +671,7 @@ class PlanResult:
     homes: list[tuple[str, str]]  # (type, name) of each resource's top-level ancestor (itself at the top)
     run: Run
     group_names: list[str]
+    where: str = ""  # project directory, nodes file and stack file, for the plan's header
 
 
 def plan(project_dir: str | Path, stack: str, nodes: str | Path | None = None,
@@ -675,30 +681,38 @@ def plan(project_dir: str | Path, stack: str, nodes: str | Path | None = None,
 
 
 def plan_result(project_dir: str | Path, stack: str, nodes: str | Path | None = None,
-                group: str | None = None) -> PlanResult:
-    """The offline plan of `stack`: the project's real `__main__.py` under the mock engine.
+                group: str | None = None, stack_named: bool = True) -> PlanResult:
+    """The offline plan of `stack`: the project's real `__main__.py` (the checkout's program when the
+    project has none: a folder holding only a nodes file) under the mock engine.
 
-    `nodes` replaces the nodes file (passed to the program as `fleet:nodesFile`); `group` keeps
+    `nodes` replaces the nodes file (passed to the program as `fleet:nodesFile`, absolute, so the
+    program reads the project's file whichever program runs); `stack_named=False` lets a stack
+    without a stack file run on the defaults (fleet plan's default stack); `group` keeps
     that group's resources only (see `group_members`; shared ones are left out), its stack output
     and the violations found on them (guardrails always see the whole program: links such as the
     ALB's security group need the shared resources). Raises SpecError (one problem per line) on
     bad input: nodes.yaml and the stack file are checked before the program runs.
     """
     project_dir = _display(Path(project_dir).resolve())
-    config = _load_stack_config(project_dir, stack)
-    if nodes is not None:
-        nodes_path = _display(Path(nodes).resolve())
-        config["fleet:nodesFile"] = str(Path(nodes).resolve())
-    else:
+    config = _load_stack_config(project_dir, stack, required=stack_named)
+    if nodes is None:
         nodes_file = config.get("fleet:nodesFile")
-        nodes_path = project_dir / (nodes_file if isinstance(nodes_file, str) else "nodes.yaml")
+        nodes = project_dir / (nodes_file if isinstance(nodes_file, str) and nodes_file else "nodes.yaml")
+    nodes_path = _display(Path(nodes).resolve())
+    program = project_dir.resolve() / "__main__.py"
+    try:  # relative to the project, as a stack file says it, when the project's own program reads it
+        config["fleet:nodesFile"] = Path(nodes).resolve().relative_to(project_dir.resolve()).as_posix()
+    except ValueError:
+        config["fleet:nodesFile"] = str(Path(nodes).resolve())
+    if not program.is_file():
+        config["fleet:nodesFile"] = str(Path(nodes).resolve())
     fleet = _validate(project_dir, stack, nodes_path, config)
     if group is not None:
         fleet.group(group)  # SpecError with "did you mean" for an unknown group
 
     project = project_name(project_dir)
-    r = run_program(stack, config, program=project_dir.resolve() / "__main__.py", raise_errors=False, project=project,
-                    offline=True)
+    r = run_program(stack, config, program=program if program.is_file() else PROGRAM, raise_errors=False,
+                    project=project, offline=True)
     if r.error is not None:
         if isinstance(r.error, pulumi.RunError) and r.errors():
             raise PlanInputError(r.errors())
@@ -727,9 +741,13 @@ def plan_result(project_dir: str | Path, stack: str, nodes: str | Path | None = 
                  for x, _ in tree]
     data = {"project": project, "stack": stack, "resources": resources, "outputs": _jsonable(outputs, where),
             "violations": sorted(violations, key=lambda v: (v["policy"], v["resource"], v["message"]))}
+    stack_path = Path(project_dir) / f"Pulumi.{stack}.yaml"
+    context = (f"directory {Path(project_dir).resolve()}, nodes {nodes_path}, "
+             + (f"stack file {_display(stack_path.resolve())}" if stack_path.is_file()
+                else f"no Pulumi.{stack}.yaml: stack defaults"))
     return PlanResult(data=data, depths=[d for _, d in tree], groups=[owner.get(x.urn) for x, _ in tree],
                       homes=[homes[x.urn] for x, _ in tree], run=r,
-                      group_names=list(fleet.groups) if group is None else [group])
+                      group_names=list(fleet.groups) if group is None else [group], where=context)
 
 
 def _display(path: Path) -> Path:
@@ -738,9 +756,3 @@ def _display(path: Path) -> Path:
         return path.relative_to(Path(os.getcwd()).resolve()) if path.is_absolute() else path
     except ValueError:
         return path
-
-
-def default_project_dir() -> Path:
-    """The current directory when it is a Pulumi project with a program, else this checkout."""
-    cwd = Path(os.getcwd())
-    return cwd if (cwd / "Pulumi.yaml").exists() and (cwd / "__main__.py").exists() else ROOT
