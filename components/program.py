@@ -50,7 +50,6 @@ from fleet.render.bundle import build_bundle
 from fleet.spec.errors import Problem, SpecError
 from fleet.spec.load import Fleet, load_fleet
 from fleet.spec.names import rule_priorities, slug
-from fleet.spec.spot_types import MIN_SPOT_TYPES, spot_instance_types
 from fleet.spec.stack import FLEET_KEYS
 from fleet.spec.yamlfile import within_limits
 
@@ -120,16 +119,8 @@ def load_for_stack(project_dir: Path, stack: str, values: dict[str, Any]) -> Fle
     """Load and check the fleet for `stack`; raise SpecError with every problem found."""
     nodes_file = values.get("fleet:nodesFile")
     nodes_path = _display_path(Path(project_dir) / (nodes_file if isinstance(nodes_file, str) else "nodes.yaml"))
-    fleet = load_fleet(nodes_path, stack=stack, stack_values=values, project_dir=Path(project_dir))
-    problems = []
-    for name, group in fleet.groups.items():
-        if group.autoscale is not None and len(spot_instance_types(group)) < MIN_SPOT_TYPES:
-            problems.append(Problem(str(nodes_path), None, name, "autoscale.spot.instance_types",
-                                    f"only {len(spot_instance_types(group))} spot type(s) known for "
-                                    f"{group.instance_type}; list {MIN_SPOT_TYPES}+ instance types"))
-    if problems:
-        raise SpecError(problems)
-    return fleet
+    # every check `fleet validate` runs (the spot types included)
+    return load_fleet(nodes_path, stack=stack, stack_values=values, project_dir=Path(project_dir))
 
 
 def fail(problems: list[Problem] | SpecError, stack: str) -> None:

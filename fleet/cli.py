@@ -36,9 +36,11 @@ def project_of(args, stack: str | None = None) -> Project:
     return args.resolved_project
 
 
-def _load(args) -> Fleet:
+def _load(args, check_files: bool = False) -> Fleet:
+    """The fleet of the project; `check_files`: also the repository files groups need at boot (validate)."""
     project = project_of(args)
-    return load_fleet(Path(display(project.nodes)), project.stack, project_dir=project.dir)
+    return load_fleet(Path(display(project.nodes)), project.stack, project_dir=project.dir,
+                      check_files=check_files)
 
 
 def _print_json(obj) -> None:
@@ -46,9 +48,7 @@ def _print_json(obj) -> None:
 
 
 def cmd_validate(args) -> int:
-    from fleet.spec.load import project_dir_of
-
-    fleet = load_fleet(args.nodes, args.stack, project_dir=project_dir_of(args.nodes))
+    fleet = _load(args, check_files=True)
     where = f" for stack {fleet.stack.name}" if fleet.stack else ""
     print(f"{fleet.nodes_file}: {len(fleet.groups)} groups OK{where}: {', '.join(fleet.groups)}")
     return EXIT_OK

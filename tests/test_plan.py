@@ -160,7 +160,9 @@ def test_unknown_group_is_bad_input(capsys):
     assert main(["plan", "--stack", "staging", "--group", "apx"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.strip().splitlines() == ["nodes.yaml: group 'apx': no such group (did you mean 'api'?)"]
+    assert err.strip().splitlines() == [f"fleet: project {ROOT}, nodes nodes.yaml, stack staging "
+                                        "(Pulumi.staging.yaml)",
+                                        "nodes.yaml: group 'apx': no such group (did you mean 'api'?)"]
 
 
 # ------------------------------------------------------------------------------------ bad input
@@ -179,18 +181,19 @@ def test_bad_nodes_file_exits_2_with_one_line_and_nothing_on_stdout(tmp_path, ca
     assert main(["plan", "--stack", "staging", "--json", "--nodes", str(bad)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    lines = err.strip().splitlines()
+    context, *lines = err.strip().splitlines()
+    assert context == f"fleet: project {ROOT}, nodes {bad}, stack staging (Pulumi.staging.yaml)"
     assert len(lines) == 1, lines
     assert "group 'api'" in lines[0] and "instance_typ" in lines[0] and "did you mean 'instance_type'" in lines[0]
 
 
 def test_problems_only_the_program_finds_are_bad_input_too(tmp_path, capsys):
-    """c1.medium has too few spot neighbours: components/program.py rejects it (not fleet.spec.load)."""
-    bad = _nodes_copy(tmp_path, "  instance_type: c6i.large\n", "  instance_type: c1.medium\n")
+    """c5.9xlarge has too few spot neighbours (c5n.9xlarge only): refused before the program runs."""
+    bad = _nodes_copy(tmp_path, "  instance_type: c6i.large\n", "  instance_type: c5.9xlarge\n")
     assert main(["plan", "--stack", "staging", "--nodes", str(bad)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    lines = err.strip().splitlines()
+    _, *lines = err.strip().splitlines()
     assert len(lines) == 1 and "group 'api'" in lines[0] and "spot" in lines[0], lines
 
 
@@ -281,7 +284,9 @@ def test_cli_default_stack_is_staging(capsys):
     assert main(["plan", "--group", "12_04-cron"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("fleet plan: stack staging") and "group 12_04-cron" in out and "group api" not in out
-    assert err == ""
+    assert out.splitlines()[0].startswith(f"fleet plan: stack staging (project fleet, directory {ROOT}, nodes "
+                                          "nodes.yaml, stack file Pulumi.staging.yaml): ")
+    assert err == f"fleet: project {ROOT}, nodes nodes.yaml, stack staging (Pulumi.staging.yaml)\n"
 
 
 # ------------------------------------------------------------------------------------- plumbing

@@ -558,7 +558,7 @@ def _validate(project_dir: Path, stack: str, nodes_path: Path, config: dict[str,
 
     if (Path(project_dir) / f"Pulumi.{stack}.yaml").is_file():
         return load_fleet(nodes_path, stack, project_dir=project_dir)  # the stack file, with line numbers
-    return load_fleet(nodes_path, stack, stack_values=config)
+    return load_fleet(nodes_path, stack, stack_values=config, project_dir=project_dir)
 
 
 def _jsonable(value: Any, project_dir: str) -> Any:

@@ -55,6 +55,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from fleet.spec.limits import DEREGISTRATION_DELAY, MAX_HEALTH_CHECK_INTERVAL, MIN_SPOT_TYPES, PROD_STACKS
+
 Resource = dict[str, Any]
 Violation = dict[str, str]
 Finding = tuple[Resource, str]
@@ -84,15 +86,11 @@ COMMAND = "command:local:Command"
 SKIP_ZERO_BLOCKS_FLAG = "--skip-zero-blocks-unsafe-if-encrypted"
 COMPONENT_PREFIX = "fleet:"
 
-PROD_STACKS = frozenset({"prod"})
 WORLD = frozenset({"0.0.0.0/0", "::/0"})
 ALB_PORTS = frozenset({80, 443})
 LATEST_ALIASES = frozenset({"$Latest", "$Default"})
-DEREGISTRATION_DELAY = (5, 120)  # seconds; AWS default 300 (PITFALLS 27)
 AWS_DEFAULT_DEREGISTRATION_DELAY = 300
-MAX_HEALTH_CHECK_INTERVAL = 10  # seconds; AWS default 30
 AWS_DEFAULT_HEALTH_CHECK_INTERVAL = 30
-MIN_SPOT_TYPES = 3  # PITFALLS 25
 FIXED_NAME_TYPES = frozenset({ASG, LAUNCH_TEMPLATE, TARGET_GROUP, LOAD_BALANCER, IAM_ROLE, INSTANCE_PROFILE})
 ADMIN_POLICY_RE = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(AdministratorAccess|PowerUserAccess)$")
 STACK_TAG, GROUP_TAG = "fleet:stack", "fleet:group"

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from fleet.spec import rules, schema_check
 from fleet.spec.errors import Problem, SpecError, did_you_mean
+from fleet.spec.limits import MIN_SPOT_TYPES, PROD_STACKS
 from fleet.spec.lock import filter_key, lock_path, read_lock
 from fleet.spec.merge import merge_group
 from fleet.spec.model import Group, SourceAmiFilter, build_group
+from fleet.spec.project import display, missing_stack
+from fleet.spec.spot_types import spot_instance_types
 from fleet.spec.stack import StackConfig, read_stack_values, stack_file, stack_from_values
 from fleet.spec.yamlfile import YamlDoc, load_yaml_file
 
@@ -84,15 +87,17 @@ def merge_for(name: str, nodes: Mapping[str, Any], override: Mapping[str, Any] |
 
 
 def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
-               stack_values: Mapping[str, Any] | None = None, project_dir: Path | None = None,
-               require_lock: bool = True) -> Fleet:
+               stack_values: Mapping[str, Any] | None = None, project_dir: str | Path | None = None,
+               require_lock: bool = True, check_files: bool = True) -> Fleet:
     """Load and check everything for `stack` (None: nodes.yaml alone).
 
     `stack_values` are the stack's config values (the Pulumi program passes them from
-    pulumi.Config); when None they are read from Pulumi.<stack>.yaml beside nodes.yaml, or else
-    from its project directory (`project_dir_of`). With `project_dir`, the repository files that
-    converging groups need at boot (cookbooks, chef package) are checked too (rules.check_files):
-    `fleet validate` and the Pulumi program do, commands that only render do not.
+    pulumi.Config); when None they are read from `project_dir`'s Pulumi.<stack>.yaml (the CLI passes
+    the project the user stands in, fleet.spec.project; default: the nodes file's `project_dir_of`),
+    never from beside a nodes file that lives elsewhere. With `project_dir` and `check_files`, the
+    repository files that converging groups need at boot (cookbooks, chef package) are checked too
+    (rules.check_files): `fleet validate`, the plan and the Pulumi program do, commands that only
+    render do not.
 
     `source_ami` filters get their locked image from the lock file beside the nodes file (for the
     stack's region; fleet/spec/lock.py); an unlocked filter is a problem ("run `fleet lock`") unless
@@ -109,14 +114,12 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
     stack_cfg, sfile, sdoc = None, "", None
     if stack is not None:
         if stack_values is None:
-            # beside the nodes file, else in its project (a `fleet:nodesFile` in a subfolder)
-            spath = stack_file(nodes_path.parent, stack)
-            if not spath.exists() and stack_file(project_dir_of(nodes_path), stack).exists():
-                spath = stack_file(project_dir_of(nodes_path), stack)
-            if not spath.exists():
-                raise SpecError([Problem(str(spath), None, None, None, f"no stack file for stack '{stack}'")])
-            stack_values, sdoc = read_stack_values(spath)
-            sfile = str(spath)
+            home = Path(project_dir) if project_dir is not None else project_dir_of(nodes_path)
+            spath = stack_file(home, stack)
+            if not spath.is_file():
+                raise SpecError([missing_stack(home, stack)])
+            sfile = display(spath)
+            stack_values, sdoc = read_stack_values(Path(sfile))
         else:
             sfile = f"Pulumi.{stack}.yaml"
         line = (lambda key: sdoc.line_of(("config", key))) if sdoc else (lambda key: None)
@@ -155,16 +158,21 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
                 problems += merged_problems
                 continue
         found = list(rules.check_merged(merged))
-        if project_dir is not None:
+        if project_dir is not None and check_files:
             found += list(rules.check_files(merged, Path(project_dir)))
+        if not found:
+            group = build_group(name, merged)
+            found = list(_check_built(group, merged))
         merged_groups[name] = merged
         # a finding the group has without the override is nodes.yaml's; one the override brings is the stack's
         without = set(found)
         if override:
             alone = merge_for(name, nodes, None)[0]
             without = set(rules.check_merged(alone))
-            if project_dir is not None:
+            if project_dir is not None and check_files:
                 without |= set(rules.check_files(alone, Path(project_dir)))
+            if not without:
+                without = set(_check_built(build_group(name, alone), alone))
         for key, msg in found:
             in_stack = (key, msg) not in without
             file = sfile if in_stack else nfile
@@ -174,7 +182,7 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
                 line = doc.line_of((BASE, *key.split(".")))
             problems.append(Problem(file, line, name, key, msg))
         if not found:
-            groups[name] = build_group(name, merged)
+            groups[name] = group
             http_in_stack[name] = origin.get("http") == "stack"
             source_in_stack[name] = origin.get("source_ami") == "stack"
     for name, msg in rules.priority_clashes([(n, g.http.priority) for n, g in groups.items() if g.http]):
@@ -189,6 +197,8 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
         problems.append(Problem(nfile, doc.line_of((name, "security_groups")), name, key, msg))
     if not problems:
         problems += _apply_lock(groups, nodes_path, stack_cfg, require_lock, nfile, doc, sfile, sdoc, source_in_stack)
+    if stack_cfg is not None:
+        problems += _check_stack(stack_cfg, groups, sfile, sdoc)
     if problems:
         raise SpecError(problems)
     return Fleet(groups=groups, stack=stack_cfg, nodes_file=nfile)
@@ -222,6 +232,28 @@ def _apply_lock(groups: dict[str, Group], nodes_path: Path, stack_cfg: StackConf
             line = doc.line_of((name, "source_ami")) or doc.line_of((BASE, "source_ami"))
             problems.append(Problem(nfile, line, name, "source_ami", msg))
     return problems
+
+
+def _check_built(group: Group, merged: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Rules on the typed group (what the program derives from it): the spot ASG's 3+ instance types."""
+    if group.autoscale is None:
+        return
+    types = spot_instance_types(group)
+    if len(types) < MIN_SPOT_TYPES:
+        listed = bool(merged.get("autoscale", {}).get("spot", {}).get("instance_types"))
+        yield ("autoscale.spot.instance_types" if listed else "instance_type",
+               f"only {len(types)} spot type(s) known for {group.instance_type} ({', '.join(types)}); "
+               f"list {MIN_SPOT_TYPES}+ instance types in autoscale.spot.instance_types (PITFALLS 25)")
+
+
+def _check_stack(stack: StackConfig, groups: Mapping[str, Group], sfile: str, sdoc) -> list[Problem]:
+    """Rules on the stack as a whole: a prod stack serving http groups needs its HTTPS certificate."""
+    if stack.name in PROD_STACKS and stack.certificate_arn is None and any(g.http for g in groups.values()):
+        line = sdoc.line_of(("config",)) if sdoc else None
+        return [Problem(sfile, line, None, "fleet:certificateArn",
+                        f"stack {stack.name} serves http groups but sets no certificate: its listeners must be "
+                        "HTTPS (an ACM certificate ARN); HTTP only is for staging")]
+    return []
 
 
 def _check_overrides(stack_cfg: StackConfig, nodes: Mapping[str, Any], sfile: str, sdoc) -> list[Problem]:

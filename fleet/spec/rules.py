@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from fleet.spec.cookbooks import closure
 from fleet.spec.errors import did_you_mean, quote
 from fleet.spec.instance_types import architecture_of, known_instance_types
+from fleet.spec.limits import DEREGISTRATION_DELAY, MAX_HEALTH_CHECK_INTERVAL
 from fleet.spec.names import GROUP_NAME_RE, MAX_GROUP_NAME, derived_priority, slug
 
 Finding = tuple[str, str]
@@ -181,6 +182,14 @@ def check_merged(g: Mapping[str, Any]) -> Iterator[Finding]:
         if isinstance(hc, dict) and hc.get("timeout", 2) >= hc.get("interval", 5):
             yield "http.health_check.timeout", \
                 f"timeout {hc.get('timeout', 2)} s must be shorter than interval {hc.get('interval', 5)} s"
+        if isinstance(hc, dict) and hc.get("interval", 5) > MAX_HEALTH_CHECK_INTERVAL:
+            yield "http.health_check.interval", (f"{hc['interval']} s; at most {MAX_HEALTH_CHECK_INTERVAL} s, "
+                                                 "or failed instances keep traffic too long")
+        low, high = DEREGISTRATION_DELAY
+        delay = http.get("deregistration_delay", 30)
+        if not low <= delay <= high:
+            yield "http.deregistration_delay", (f"{delay} s; want {low}-{high} s (0 drops in-flight requests, "
+                                                "AWS's 300 slows every deploy)")
         values = len(http.get("hosts", [])) + len(http.get("paths", []))
         if values == 0:
             yield "http", "needs hosts or paths for its listener rule"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 
 from fleet.spec.instance_types import family_of, known_instance_types, size_of
+from fleet.spec.limits import MIN_SPOT_TYPES
 from fleet.spec.model import Group
 
-MIN_SPOT_TYPES = 3
+__all__ = ["MIN_SPOT_TYPES", "derived_types", "spot_instance_types"]
 DERIVED_SPOT_TYPES = 4
 _FAMILY_RE = re.compile(r"^([a-z]+?)(\d+)([a-z]*)$")
 # attribute letters after the generation: i (Intel), a (AMD), n (network); g = Graviton (arm64)
@@ -26,8 +27,10 @@ def _parse(family: str) -> tuple[str, int, str] | None:
     return (m.group(1), int(m.group(2)), m.group(3)) if m else None
 
 
-def derived_types(instance_type: str, architecture: str = "x86_64") -> list[str]:
-    """instance_type first, then its nearest neighbours (same class and size), best first."""
+def derived_types(instance_type: str, architecture: str = "x86_64", widen: bool = False) -> list[str]:
+    """instance_type first, then its nearest neighbours (same class and size, one generation apart
+    at most), best first; with `widen`, then the farther generations of the class, nearest first
+    (a previous-generation type such as seed 001's m1.large has no near neighbours)."""
     parsed = _parse(family_of(instance_type))
     if parsed is None:
         return [instance_type]
@@ -42,21 +45,28 @@ def derived_types(instance_type: str, architecture: str = "x86_64") -> list[str]
         if other is None or other[0] != cls or other[2] not in attrs:
             continue
         dist = other[1] - gen
-        if dist not in (-1, 0, 1):
+        far = dist not in (-1, 0, 1)
+        if far and not widen:
             continue
         penalty = attrs[other[2]] + (abs(dist) if dist >= 0 else 2)
-        ranked.append((penalty, abs(dist), t))
-    return [instance_type] + [t for _, _, t in sorted(ranked)]
+        ranked.append((far, abs(dist) if far else penalty, abs(dist), t))
+    return [instance_type] + [t for *_, t in sorted(ranked)]
 
 
 def spot_instance_types(group: Group) -> list[str]:
-    """The spot ASG's instance types: the group's list when it has 3+, else completed to 4."""
+    """The spot ASG's instance types: the group's list when it has 3+, else completed to 4 from the
+    near neighbours, or to 3 from farther generations of the class when the near ones are too few."""
     listed = list(group.autoscale.spot.instance_types) if group.autoscale else []
     if len(listed) >= MIN_SPOT_TYPES:
         return listed
     result = listed or [group.instance_type]
     for t in derived_types(group.instance_type, group.image.architecture):
         if len(result) >= DERIVED_SPOT_TYPES:
+            break
+        if t not in result:
+            result.append(t)
+    for t in derived_types(group.instance_type, group.image.architecture, widen=True):
+        if len(result) >= MIN_SPOT_TYPES:  # only when the near ones are too few: farther generations
             break
         if t not in result:
             result.append(t)
