@@ -233,6 +233,7 @@ aws.ec2.LaunchTemplate("bad-lt", name_prefix="bad-", instance_type="m5.large", i
 def tiny_project(tmp_path, monkeypatch):
     for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "nodes.yaml", "nodes.lock.json"):
         shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "cookbooks", tmp_path / "cookbooks")  # plan checks what validate checks
     (tmp_path / "__main__.py").write_text(TINY_PROGRAM)
     monkeypatch.chdir(tmp_path)
     return tmp_path
