@@ -39,6 +39,7 @@ def project_of(args, stack: str | None = None) -> Project:
 def _load(args, check_files: bool = False) -> Fleet:
     """The fleet of the project; `check_files`: also the repository files groups need at boot (validate)."""
     project = project_of(args)
+    project.check_nodes_file()
     return load_fleet(Path(display(project.nodes)), project.stack, project_dir=project.dir,
                       check_files=check_files)
 

@@ -181,7 +181,7 @@ def _write(tmp_path: Path, case: Case) -> list[str]:
         nodes.write_bytes(case.nodes)
     else:
         nodes.write_text(case.nodes)
-    args = ["--nodes", str(nodes)]
+    args = ["--project", str(tmp_path)]  # the project: its nodes.yaml and its Pulumi.s.yaml
     if case.stack is not None:
         (tmp_path / "Pulumi.s.yaml").write_text(case.stack)
         args += ["--stack", "s"]
@@ -189,8 +189,10 @@ def _write(tmp_path: Path, case: Case) -> list[str]:
 
 
 def assert_problem_lines(err: str, files: tuple[str, ...]) -> list[str]:
-    """The one-line contract: every stderr line names one of `files`, is short and has no control characters."""
-    lines = err.splitlines()
+    """The one-line contract: every stderr line names one of `files`, is short and has no control characters
+    (after the first, which names the project, nodes file and stack the command used)."""
+    context, *lines = err.splitlines()
+    assert context.startswith("fleet: project ")
     assert lines, "no problem printed"
     assert err.endswith("\n") and "\r" not in err
     for line in lines:
@@ -221,7 +223,7 @@ def test_billion_laughs_ends_in_bounded_time_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fleet", "--nodes", str(nodes), "validate"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.count("\n") == 2  # the project line, then the one problem
 
 
 # -- accepted input: every command handles it ---------------------------------------------------

@@ -69,6 +69,7 @@ def cmd_plan(args) -> int:
         from fleet.plan.engine import DEFAULT_STACK, plan_result
 
         project = project_of(args, stack=args.stack or DEFAULT_STACK)
+        project.check_nodes_file()
         result = plan_result(project.dir, project.stack, nodes=project.nodes, group=args.group,
                              stack_named=args.stack is not None)
         for message in result.run.warnings():

@@ -51,8 +51,9 @@ def missing_stack(project_dir: Path, stack: str) -> Problem:
                    f"no stack file for stack '{stack}'{did_you_mean(stack, stacks)}{known}")
 
 
-def _configured_nodes_file(project_dir: Path, stack: str | None) -> str | None:
-    """`fleet:nodesFile` of the stack's file, else the default Pulumi.yaml declares for `nodesFile`."""
+def _configured_nodes_file(project_dir: Path, stack: str | None) -> tuple[str, Path, tuple[str, ...]] | None:
+    """(value, file, key path) of the stack file's `fleet:nodesFile`, else of the `nodesFile` default
+    Pulumi.yaml declares; None when neither sets one."""
     candidates = []
     if stack is not None and stack_file(project_dir, stack).is_file():
         candidates.append((stack_file(project_dir, stack), ("config", "fleet:nodesFile")))
@@ -66,7 +67,7 @@ def _configured_nodes_file(project_dir: Path, stack: str | None) -> str | None:
         for k in keys:
             value = value.get(k) if isinstance(value, dict) else None
         if isinstance(value, str) and value.strip():
-            return value
+            return value, path, keys
     return None
 
 
@@ -77,6 +78,19 @@ class Project:
     dir: Path
     nodes: Path
     stack: str | None
+    nodes_set_in: tuple[Path, tuple[str, ...]] | None = None  # (file, key path) that named the nodes file
+
+    def check_nodes_file(self) -> None:
+        """A nodes file named by the stack (or Pulumi.yaml) that is missing is that file's key's problem."""
+        if self.nodes_set_in is None or self.nodes.is_file():
+            return
+        path, keys = self.nodes_set_in
+        try:
+            line = load_yaml_file(path).line_of(keys)
+        except SpecError:
+            line = None
+        key = "fleet:nodesFile" if keys[1] == "fleet:nodesFile" else "nodesFile"
+        raise SpecError([Problem(display(path), line, None, key, f"{display(self.nodes)} does not exist")])
 
     @property
     def stack_path(self) -> Path | None:
@@ -94,7 +108,9 @@ def resolve_project(project: str | Path | None = None, nodes: str | Path | None 
     here = Path(cwd if cwd is not None else os.getcwd()).resolve()
     project_dir = (here / project).resolve() if project is not None else find_project_dir(here)
     if nodes is not None:
-        nodes_path = (here / nodes).resolve()
-    else:
-        nodes_path = (project_dir / (_configured_nodes_file(project_dir, stack) or DEFAULT_NODES)).resolve()
-    return Project(dir=project_dir, nodes=nodes_path, stack=stack)
+        return Project(dir=project_dir, nodes=(here / nodes).resolve(), stack=stack)
+    configured = _configured_nodes_file(project_dir, stack)
+    if configured is None:
+        return Project(dir=project_dir, nodes=(project_dir / DEFAULT_NODES).resolve(), stack=stack)
+    value, path, keys = configured
+    return Project(dir=project_dir, nodes=(project_dir / value).resolve(), stack=stack, nodes_set_in=(path, keys))
