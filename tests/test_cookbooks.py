@@ -144,7 +144,7 @@ g:
 def validate(repo: Path, extra: str) -> subprocess.CompletedProcess:
     (repo / "nodes.yaml").write_text(NODES.format(extra=extra))
     return subprocess.run([sys.executable, "-m", "fleet", "--nodes", str(repo / "nodes.yaml"), "validate"],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=repo)  # the user stands in the project
 
 
 @pytest.mark.parametrize("extra, key, words", [
@@ -157,7 +157,8 @@ def validate(repo: Path, extra: str) -> subprocess.CompletedProcess:
 def test_bad_boot_inputs_are_one_line_naming_file_group_and_key(repo, extra, key, words):
     proc = validate(repo, extra)
     assert proc.returncode == 2 and proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
+    context, *lines = proc.stderr.strip().splitlines()
+    assert context.startswith(f"fleet: project {repo}, nodes nodes.yaml")
     assert len(lines) == 1, proc.stderr
     assert "nodes.yaml" in lines[0] and "'g'" in lines[0] and key in lines[0] and words in lines[0]
 
