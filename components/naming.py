@@ -6,16 +6,15 @@ import re
 from typing import Mapping
 
 from fleet.spec.model import Group
-from fleet.spec.names import slug
+from fleet.spec.names import SHORT_NAME, fit, name_prefix, slug
 
-AUTONAME_SUFFIX = 8  # Pulumi autonaming appends "-" and 7 random characters
-AWS_SHORT_NAME = 32  # target groups and load balancers
 SHORT_NAME_RE = re.compile(r"^(?!internal-)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
 
 
 def short_logical_name(base: str) -> str:
-    """A logical name whose autoname (name + 8 chars) fits a 32-character AWS name."""
-    return slug(base)[: AWS_SHORT_NAME - AUTONAME_SUFFIX].strip("-") or "x"
+    """A logical name whose autoname (name + 8 chars) fits a 32-character AWS name (shortened with a
+    hash of the whole name when needed, fleet.spec.names.fit)."""
+    return fit(slug(base), SHORT_NAME)
 
 
 def alarm_prefix(stack: str, group: str) -> str:
@@ -28,8 +27,8 @@ def alarm_prefix(stack: str, group: str) -> str:
 
 
 def resource_prefix(stack: str, group: str) -> str:
-    """`name_prefix` of a group's launch template and security group."""
-    return f"fleet-{slug(stack)}-{slug(group)}-"
+    """`name_prefix` of a group's launch template and security group (at most 100 characters)."""
+    return name_prefix("fleet", slug(stack), slug(group))
 
 
 def group_tags(group: Group, stack: str) -> dict[str, str]:

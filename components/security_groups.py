@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from components.naming import group_tags, resource_prefix, stack_tags
 from fleet.spec.model import Group
-from fleet.spec.names import slug
+from fleet.spec.names import name_prefix, slug
 
 
 @dataclass
@@ -49,7 +49,7 @@ class SecurityGroups(pulumi.ComponentResource):
                 self.named[sg_name] = args.existing[sg_name]
                 continue
             sg = aws.ec2.SecurityGroup(f"{slug(sg_name)}-shared", aws.ec2.SecurityGroupArgs(
-                name_prefix=f"fleet-{slug(args.stack)}-{slug(sg_name)}-", vpc_id=args.vpc_id,
+                name_prefix=name_prefix("fleet", slug(args.stack), slug(sg_name)), vpc_id=args.vpc_id,
                 description=f"fleet {args.stack} {sg_name}: members reach each other",
                 tags={**tags, "Name": f"fleet-{args.stack}-{sg_name}", "fleet:security-group": sg_name}), opts=child)
             self.member_rules[sg_name] = aws.vpc.SecurityGroupIngressRule(

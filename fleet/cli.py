@@ -81,7 +81,7 @@ def cmd_packer(args) -> int:
 
     fleet = _load(args)
     group = fleet.group(args.group)
-    region = fleet.stack.region if fleet.stack else args.region
+    region = fleet.stack.region if fleet.stack else (args.region or group.region or "us-east-1")
     _print_json(render_packer(group, region=region, image_hash=image_hash(group), endpoint_url=args.endpoint_url))
     return EXIT_OK
 
@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("role", cmd_role, "print the group's Chef role (seed 001 role:create)", group=True).add_argument(
         "--write", action="store_true", help="write roles/GROUP.json instead of printing")
     sp = add("packer", cmd_packer, "print the group's Packer template (seed 001 packer:create)", group=True)
-    sp.add_argument("--region", default="us-east-1", help="region when no --stack is given")
+    sp.add_argument("--region", default=None, help="region when no --stack is given (default: the group's "
+                    "`region`, else us-east-1)")
     sp.add_argument("--endpoint-url", default=None, help="custom EC2 endpoint (a local moto server)")
     for extra in _EXTRA_COMMANDS:
         extra(sub, add)

@@ -60,7 +60,8 @@ def _parse_nodes(doc: YamlDoc, file: str) -> list[Problem]:
     names = [n for n in data if isinstance(n, str) and n != BASE]
     for name, other in rules.slug_collisions(names):
         problems.append(Problem(file, doc.line_of((name,)), name, None,
-                                f"AWS-safe name clashes with group '{other}' ('_' and '-' both become '-')"))
+                                f"derives the same AWS names as group '{other}' ('_' and '-' both become '-', "
+                                "long names are shortened)"))
     problems += schema_check.check(data, "document", file, doc.line_of)
     return problems
 
@@ -162,7 +163,7 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
             found += list(rules.check_files(merged, Path(project_dir)))
         if not found:
             group = build_group(name, merged)
-            found = list(_check_built(group, merged))
+            found = list(_check_built(group, merged, stack_cfg))
         merged_groups[name] = merged
         # a finding the group has without the override is nodes.yaml's; one the override brings is the stack's
         without = set(found)
@@ -172,7 +173,7 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
             if project_dir is not None and check_files:
                 without |= set(rules.check_files(alone, Path(project_dir)))
             if not without:
-                without = set(_check_built(build_group(name, alone), alone))
+                without = set(_check_built(build_group(name, alone), alone, stack_cfg))
         for key, msg in found:
             in_stack = (key, msg) not in without
             file = sfile if in_stack else nfile
@@ -234,8 +235,12 @@ def _apply_lock(groups: dict[str, Group], nodes_path: Path, stack_cfg: StackConf
     return problems
 
 
-def _check_built(group: Group, merged: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """Rules on the typed group (what the program derives from it): the spot ASG's 3+ instance types."""
+def _check_built(group: Group, merged: Mapping[str, Any], stack: StackConfig | None) -> Iterator[tuple[str, str]]:
+    """Rules on the typed group (what the program derives from it): seed 001's `region` is the stack's,
+    the spot ASG's 3+ instance types."""
+    if stack is not None and group.region is not None and group.region != stack.region:
+        yield "region", (f"region {group.region} is not the stack's aws:region {stack.region} ({stack.file}): "
+                         "a stack deploys to one region; drop `region` or make them equal")
     if group.autoscale is None:
         return
     types = spot_instance_types(group)

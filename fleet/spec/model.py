@@ -169,6 +169,7 @@ class Group:
     volume: Volume = field(default_factory=Volume)
     rollout: Rollout = field(default_factory=Rollout)
     tags: Mapping[str, str] = field(default_factory=lambda: frozen_map(None))
+    region: str | None = None  # seed 001's key: must equal the stack's aws:region (fleet.spec.load)
 
     @property
     def converges(self) -> bool:
@@ -209,6 +210,7 @@ def _build(cls: type, raw: Mapping[str, Any] | None, nested: Mapping[str, Any] |
 def build_group(name: str, merged: Mapping[str, Any]) -> Group:
     """Turn a merged, validated group mapping into a Group with all defaults."""
     raw = dict(merged)
+    raw.pop("type", None)  # seed 001's `type: amazon-ebs` is image.builder packer (the default; rules check it)
     source = raw.get("source_ami")
     if isinstance(source, Mapping):
         raw["source_ami"] = SourceAmiFilter(source["name"], tuple(source["owners"]))

@@ -14,7 +14,7 @@ from fleet.spec.cookbooks import closure
 from fleet.spec.errors import did_you_mean, quote
 from fleet.spec.instance_types import architecture_of, known_instance_types
 from fleet.spec.limits import DEREGISTRATION_DELAY, MAX_HEALTH_CHECK_INTERVAL
-from fleet.spec.names import GROUP_NAME_RE, MAX_GROUP_NAME, derived_priority, slug
+from fleet.spec.names import GROUP_NAME_RE, MAX_GROUP_NAME, SHORT_NAME, derived_priority, fit, raw_slug, slug
 
 Finding = tuple[str, str]
 ALB_CONDITION_VALUES = 5  # an ALB rule takes at most five host/path values in all
@@ -36,24 +36,26 @@ def check_group_name(name: Any) -> str | None:
     if name.startswith("_"):
         return "names starting with '_' are reserved (only __base__ is special)"
     if len(name) > MAX_GROUP_NAME:
-        return f"group name longer than {MAX_GROUP_NAME} characters (AWS target group names are short)"
+        return f"group name longer than {MAX_GROUP_NAME} characters"
     if not GROUP_NAME_RE.fullmatch(name):
         return "group names use letters, digits, '_' and '-', starting with a letter or digit"
-    if "-health" in f"-{slug(name)}":
+    if "-health" in f"-{raw_slug(name)}":
         # health alarms are found by the prefix fleet-<stack>-<slug>-health-: 'api' would claim 'api-health-x''s
         return "group names must not contain the word 'health' (it marks the group's health alarms)"
     return None
 
 
 def slug_collisions(names: list[str]) -> Iterator[tuple[str, str]]:
-    """(name, other) for groups whose AWS-safe names would be equal (`a_b` and `a-b`)."""
-    seen: dict[str, str] = {}
+    """(name, other) for groups that would derive one AWS name: equal slugs (`a_b` and `a-b`), or
+    equal shortened forms (`fit`) for the tightest budget, the target group's."""
+    seen: dict[tuple[str, str], str] = {}
     for name in names:
-        s = slug(name)
-        if s in seen:
-            yield name, seen[s]
+        keys = {("slug", slug(name)), ("short", fit(slug(name), SHORT_NAME))}
+        other = next((seen[k] for k in keys if k in seen), None)
+        if other is not None:
+            yield name, other
         else:
-            seen[s] = name
+            seen.update({k: name for k in keys})
 
 
 def _instance_type(key: str, value: str) -> Iterator[Finding]:
@@ -139,6 +141,8 @@ def check_merged(g: Mapping[str, Any]) -> Iterator[Finding]:
 
     image = g.get("image", {})
     builder = image.get("builder", "packer")
+    if g.get("type") == "amazon-ebs" and builder != "packer":
+        yield "type", f"type amazon-ebs means image.builder packer, but image.builder is {builder}: drop one of them"
     if builder in ("packer", "ami") and "source_ami" not in g:
         yield "source_ami", f"is required with image.builder {builder}"
     if builder == "raw":

@@ -31,6 +31,7 @@ _HINTS = {
     "owners": "12-digit account ids, self, amazon or aws-marketplace",
     "security_groups": "names of letters, digits, '.', '_' and '-'",
     "matcher": "HTTP codes like 200 or 200-399",
+    "region": "an AWS region like us-east-1",
     "tags": "tag keys that do not start with aws: or fleet: (those are reserved; fleet sets its own)",
 }
 
@@ -127,6 +128,9 @@ def _message(err: jsonschema.ValidationError) -> Iterator[tuple[tuple[str, ...],
     elif v == "type":
         yield path, f"must be {_TYPE_NAMES.get(_PY.get(err.validator_value), err.validator_value)}, " \
                     f"not {_describe(inst)} ({quote(inst)})"
+    elif v == "enum" and last == "type":
+        yield path, (f"{quote(inst)} is not accepted: the only type is amazon-ebs (seed 001's Packer builder, "
+                     "= image.builder packer); other builders are image.builder raw or ami")
     elif v == "enum":
         choices = [str(c) for c in err.validator_value]
         yield path, f"{quote(inst)} is not one of {', '.join(choices)}{did_you_mean(str(inst), choices)}"
