@@ -1,11 +1,17 @@
 """AsgPair: seed 004's spot Auto Scaling group and its on-demand fallback, for one node group.
 
+`autoscale.node_min`/`node_max` are the group's total across the pair: the on-demand ASG runs
+`on_demand.base` instances (at least 1 for http groups: seed 004's steady state) inside that total,
+and the spot ASG takes the rest (node_min - base up to node_max - base). Seed 001's
+`node_min: 2, node_max: 2` is 2 instances: 1 on-demand + 1 spot.
+
 Spot ASG: mixed instances policy, 100% spot over 3+ instance types (PITFALLS 25),
-price-capacity-optimized, capacity rebalance, and headroom above node_max so a rebalance can
-launch before it terminates (PITFALLS 26). On-demand ASG: `on_demand.base` instances (at least 1
-for http groups: seed 004's steady state), up to `on_demand_max`, tagged `fleet:on-demand-base`; the spot
-capacity reconciler (components/spot_capacity.py) adds the spot deficit to its desired capacity and
-MinSize, and takes it away again when spot recovers.
+price-capacity-optimized, capacity rebalance, and headroom (10 % of its share, at least 1) above
+its max so a rebalance can launch before it terminates (PITFALLS 26); target tracking may use the
+headroom too, so at full load a group can briefly run node_max + headroom. On-demand ASG: the base,
+up to `on_demand_max` (default node_max: the fallback may carry the whole group while spot is gone),
+tagged `fleet:on-demand-base`; the spot capacity reconciler (components/spot_capacity.py) adds the
+spot deficit to its desired capacity and MinSize, and takes it away again when spot recovers.
 
 Both: on `launch_template.latest_version` (PITFALLS 1), autonamed (2), private subnets,
 `ignore_changes` on desired capacity (3) (and the on-demand MinSize, which the reconciler owns)
@@ -33,7 +39,6 @@ ignore changes to it: turning converge on or off never replaces an ASG.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -56,17 +61,44 @@ MIN_HEARTBEAT = 30  # AWS minimum
 DEFAULT_DRAIN_SECONDS = 60
 
 
-def spot_capacity(group: Group) -> tuple[int, int, int]:
-    """(min, initial desired, max) of the spot ASG: max = node_max + max(1, 10%) headroom."""
+def on_demand_base(group: Group) -> int:
+    """The on-demand ASG's steady size: `on_demand.base`, at least 1 for http groups (seed 004)."""
     a = group.autoscale
-    return a.node_min, a.node_min, a.node_max + max(1, math.ceil(a.node_max * 0.1))
+    return max(a.on_demand.base, 1) if group.http else a.on_demand.base
+
+
+def spot_share(group: Group) -> tuple[int, int]:
+    """(min, max) of the spot ASG's share: node_min/node_max are the group's total, the base counts inside."""
+    a, base = group.autoscale, on_demand_base(group)
+    return max(a.node_min - base, 0), max(a.node_max - base, 0)
+
+
+def spot_headroom(group: Group) -> int:
+    """Spot max above its share, so capacity rebalancing can launch before it terminates (PITFALLS 26):
+    10 % of the share, at least 1 (none when spot has no share)."""
+    share = spot_share(group)[1]
+    return max(1, -(-share // 10)) if share else 0
+
+
+def spot_capacity(group: Group) -> tuple[int, int, int]:
+    """(min, initial desired, max) of the spot ASG: its share of the total, max + headroom."""
+    lo, hi = spot_share(group)
+    return lo, lo, hi + spot_headroom(group)
 
 
 def on_demand_capacity(group: Group) -> tuple[int, int, int]:
-    """(min, initial desired, max) of the on-demand ASG: base (>= 1 with http) up to on_demand_max."""
+    """(min, initial desired, max) of the on-demand ASG: the base, up to on_demand_max (default node_max:
+    the fallback may carry the whole group while spot is gone)."""
+    base = on_demand_base(group)
+    return base, base, max(group.autoscale.on_demand_max, base)
+
+
+def instance_totals(group: Group) -> dict[str, int]:
+    """What the plan shows per autoscaled group: the totals and how the pair splits them."""
     a = group.autoscale
-    base = max(a.on_demand.base, 1) if group.http else a.on_demand.base
-    return base, base, max(a.on_demand_max, base)
+    lo, hi = spot_share(group)
+    return {"node_min": a.node_min, "node_max": a.node_max, "on_demand_base": on_demand_base(group),
+            "spot_min": lo, "spot_max": hi, "spot_headroom": spot_headroom(group)}
 
 
 def drain_seconds(group: Group) -> int:

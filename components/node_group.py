@@ -30,7 +30,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alerts import RefreshAlerts, RefreshAlertsArgs
-from components.asg_pair import ON_DEMAND, SPOT, AsgPair, AsgPairArgs
+from components.asg_pair import ON_DEMAND, SPOT, AsgPair, AsgPairArgs, instance_totals
 from components.baked_image import BakedImage, BakedImageArgs
 from components.dashboard import Dashboard, DashboardArgs
 from components.health_gate import HealthGate, HealthGateArgs
@@ -156,5 +156,7 @@ class NodeGroup(pulumi.ComponentResource):
             "instance_ids": self.instances.ids if self.instances else None,
             "health_alarm_names": [a.name for a in self.health_alarms],
             "ready": dataclasses.asdict(readiness(group)),
+            # node_min/node_max are totals across the pair; how it splits them (the plan shows it)
+            "instances": instance_totals(group) if group.autoscale else None,
         }
         self.register_outputs(self.outputs)

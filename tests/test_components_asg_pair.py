@@ -57,8 +57,9 @@ def test_spot_asg_is_all_spot_over_three_plus_types_with_rebalance_and_headroom(
     assert len(types) >= 3 and len(set(types)) == len(types) and types[0] == "m5.large"
     assert set(types) <= known_instance_types()
     assert spot.inputs["capacityRebalance"] is True
-    assert (spot.inputs["minSize"], spot.inputs["desiredCapacity"]) == (2, 2)
-    assert spot.inputs["maxSize"] == 14 > 12, "headroom above node_max for rebalancing"
+    # node_min/node_max are the total: the on-demand base (1 for http) counts inside, spot takes the rest
+    assert (spot.inputs["minSize"], spot.inputs["desiredCapacity"]) == (1, 1)
+    assert spot.inputs["maxSize"] == 13 > 12 - 1, "headroom above spot's share for rebalancing"
 
 
 def test_on_demand_asg_keeps_its_base_and_caps_at_on_demand_max():
@@ -124,10 +125,10 @@ def test_one_off_groups_and_thin_spot_lists_are_refused():
 
 def test_capacity_helpers_follow_seed_004():
     g = http_group("web", autoscale={"node_min": 1, "node_max": 2})
-    assert spot_capacity(g) == (1, 1, 3)
+    assert spot_capacity(g) == (0, 0, 2)  # the total 1-2 minus the on-demand base 1, + 1 headroom
     assert on_demand_capacity(g) == (1, 1, 2)
     big = worker_group("w", autoscale={"node_min": 10, "node_max": 40})
-    assert spot_capacity(big) == (10, 10, 44)
+    assert spot_capacity(big) == (9, 9, 43)  # 39 + 10 % headroom
 
 
 @pytest.mark.parametrize("instance_type", ["m5.large", "c6i.large", "t3.medium", "m5.xlarge", "r5.2xlarge"])

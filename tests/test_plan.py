@@ -103,7 +103,7 @@ def test_options_carry_ignore_changes_and_explicit_depends_on(staging):
     data = staging.data
     spot = by_name(data, "api-spot", ASG)
     assert "desiredCapacity" in spot["options"]["ignoreChanges"]
-    assert spot["inputs"]["minSize"] == 1 and isinstance(spot["inputs"]["minSize"], int), "2.0 is shown as 2"
+    assert spot["inputs"]["maxSize"] == 3 and isinstance(spot["inputs"]["maxSize"], int), "2.0 is shown as 2"
     assert by_name(data, "api-lt", LT)["options"] == {
         "ignoreChanges": [], "dependsOn": ["api-node-boot", "api-node-ssm"], "protect": False,
         "deleteBeforeReplace": False, "replaceOnChanges": [], "retainOnDelete": False, "aliases": []}, \
@@ -263,7 +263,8 @@ def test_human_tree_shows_key_settings_per_group(staging):
     api = "\n".join(lines[lines.index("group api"):lines.index("group 12_04-cron")])
     assert "NodeGroup api" in api
     assert "ec2:LaunchTemplate api-lt  c6i.large, AMI (baked at deploy: " in api and "IMDSv2 required" in api
-    assert "autoscaling:Group api-spot  spot min 1 max 4" in api and "c6i.large,c6a.large" in api
+    assert "instances: node_min 1, node_max 3 in all: on-demand base 1 + spot 0-2 (spot max 3: " in api
+    assert "autoscaling:Group api-spot  spot min 0 max 3" in api and "c6i.large,c6a.large" in api
     assert "autoscaling:Group api-on-demand  on-demand min 1 max 3" in api
     assert "lb:ListenerRule api-rule  priority " in api and "hosts api.example.com" in api
     assert "lb:TargetGroup api  HTTP:8000, health /status every 5s" in api

@@ -188,11 +188,13 @@ def test_staging_overrides_change_staging_only(staging, prod):
     nodes = yaml.safe_load((ROOT / "nodes.yaml").read_text())
     for g in ("12_04-bee", "12_04-www", "api"):
         auto = nodes[g]["autoscale"]
-        lo, hi = sizes["prod"][(g, "spot")]
-        assert lo == auto["node_min"] and hi > auto["node_max"], "prod uses nodes.yaml as written"
+        # node_min/node_max are the pair's total: the on-demand base counts inside, spot takes the rest
+        (lo, hi), (od_lo, _) = sizes["prod"][(g, "spot")], sizes["prod"][(g, "on-demand")]
+        assert lo + od_lo == auto["node_min"] and hi + od_lo > auto["node_max"], "prod uses nodes.yaml as written"
         override = stack_config("staging")["fleet:groups"][g]["autoscale"]
-        lo, hi = sizes["staging"][(g, "spot")]
-        assert lo == override["node_min"] and override["node_max"] < hi <= override["node_max"] + 1
+        (lo, hi), (od_lo, _) = sizes["staging"][(g, "spot")], sizes["staging"][(g, "on-demand")]
+        assert lo + od_lo == override["node_min"]
+        assert override["node_max"] < hi + od_lo <= override["node_max"] + 1
     # everything the overrides do not name is the same in both stacks
     for g in ("12_04-bee", "12_04-www", "api"):
         for c in ("spot", "on-demand"):

@@ -301,6 +301,16 @@ def summary_line(resources: Sequence[Mapping[str, Any]]) -> str:
             + (f": {parts}" if parts else ""))
 
 
+def _totals(t: Mapping[str, Any]) -> str:
+    """node_min/node_max are the group's total across its pair: how the pair splits them."""
+    line = (f"instances: node_min {_n(t.get('node_min'))}, node_max {_n(t.get('node_max'))} in all: on-demand "
+            f"base {_n(t.get('on_demand_base'))} + spot {_n(t.get('spot_min'))}-{_n(t.get('spot_max'))}")
+    if t.get("spot_headroom"):
+        line += (f" (spot max {_n(t['spot_max'] + t['spot_headroom'])}: +{_n(t['spot_headroom'])} headroom "
+                 "for capacity rebalance)")
+    return line
+
+
 def render_plan(data: Mapping[str, Any], depths: Sequence[int], groups: Sequence[str | None],
                 homes: Sequence[tuple[str, str]], group_names: Sequence[str], where: str = "") -> str:
     """The plan as text: one tree per group (component -> resources, with key settings), then the
@@ -323,6 +333,9 @@ def render_plan(data: Mapping[str, Any], depths: Sequence[int], groups: Sequence
         ready = (((data.get("outputs") or {}).get("groups") or {}).get(g) or {}).get("ready")
         if isinstance(ready, Mapping) and ready.get("how"):
             lines.append(f"  ready: {ready['how']}")
+        totals = _dig(data, "outputs", "groups", g, "instances")
+        if isinstance(totals, Mapping):
+            lines.append("  " + _totals(totals))
         inside = [i for i in rows if homes[i][0] == "fleet:node_group:NodeGroup"]
         outside = [i for i in rows if homes[i][0] != "fleet:node_group:NodeGroup"]
         lines += [_line(resources[i], depths[i]) for i in inside]
