@@ -56,7 +56,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_show(args) -> int:
-    _print_json(_load(args).group(args.group).to_dict())
+    from fleet.spec.resolve import resolved
+
+    fleet = _load(args)
+    _print_json(resolved(fleet.group(args.group), fleet.stack))
     return EXIT_OK
 
 
@@ -86,8 +89,19 @@ def cmd_packer(args) -> int:
     return EXIT_OK
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), without importing anything heavy."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fleet")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fleet", description="One nodes.yaml -> baked images, spot/on-demand ASGs behind an ALB.")
+    p.add_argument("--version", action="version", version=f"fleet {_version()}")
     p.add_argument("--project", default=None, metavar="DIR", help="the project (default: the nearest directory "
                    "upward holding a Pulumi.yaml, else the current one)")
     p.add_argument("--nodes", default=None, help="nodes file (default: the project's, from the stack's "
@@ -162,36 +176,66 @@ def _add_image(sub, add) -> None:
 
 
 def cmd_deploy(args) -> int:
-    """`fleet deploy GROUP --stack S`: the health-gated rollout now (seed 001 instance:deploy)."""
-    from fleet.ops import timing
-    from fleet.ops.rollout import RolloutError, deploy
-
+    """`fleet deploy [GROUP] --stack S`: the health-gated rollout now (seed 001 instance:deploy); without
+    GROUP every autoscaled group, in nodes.yaml order, stopping at the first that fails."""
     fleet = _load(args)
     if fleet.stack is None:
         raise SpecError([Problem(fleet.nodes_file, None, args.group, None, "deploy needs --stack")])
-    group = fleet.group(args.group)
+    if args.group is not None:
+        groups = [fleet.group(args.group)]
+    else:
+        groups = [g for g in fleet.groups.values() if g.autoscale is not None]
+        if not groups:
+            raise SpecError([Problem(fleet.nodes_file, None, None, None, "no autoscaled group to deploy")])
+    for group in groups:
+        code = _deploy_group(args, fleet, group)
+        if code != EXIT_OK:
+            return code
+    return EXIT_OK
+
+
+def _deploy_group(args, fleet: Fleet, group) -> int:
+    """One group's rollout; any failure, AWS's own errors included, is one line and exit 1."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    from fleet.ops import timing
+    from fleet.ops.aws import last_operation
+    from fleet.ops.rollout import RolloutError, deploy
+
     warmup = group.autoscale.timeout if group.autoscale else None
     timeout = args.timeout if args.timeout is not None else timing.rollout_timeout(group)
+    print(f"fleet deploy {group.name}: timeout {timeout:g}s"
+          f"{'' if args.timeout is not None else ' (modelled from the group: --timeout overrides)'}",
+          file=sys.stderr, flush=True)
     try:
         results = deploy(group.name, fleet.stack.name, region=args.region or fleet.stack.region,
                          endpoint_url=args.endpoint_url, warmup=warmup, bake_time=group.rollout.bake_time,
                          timeout=timeout, rollback_timeout=timing.rollback_timeout(group),
                          gate_timeout=timing.gate_timeout(group))
-    except RolloutError as exc:
-        print(f"fleet deploy {args.group}: {exc}", file=sys.stderr)
+    except (RolloutError, ClientError, BotoCoreError) as exc:
+        print(f"fleet deploy {group.name}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    except ResponseParserError:  # not an AWS answer: typically a local endpoint lacking the API
+        print(f"fleet deploy {group.name}: {last_operation() or 'an AWS call'} failed: the endpoint's answer "
+              "is not an AWS response (does it implement this API?)", file=sys.stderr, flush=True)
         return EXIT_FAILED
     for r in results:
-        print(json.dumps(r.as_json()))
+        print(json.dumps(r.as_json()), flush=True)
     return EXIT_OK
 
 
 def _add_deploy(sub, add) -> None:
-    sp = add("deploy", cmd_deploy, "roll the group's ASGs to the latest launch template now: on-demand canary, "
-             "soak, spot; both back on the old version on any failure (seed 001 instance:deploy)", group=True)
+    sp = add("deploy", cmd_deploy, "roll the group's ASGs (without GROUP: every autoscaled group, in nodes.yaml "
+             "order) to the latest launch template now: on-demand canary, soak, spot; both back on the old "
+             "version on any failure (seed 001 instance:deploy)")
+    sp.add_argument("group", metavar="GROUP", nargs="?", default=None,
+                    help="the group (default: every autoscaled group, stopping at the first failure)")
     sp.add_argument("--region", default=None, help="AWS region (default: the stack's)")
     sp.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
     sp.add_argument("--timeout", type=float, default=None,
-                    help="seconds for the canary, soak and spot together (default: modelled from the group's timeouts)")
+                    help="seconds for the canary, soak and spot together (default: modelled per group from its "
+                         "autoscale.timeout, health check, drain and rollout.bake_time; deploy prints the value)")
 
 
 def _add_plan(sub, add) -> None:

@@ -54,7 +54,8 @@ def test_show_prints_resolved_values(capsys):
     assert shown["12_04-bee"]["autoscale"]["on_demand"]["max"] == 2  # node_max (staging's override)
     assert isinstance(shown["api"]["http"]["priority"], int) and shown["api"]["http"]["priority"] >= 1000
     assert shown["api"]["region"] == "us-east-1"  # the stack's
-    assert shown["12_04-cron"]["boot"]["converge"] is True and shown["api"]["boot"]["converge"] is False
+    # by builder unless set: ami converges at boot, a baked image does not
+    assert shown["12_04-cron"]["boot"]["converge"] is True and shown["12_04-bee"]["boot"]["converge"] is False
     for group, data in shown.items():
         nulls = [p for p in _none_paths(data) if p not in ("image.path", "image.command", "http", "autoscale",
                                                          "boot.chef_package")]
@@ -88,7 +89,30 @@ def _pair(group: str, version: int = 1) -> list[str]:
     return names
 
 
-def test_deploy_without_group_rolls_every_autoscaled_group_in_order(aws, project, capsys):
+def _no_refreshes_in_flight(monkeypatch):
+    """moto has no instance refresh API: answer DescribeInstanceRefreshes (no refresh in flight) the way
+    botocore's Stubber answers a call, through a before-call hook on the real client; every other call
+    goes to the moto server."""
+    from botocore.awsrequest import AWSResponse
+
+    import fleet.ops.aws
+    import fleet.ops.rollout
+
+    real = fleet.ops.aws.client
+
+    def client(service, **kwargs):
+        made = real(service, **kwargs)
+        if service == "autoscaling":
+            made.meta.events.register("before-call.autoscaling.DescribeInstanceRefreshes", lambda **_: (
+                AWSResponse(None, 200, {}, None), {"InstanceRefreshes": [], "ResponseMetadata": {}}))
+        return made
+
+    monkeypatch.setattr(fleet.ops.aws, "client", client)
+    monkeypatch.setattr(fleet.ops.rollout, "aws_client", client)
+
+
+def test_deploy_without_group_rolls_every_autoscaled_group_in_order(aws, project, capsys, monkeypatch):
+    _no_refreshes_in_flight(monkeypatch)
     expected = _pair("workers") + _pair("batch")
     code = main(["--project", str(project), "deploy", "--stack", "staging", "--endpoint-url", aws])
     out, err = capsys.readouterr()
@@ -105,7 +129,7 @@ def test_deploy_an_api_the_endpoint_lacks_is_one_line(aws, project, capsys):
     assert code == 1 and out == ""
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("fleet deploy workers: ") and "StartInstanceRefresh" in last, err
+    assert last.startswith("fleet deploy workers: ") and "InstanceRefresh" in last, err
 
 
 def test_deploy_to_an_endpoint_that_is_not_there_is_one_line(project, capsys, monkeypatch):

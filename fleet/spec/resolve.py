@@ -1,0 +1,27 @@
+"""A group as `fleet show` prints it: every default that derives from other keys resolved to the
+value the program uses, so nothing shows as null that is not absent (pure; no Pulumi, no boto3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleet.spec.model import Group
+from fleet.spec.names import derived_priority
+from fleet.spec.stack import StackConfig
+
+DEFAULT_REGION = "us-east-1"  # the region without a stack, as `fleet packer` and `fleet image build` use it
+
+
+def resolved(group: Group, stack: StackConfig | None) -> dict[str, Any]:
+    """`group.to_dict()` with `autoscale.on_demand.max` (node_max unless set), `http.priority` (the
+    hash of the name unless set), `boot.converge` (by builder unless set) and `region` (the stack's,
+    else the group's, else us-east-1) filled in."""
+    d = group.to_dict()
+    if group.autoscale is not None:
+        d["autoscale"]["on_demand"]["max"] = group.autoscale.on_demand_max
+    if group.http is not None and group.http.priority is None:
+        d["http"]["priority"] = derived_priority(group.name)
+    if "boot" in d and d["boot"].get("converge") is None:
+        d["boot"]["converge"] = group.converges
+    d["region"] = stack.region if stack is not None else (group.region or DEFAULT_REGION)
+    return d
