@@ -34,7 +34,7 @@ def race(project: Path, endpoint: str) -> list[tuple[int, str, str]]:
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
     cmd = [sys.executable, "-m", "fleet", "--nodes", str(project / "nodes.yaml"), "image", "build", "g",
            "--endpoint-url", endpoint]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     return [(p.wait(timeout=300), *p.communicate()) for p in procs]
 

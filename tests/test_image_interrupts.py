@@ -32,7 +32,7 @@ def own_snapshots(ec2) -> list[dict]:
 def start_build(project: Path, endpoint: str, tmpdir: Path) -> subprocess.Popen:
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "TMPDIR": str(tmpdir)}
     return subprocess.Popen([sys.executable, "-m", "fleet", "--nodes", str(project / "nodes.yaml"), "image", "build",
-                             "g", "--endpoint-url", endpoint], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             "g", "--endpoint-url", endpoint], cwd=project, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 

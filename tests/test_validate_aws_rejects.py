@@ -27,9 +27,9 @@ def http_group(name: str, priority: int | None = None) -> str:
 def validate(tmp_path: Path, text: str, capsys) -> tuple[int, list[str]]:
     nodes = tmp_path / "nodes.yaml"
     nodes.write_text(text)
-    code = main(["--nodes", str(nodes), "validate"])
+    code = main(["--project", str(tmp_path), "validate"])
     out, err = capsys.readouterr()
-    return code, err.strip().splitlines()
+    return code, err.strip().splitlines()[1:]  # after the line naming the project, nodes file and stack
 
 
 @pytest.mark.parametrize("key", ["cost center", "team/owner", ".", "..", "_index", "a\tb", "café"])
@@ -65,8 +65,8 @@ def test_duplicate_priority_from_a_stack_override_names_the_stack_file(tmp_path,
                                             "hosts: [web.example.com], priority: 10}\n")
     nodes = tmp_path / "nodes.yaml"
     nodes.write_text(BASE + http_group("api", 10) + http_group("web"))
-    assert main(["--nodes", str(nodes), "validate", "--stack", "s"]) == 2
-    [line] = capsys.readouterr().err.strip().splitlines()
+    assert main(["--project", str(tmp_path), "validate", "--stack", "s"]) == 2
+    [_, line] = capsys.readouterr().err.strip().splitlines()
     assert "Pulumi.s.yaml:" in line and "group 'web'" in line and "key 'http.priority'" in line, line
 
 
