@@ -49,7 +49,8 @@ def entries(project: Path) -> dict:
 
 def test_unlocked_filters_are_one_line_each_and_exit_2(project, capsys):
     assert main(["--nodes", str(project / "nodes.yaml"), "validate"]) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
+    context, *lines = capsys.readouterr().err.strip().splitlines()
+    assert context.startswith("fleet: project ")
     assert len(lines) == 2, lines  # one per distinct filter; the literal id needs no lock
     assert all("key 'source_ami'" in line and "not locked" in line and "run `fleet lock`" in line for line in lines)
     sample = project / "sample"
@@ -57,7 +58,7 @@ def test_unlocked_filters_are_one_line_each_and_exit_2(project, capsys):
     shutil.copy(ROOT / "nodes.yaml", sample / "nodes.yaml")  # the sample without its lock
     assert main(["plan", "--nodes", str(sample / "nodes.yaml"), "--stack", "staging", "--json"]) == 2
     out, err = capsys.readouterr()
-    assert len(err.strip().splitlines()) == 1, err  # every group shares the one Ubuntu filter
+    assert len(err.strip().splitlines()) == 2, err  # the project line; every group shares the one Ubuntu filter
     assert out == "" and "run `fleet lock`" in err and "Traceback" not in err
 
 
@@ -125,7 +126,7 @@ def test_no_image_for_a_filter_fails_and_leaves_the_lock(project, capsys):
 def test_a_malformed_lock_is_one_line(project, capsys):
     (project / "nodes.lock.json").write_text('{"images": {"us-east-1": {"self/base-web-*": {"ami_id": 1}}}}')
     assert main(["--nodes", str(project / "nodes.yaml"), "validate"]) == 2
-    [line] = capsys.readouterr().err.strip().splitlines()
+    [_, line] = capsys.readouterr().err.strip().splitlines()  # after the project line
     assert "nodes.lock.json" in line and "fleet lock --update" in line
 
 
