@@ -41,7 +41,9 @@ def test_a_govcloud_program_has_no_commercial_arn(tmp_path):
     lock["images"]["us-gov-west-1"] = lock["images"]["us-east-1"]  # as `fleet lock` would add for the region
     (tmp_path / "nodes.lock.json").write_text(json.dumps(lock))
     config = {**stack_config("prod"), "aws:region": "us-gov-west-1", "fleet:nodesFile": str(tmp_path / "nodes.yaml")}
-    config.pop("fleet:certificateArn", None)  # prod's certificate is a commercial-partition ARN
+    # prod's certificate is a commercial-partition ARN: a GovCloud one in its place (prod needs HTTPS)
+    config["fleet:certificateArn"] = ("arn:aws-us-gov:acm:us-gov-west-1:123456789012:certificate/"
+                                      "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
     r = run_program("prod", config)
     text = json.dumps([x.inputs for x in r.resources], default=str)
     assert "arn:aws-us-gov:iam::aws:policy/AmazonSSMManagedInstanceCore" in text
