@@ -102,6 +102,11 @@ def _asg_sample(detail_type: str, status: str, description: str | None, message:
     }
     if description is not None:  # the successful events carry one, the unsuccessful ones do not
         detail["Description"] = description
+    return _autoscaling_event(detail_type, ["auto-scaling-group-arn", "instance-arn"], detail)
+
+
+def _autoscaling_event(detail_type: str, resources: list[str], detail: dict) -> dict:
+    """The envelope AWS's example aws.autoscaling events share (the user guide's placeholders)."""
     return {
         "version": "0",
         "id": "12345678-1234-1234-1234-123456789012",
@@ -110,7 +115,7 @@ def _asg_sample(detail_type: str, status: str, description: str | None, message:
         "account": "123456789012",
         "time": "2024-05-14T12:00:00Z",
         "region": "us-west-2",
-        "resources": ["auto-scaling-group-arn", "instance-arn"],
+        "resources": resources,
         "detail": detail,
     }
 
@@ -194,18 +199,9 @@ def refresh_alert_pattern(asg_names: list[str]) -> dict:
 
 def sample_refresh_event(detail_type: str, asg_name: str = "my-asg") -> dict:
     """AWS's example event for `detail_type` (same page), with its placeholders filled in."""
-    return {
-        "version": "0",
-        "id": "12345678-1234-1234-1234-123456789012",
-        "detail-type": detail_type,
-        "source": "aws.autoscaling",
-        "account": "123456789012",
-        "time": "2024-05-14T12:00:00Z",
-        "region": "us-west-2",
-        "resources": [f"arn:aws:autoscaling:us-west-2:123456789012:autoScalingGroup:"
-                      f"d4738357-2d40-4038-ae7e-b00ae0227003:autoScalingGroupName/{asg_name}"],
-        "detail": {
-            "InstanceRefreshId": "c613620e-07e2-4ed2-a9e2-ef8258911ade",
-            "AutoScalingGroupName": asg_name,
-        },
-    }
+    return _autoscaling_event(
+        detail_type,
+        [f"arn:aws:autoscaling:us-west-2:123456789012:autoScalingGroup:"
+         f"d4738357-2d40-4038-ae7e-b00ae0227003:autoScalingGroupName/{asg_name}"],
+        {"InstanceRefreshId": "c613620e-07e2-4ed2-a9e2-ef8258911ade", "AutoScalingGroupName": asg_name},
+    )
