@@ -21,16 +21,22 @@ from typing import Iterable
 
 import yaml
 
+from fleet.spec.readonce import parsed
+
 
 class ProjectPythonError(ValueError):
     """Pulumi.yaml does not name a relative virtualenv for the program."""
+
+
+def _yaml(data: bytes):
+    return yaml.safe_load(data.decode("utf-8"))
 
 
 def virtualenv_of(project_dir: Path) -> str:
     """Pulumi.yaml's `runtime.options.virtualenv`, checked to be a relative path inside the project."""
     path = Path(project_dir) / "Pulumi.yaml"
     try:
-        runtime = (yaml.safe_load(path.read_text()) or {}).get("runtime")
+        runtime = (parsed(path, "yaml", _yaml) or {}).get("runtime")
     except (OSError, yaml.YAMLError) as exc:
         raise ProjectPythonError(f"{path}: cannot read it ({exc})") from None
     venv = runtime.get("options", {}).get("virtualenv") if isinstance(runtime, dict) else None

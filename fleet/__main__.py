@@ -11,6 +11,7 @@ import os
 import sys
 
 from fleet.cli import main
+from fleet.spec.readonce import one_read_per_file
 
 
 def _exit(status: int) -> None:
@@ -29,7 +30,8 @@ def _exit(status: int) -> None:
 
 if __name__ == "__main__":
     try:
-        code = main()
+        with one_read_per_file():  # one run of the CLI: each project file read once
+            code = main()
     except SystemExit as exc:  # argparse (--help, usage errors) and sys.exit() in a command
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):

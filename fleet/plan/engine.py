@@ -52,6 +52,7 @@ from fleet.plan.guardrails import check_all
 from fleet.plan.tags import tag_value
 from fleet.spec.errors import SpecError
 from fleet.spec.names import slug
+from fleet.spec.readonce import one_read_per_file, read_text
 
 ROOT = Path(__file__).resolve().parents[2]  # this checkout (the project)
 PROGRAM = ROOT / "__main__.py"
@@ -531,8 +532,8 @@ class PlanInputError(SpecError):
 def project_name(project_dir: Path) -> str:
     """`name:` of Pulumi.yaml (read as a line: the rest of the file need not parse), else "fleet"."""
     try:
-        text = (Path(project_dir) / "Pulumi.yaml").read_text()
-    except OSError:
+        text = read_text(Path(project_dir) / "Pulumi.yaml")
+    except (OSError, UnicodeDecodeError):
         return "fleet"
     found = re.search(r"^name:[ \t]*['\"]?([^'\"\s#]+)", text, re.M)
     return found.group(1) if found else "fleet"
@@ -682,6 +683,13 @@ def plan(project_dir: str | Path, stack: str, nodes: str | Path | None = None,
 
 def plan_result(project_dir: str | Path, stack: str, nodes: str | Path | None = None,
                 group: str | None = None, stack_named: bool = True) -> PlanResult:
+    """See `_plan_result`; every project file is read once for the whole plan."""
+    with one_read_per_file():
+        return _plan_result(project_dir, stack, nodes, group, stack_named)
+
+
+def _plan_result(project_dir: str | Path, stack: str, nodes: str | Path | None = None,
+                 group: str | None = None, stack_named: bool = True) -> PlanResult:
     """The offline plan of `stack`: the project's real `__main__.py` (the checkout's program when the
     project has none: a folder holding only a nodes file) under the mock engine.
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fleet.spec.errors import Problem, SpecError
 from fleet.spec.model import LockedImage, SourceAmiFilter
+from fleet.spec.readonce import read_text
 
 COMMENT = ("Base images resolved by `fleet lock` from the source_ami filters of nodes.yaml (per region). "
            "Commit it; `fleet lock --update [GROUP]` bumps on purpose. See README, 'Base images are locked'.")
@@ -76,7 +77,7 @@ def read_lock(path: str | Path) -> Lock:
         return SpecError([Problem(str(path), None, None, None, f"{why}; rewrite it with `fleet lock --update`")])
 
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_text(path))
     except (OSError, ValueError) as exc:
         raise bad(f"not a readable JSON lock file ({exc})") from None
     images = data.get("images") if isinstance(data, dict) else None

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import yaml
 
 from fleet.spec.errors import Problem, SpecError, quote
+from fleet.spec.readonce import read_bytes
 
 Path_ = tuple[str, ...]
 Label = Callable[[Path_], "tuple[str | None, str | None]"]
@@ -237,8 +238,7 @@ def load_yaml_file(path: str | Path, label: Label = _default_label) -> YamlDoc:
     """Read and parse a YAML file; a missing, unreadable, oversized or non-UTF-8 file is a SpecError too."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
+        raw = read_bytes(path, MAX_BYTES)
     except OSError as exc:
         raise SpecError([Problem(str(path), None, None, None, f"cannot read file: {exc.strerror}")]) from None
     if len(raw) > MAX_BYTES:
