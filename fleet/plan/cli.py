@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from fleet.plan.json_text import dumps_indented
 from fleet.plan.tags import tag_value
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT, EXIT_REPLACES = 0, 1, 2, 3
@@ -75,7 +75,7 @@ def cmd_plan(args) -> int:
         for message in result.run.warnings():
             print(f"warning: {message}", file=sys.stderr)
         if args.json:
-            sys.stdout.write(json.dumps(result.data, indent=2) + "\n")
+            sys.stdout.write(dumps_indented(result.data) + "\n")
         else:
             sys.stdout.write(render_plan(result.data, result.depths, result.groups, result.homes,
                                          result.group_names, where=result.where) + "\n")
