@@ -11,11 +11,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from fleet.spec.errors import Problem, SpecError
-from fleet.spec.load import Fleet, load_fleet
-from fleet.spec.project import Project, display, resolve_project
+
+if TYPE_CHECKING:  # imported where used: `fleet plan diff` needs neither yaml nor jsonschema
+    from fleet.spec.load import Fleet
+    from fleet.spec.project import Project
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -30,6 +32,8 @@ class _Parser(argparse.ArgumentParser):
 def project_of(args, stack: str | None = None) -> Project:
     """The project, nodes file and stack this command works on (fleet.spec.project); printed once as
     the first stderr line, so the user sees which fleet they are looking at."""
+    from fleet.spec.project import resolve_project
+
     if getattr(args, "resolved_project", None) is None:
         args.resolved_project = resolve_project(args.project, args.nodes, stack if stack is not None else args.stack)
         print(args.resolved_project.describe(), file=sys.stderr, flush=True)
@@ -38,6 +42,9 @@ def project_of(args, stack: str | None = None) -> Project:
 
 def _load(args, check_files: bool = False) -> Fleet:
     """The fleet of the project; `check_files`: also the repository files groups need at boot (validate)."""
+    from fleet.spec.load import load_fleet
+    from fleet.spec.project import display
+
     project = project_of(args)
     project.check_nodes_file()
     return load_fleet(Path(display(project.nodes)), project.stack, project_dir=project.dir,
@@ -139,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_image(args) -> int:
     """`fleet image build|clean|delete GROUP`: boto3 work lives in image_builds (imported lazily)."""
     project = project_of(args)
+    from fleet.spec.project import display
+
     nodes = display(project.nodes)
     if args.image_command == "build":
         from image_builds.build import run

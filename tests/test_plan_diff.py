@@ -368,3 +368,18 @@ def test_diff_of_identical_plans_is_empty(staging_plan):
     assert not (d.added or d.removed or d.changed or d.rollouts)
     assert format_diff(d).splitlines()[1] == "no resource changes"
 
+
+
+def test_plan_diff_imports_only_what_it_uses(tmp_path):
+    """`fleet plan diff` reads two JSON files: it must not pay for yaml, jsonschema, the spec loader or
+    Pulumi (a third of a small diff's time went to importing them)."""
+    import subprocess
+    import sys
+
+    for name in ("old.json", "new.json"):
+        (tmp_path / name).write_text(json.dumps(doc(res(TG, "x", None, port=8080 if name == "old.json" else 81))))
+    probe = ("import sys\nfrom fleet.cli import main\ncode = main(['plan', 'diff', 'old.json', 'new.json'])\n"
+             "heavy = [m for m in ('yaml', 'jsonschema', 'fleet.spec.load', 'pulumi', 'boto3') if m in sys.modules]\n"
+             "print('HEAVY', heavy, code)\n")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "HEAVY [] 0" in out.stdout, out.stdout + out.stderr
