@@ -26,15 +26,16 @@ ELB health checks for http groups with grace = `autoscale.timeout` (28), default
 1-minute group metrics, tags fleet:group / fleet:stack / fleet:capacity propagated to instances,
 and a termination lifecycle hook with a short heartbeat and CONTINUE (29).
 
-`launch_hook_heartbeat` (groups that converge at boot): a launching lifecycle hook `fleet-launch` on
-both ASGs, heartbeat = the group's `autoscale.timeout` (clamped to AWS's 30-7200 s), default result
-ABANDON. An instance waits in Pending:Wait, outside its target group, until its boot program
-completes the hook (CONTINUE once converged, ABANDON on failure); one that never answers is
-abandoned at the timeout and replaced. The hook is given twice on purpose: as
-`initial_lifecycle_hooks`, so a new ASG's very first instances wait too, and as a `LifecycleHook`
-resource (PutLifecycleHook is an upsert), which adds or removes it on ASGs that already exist.
-`initial_lifecycle_hooks` forces a new ASG when it changes (fleet/plan/replacements.py), so both ASGs
-ignore changes to it: turning converge on or off never replaces an ASG.
+`launch_hook_heartbeat` (groups that converge at boot): a launching lifecycle hook `fleet-launch`
+on both ASGs, heartbeat = fleet/spec/readiness.py's `launch_hook_heartbeat` (the launch itself plus
+the group's `autoscale.timeout`, clamped to AWS's 30-7200 s), default result ABANDON. An instance
+waits in Pending:Wait, outside its target group, until its boot program completes the hook
+(CONTINUE once converged, ABANDON on failure); one that never answers is abandoned at the timeout
+and replaced. The hook is given twice on purpose: as `initial_lifecycle_hooks`, so a new ASG's very
+first instances wait too, and as a `LifecycleHook` resource (PutLifecycleHook is an upsert), which
+adds or removes it on ASGs that already exist. `initial_lifecycle_hooks` forces a new ASG when it
+changes (fleet/plan/replacements.py), so both ASGs ignore changes to it: turning converge on or off
+never replaces an ASG.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import pulumi
 import pulumi_aws as aws
 
 from fleet.ops.events import BASE_TAG
+from fleet.ops.timing import drain_seconds  # the termination hook's heartbeat = the modelled drain
 from fleet.render.userdata import LAUNCH_HOOK_NAME  # the boot program's config names it
 from fleet.spec.model import Group
 from fleet.spec.names import slug
@@ -57,8 +59,6 @@ GROUP_METRICS = [
     "GroupStandbyInstances", "GroupTerminatingInstances", "GroupTotalInstances",
 ]
 DRAIN_HOOK_NAME = "fleet-drain"
-MIN_HEARTBEAT = 30  # AWS minimum
-DEFAULT_DRAIN_SECONDS = 60
 
 
 def on_demand_base(group: Group) -> int:
@@ -99,12 +99,6 @@ def instance_totals(group: Group) -> dict[str, int]:
     lo, hi = spot_share(group)
     return {"node_min": a.node_min, "node_max": a.node_max, "on_demand_base": on_demand_base(group),
             "spot_min": lo, "spot_max": hi, "spot_headroom": spot_headroom(group)}
-
-
-def drain_seconds(group: Group) -> int:
-    """Heartbeat of the termination hook: the group's drain time (the deregistration delay for http)."""
-    drain = group.http.deregistration_delay if group.http else DEFAULT_DRAIN_SECONDS
-    return max(MIN_HEARTBEAT, drain)
 
 
 @dataclass

@@ -42,7 +42,7 @@ from components.scaling import ScalingPolicies, ScalingPoliciesArgs
 from components.target_group import TargetGroup, TargetGroupArgs
 from fleet.spec.model import Group
 from fleet.spec.names import slug
-from fleet.spec.readiness import readiness
+from fleet.spec.readiness import launch_hook_heartbeat, readiness
 from fleet.spec.spot_types import spot_instance_types
 from fleet.spec.stack import StackConfig
 
@@ -121,7 +121,7 @@ class NodeGroup(pulumi.ComponentResource):
                 subnet_ids=args.private_subnet_ids, spot_instance_types=spot_instance_types(group),
                 target_group_arns=[self.target_group.arn] if self.target_group else [],
                 tags=tags, extra_ignore_changes=list(args.asg_extra_ignore_changes),
-                launch_hook_heartbeat=group.autoscale.timeout if args.boot else None,
+                launch_hook_heartbeat=launch_hook_heartbeat(group) if args.boot else None,
                 # both ASGs are updated only after the group's rollout refreshed them (components/rollout.py)
                 after={capacity: [self.rollout.command] for capacity in (ON_DEMAND, SPOT)}),
                 opts=child)

@@ -15,6 +15,7 @@ from components.asg_pair import AsgPair, AsgPairArgs
 from components.launch_template import LaunchBoot, LaunchTemplate, LaunchTemplateArgs, boot_policy
 from components.program import boot_files
 from fleet.render.userdata import LAUNCH_HOOK_NAME
+from fleet.spec.readiness import LAUNCH_SECONDS, launch_hook_heartbeat
 from tests.pulumi_mocks import ROOT, group, run, run_program, worker_group
 
 HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
@@ -82,6 +83,9 @@ def test_launching_hook_on_both_asgs_of_a_converging_group_only(staging):
     assert sorted(h.name for h in hooks) == ["api-on-demand-launch", "api-spot-launch"]
     asgs = {a.outputs["name"]: a for a in staging.of_type(ASG)}
     timeout = _groups()["api"].autoscale.timeout
+    # the hook holds the instance from launch: the OS boot counts against its heartbeat too
+    assert launch_hook_heartbeat(_groups()["api"]) == LAUNCH_SECONDS + timeout
+    timeout = LAUNCH_SECONDS + timeout
     assert {asgs[h.inputs["autoscalingGroupName"]].name for h in hooks} == {"api-spot", "api-on-demand"}
     expected = {"name": LAUNCH_HOOK_NAME, "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
                 "heartbeatTimeout": timeout, "defaultResult": "ABANDON"}
@@ -202,7 +206,9 @@ def test_plan_shows_per_group_how_it_becomes_ready_and_the_modelled_time(capsys)
     api = readiness(groups["api"])
     hc = groups["api"].http.health_check
     assert api.mode == "converge at boot"
-    assert api.in_service_within == groups["api"].autoscale.timeout + hc.healthy_threshold * hc.interval
+    # the launching hook's heartbeat (launch + timeout), then the target group's checks
+    checks = hc.healthy_threshold * hc.interval
+    assert api.in_service_within == LAUNCH_SECONDS + groups["api"].autoscale.timeout + checks
     cron = readiness(groups["12_04-cron"])
     assert cron.mode == "bootstrap from vanilla" and cron.in_service_within is None
     assert main(["plan", "--stack", "staging"]) in (0, 1)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.asg_pair import AsgPair, AsgPairArgs, drain_seconds, on_demand_capacity, spot_capacity
+from components.asg_pair import AsgPair, AsgPairArgs, on_demand_capacity, spot_capacity
+from fleet.ops.timing import drain_seconds
 from fleet.spec.instance_types import known_instance_types
 from fleet.spec.spot_types import derived_types, spot_instance_types
 from tests.pulumi_mocks import group, http_group, run, worker_group
@@ -111,6 +112,17 @@ def test_termination_hook_drains_briefly_then_continues():
         assert h.inputs["heartbeatTimeout"] == 45 < 3600
     assert drain_seconds(worker_group("jobs")) == 60
     assert drain_seconds(http_group("w", http={"port": 1, "paths": ["/"], "deregistration_delay": 5})) == 30
+
+
+def test_termination_hook_heartbeat_is_never_below_aws_minimum():
+    """A deregistration delay under 30 s still gets AWS's least heartbeat (PutLifecycleHook refuses less),
+    and the rollout's timing model drains for the same 30 s."""
+    from fleet.ops import timing
+
+    g = http_group("web", http={"port": 8080, "hosts": ["a.example.com"], "deregistration_delay": 5})
+    r, _, _ = _pair(g)
+    assert {h.inputs["heartbeatTimeout"] for h in r.of_type(HOOK)} == {30}
+    assert timing.replace_seconds(g) == timing.boot_seconds(g) + 30
 
 
 def test_one_off_groups_and_thin_spot_lists_are_refused():

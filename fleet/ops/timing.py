@@ -14,10 +14,10 @@ to the previous version each take about one replacement.
 from __future__ import annotations
 
 from fleet.spec.model import Group
+from fleet.spec.readiness import LAUNCH_SECONDS  # with the launching hook's heartbeat, launch_hook_heartbeat
 
-LAUNCH_SECONDS = 90  # RunInstances -> running with a booting OS; typically 30-90 s
-DEFAULT_DRAIN_SECONDS = 60  # termination hook heartbeat of groups without http (components/asg_pair.py)
-MIN_HEARTBEAT = 30
+DEFAULT_DRAIN_SECONDS = 60  # termination hook heartbeat of groups without http
+MIN_HEARTBEAT = 30  # the least AWS accepts for a lifecycle hook's heartbeat
 SAFETY = 1.5  # the Command's bounds: the model plus half again, so a slow launch is not a failure
 
 
@@ -30,7 +30,9 @@ def health_seconds(group: Group) -> int:
 
 
 def drain_seconds(group: Group) -> int:
-    """Time an old instance spends draining before it terminates."""
+    """Time an old instance spends draining before it terminates, and the heartbeat of the termination
+    lifecycle hook (components/asg_pair.py): the deregistration delay for http groups, at least AWS's
+    30 s minimum for a heartbeat (a shorter deregistration delay still drains within it)."""
     drain = group.http.deregistration_delay if group.http else DEFAULT_DRAIN_SECONDS
     return max(MIN_HEARTBEAT, drain)
 

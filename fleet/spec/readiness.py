@@ -3,10 +3,12 @@
 Three modes (README "Boot modes"): `baked` (the image ran the role; ready when it boots),
 `converge at boot` (a baked image runs its role once more from the stack's cookbook bundle) and
 `bootstrap from vanilla` (`builder: ami`: the whole role runs at boot). The model uses the group's
-`autoscale.timeout`: for a baked group it is the health check grace period; for a converging one it
-is also the launching lifecycle hook's heartbeat, so the instance is in service within it or is
-abandoned and replaced. An http group then needs `healthy_threshold` x `interval` seconds of target
-group health checks. One-off instances (autoscale: false) have neither hook nor grace: no bound.
+`autoscale.timeout`: for a baked group it is the health check grace period. A converging group's
+instance waits on the launching lifecycle hook from the moment Auto Scaling launches it, so the
+hook's heartbeat (`launch_hook_heartbeat`) covers the OS boot too: LAUNCH_SECONDS + `autoscale.timeout`;
+the instance is in service within it or is abandoned and replaced. An http group then needs
+`healthy_threshold` x `interval` seconds of target group health checks. One-off instances
+(autoscale: false) have neither hook nor grace: no bound.
 """
 
 from __future__ import annotations
@@ -16,12 +18,32 @@ from dataclasses import dataclass
 from fleet.spec.model import Group
 
 HOOK_HEARTBEAT_RANGE = (30, 7200)  # what AWS accepts for a lifecycle hook's heartbeat
+LAUNCH_SECONDS = 90  # RunInstances -> running with a booting OS; typically 30-90 s (fleet/ops/timing.py too)
+DEFAULT_TIMEOUT = 300  # autoscale.timeout's default, the boot bound of a one-off instance
 
 
-def hook_heartbeat(timeout: int) -> int:
-    """The launching hook's heartbeat: the group's time to healthy, within AWS's range."""
+def hook_heartbeat(seconds: int) -> int:
+    """`seconds` within the range AWS accepts for a lifecycle hook's heartbeat."""
     lo, hi = HOOK_HEARTBEAT_RANGE
-    return max(lo, min(hi, timeout))
+    return max(lo, min(hi, seconds))
+
+
+def launch_bound(group: Group) -> int:
+    """Seconds from Auto Scaling's launch until the instance must be ready (unclamped): the launch
+    itself (LAUNCH_SECONDS) plus the group's `autoscale.timeout` (DEFAULT_TIMEOUT for one-off
+    instances). An instance younger than this is still arriving, not missing."""
+    timeout = group.autoscale.timeout if group.autoscale else DEFAULT_TIMEOUT
+    return LAUNCH_SECONDS + timeout
+
+
+def launch_hook_heartbeat(group: Group) -> int:
+    """The launching lifecycle hook's heartbeat, in seconds: `launch_bound` within AWS's range.
+
+    The hook holds the instance from launch, so the OS boot counts against it as well as the
+    converge: a heartbeat of `autoscale.timeout` alone would abandon a slow-booting instance that
+    was converging in time. The rollout puts the hook with this heartbeat, new ASGs start with it,
+    and the boot program's overall deadline is derived from it."""
+    return hook_heartbeat(launch_bound(group))
 
 
 @dataclass(frozen=True)
@@ -39,7 +61,7 @@ def readiness(group: Group) -> Readiness:
     if group.autoscale is None:
         step = "the boot program converges, no hook" if group.converges else "ready when it boots"
         return Readiness(mode, None, f"{mode}: {step}; one-off instance, no time bound")
-    timeout = hook_heartbeat(group.autoscale.timeout) if group.converges else group.autoscale.timeout
+    timeout = launch_hook_heartbeat(group) if group.converges else group.autoscale.timeout
     checks = group.http.health_check.healthy_threshold * group.http.health_check.interval if group.http else 0
     if group.converges:
         first = f"converges within the launching hook's {timeout} s heartbeat (else ABANDON and a new instance)"
