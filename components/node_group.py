@@ -52,7 +52,7 @@ class NodeGroupArgs:
     group: Group
     stack: StackConfig
     image_hash: str
-    project_dir: Path
+    project_dir: Path  # the program's directory: its virtualenv runs the image, rollout and gate Commands
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
     security_group_ids: Sequence[pulumi.Input[str]]

@@ -154,9 +154,14 @@ def boot_files(project_dir: Path, groups: dict) -> tuple[dict[str, dict], list[A
     return per_group, [files[k] for k in sorted(files)]
 
 
-def build_program(project_dir: Path) -> dict[str, NodeGroup]:
-    """Register the whole fleet of the current stack. Returns the NodeGroups by group name."""
+def build_program(project_dir: Path, program_dir: Path | None = None) -> dict[str, NodeGroup]:
+    """Register the whole fleet of the current stack. Returns the NodeGroups by group name.
+
+    `project_dir`: where every file the fleet is made of is read (nodes file, cookbooks, roles, data
+    bags, chef package); `program_dir`: the checkout whose code and virtualenv the Commands run
+    (default: the project itself, as under `pulumi up`)."""
     project_dir = Path(project_dir)
+    program_dir = Path(program_dir) if program_dir is not None else project_dir
     stack_name = pulumi.get_stack()
     try:
         fleet = load_for_stack(project_dir, stack_name, stack_values_from_config())
@@ -193,7 +198,7 @@ def build_program(project_dir: Path) -> dict[str, NodeGroup]:
     nodes: dict[str, NodeGroup] = {}
     for name, group in groups.items():
         nodes[name] = NodeGroup(slug(name), NodeGroupArgs(
-            group=group, stack=stack, image_hash=hashes[name], project_dir=project_dir,
+            group=group, stack=stack, image_hash=hashes[name], project_dir=program_dir,
             vpc_id=network.vpc_id, private_subnet_ids=network.private_subnet_ids,
             security_group_ids=sgs.ids_for(name),
             listener_arn=lb.listener.arn if lb and group.http else None,

@@ -92,7 +92,8 @@ def cmd_packer(args) -> int:
     fleet = _load(args)
     group = fleet.group(args.group)
     region = fleet.stack.region if fleet.stack else (args.region or group.region or "us-east-1")
-    _print_json(render_packer(group, region=region, image_hash=image_hash(group), endpoint_url=args.endpoint_url))
+    h = image_hash(group, project_of(args).dir)  # the project's cookbooks, not the checkout's
+    _print_json(render_packer(group, region=region, image_hash=h, endpoint_url=args.endpoint_url))
     return EXIT_OK
 
 

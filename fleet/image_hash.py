@@ -23,14 +23,20 @@ from typing import Iterable, Mapping
 from fleet.spec.cookbooks import closure
 from fleet.spec.model import Group, SourceAmiFilter, to_plain
 
-ROOT = Path(__file__).resolve().parent.parent
-# The code whose behaviour shapes an image: a change here must rebuild.
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the code that runs (this checkout), not the project
+# The code whose behaviour shapes an image: a change here must rebuild. It is read from the code that
+# runs; everything else from the project, which may be a folder of the user's own.
 BUILD_CODE = ("image_builds", "fleet/render")
 
 
 def _file_digest(path: Path, h) -> None:
-    if path.is_dir():
-        for child in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    """Symbolic links are left out, as the bundle and the bake leave them out: a link may point anywhere
+    on the machine, and nothing outside the project may reach an image."""
+    if path.is_symlink():
+        h.update(b"<link>")
+    elif path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()
+                            and "__pycache__" not in p.parts):
             h.update(str(child.relative_to(path)).encode() + b"\0")
             _file_digest(child, h)
     elif path.is_file():
@@ -41,17 +47,21 @@ def _file_digest(path: Path, h) -> None:
         h.update(b"<missing>")
 
 
-def tree_digest(paths: Iterable[Path], root: Path | None = None) -> str:
-    """sha256 over the files under `paths`, each named relative to `root` (so no checkout path is in it)."""
+def tree_digest(entries: Iterable[tuple[str, Path]]) -> str:
+    """sha256 over (name, files under path) pairs; names are relative to the project or the code, so no
+    checkout path is in it."""
     h = hashlib.sha256()
-    for p in paths:
-        name = p.relative_to(root) if root is not None and p.is_relative_to(root) else p
-        h.update(str(name).encode() + b"\0")
+    for name, p in entries:
+        h.update(name.encode() + b"\0")
         _file_digest(p, h)
     return h.hexdigest()
 
 
-def image_document(group: Group, project_dir: Path = ROOT, digest=tree_digest) -> dict:
+def _named(path: Path, root: Path) -> tuple[str, Path]:
+    return (str(path.relative_to(root)) if path.is_relative_to(root) else str(path)), path
+
+
+def image_document(group: Group, project_dir: Path, digest=tree_digest) -> dict:
     """The canonical description of the image that `image_hash` digests."""
     img = group.image
     source = group.source_ami
@@ -63,7 +73,8 @@ def image_document(group: Group, project_dir: Path = ROOT, digest=tree_digest) -
         if isinstance(source, SourceAmiFilter) else source,
         "architecture": img.architecture,
     }
-    read: list[Path] = []
+    project_dir = Path(project_dir)
+    read: list[tuple[str, Path]] = []
     if img.builder == "packer":
         doc["packer"] = {"communicator": img.communicator, "ssh_username": img.ssh_username}
         doc["chef"] = {
@@ -73,26 +84,26 @@ def image_document(group: Group, project_dir: Path = ROOT, digest=tree_digest) -
         if not group.converges:
             chef = closure(project_dir, doc["chef"]["run_list"])
             doc["chef"]["missing"] = list(chef.missing)
-            read += [path for _, path in chef.paths(project_dir)]
+            read += [_named(path, project_dir) for _, path in chef.paths(project_dir)]
     elif img.builder == "raw":
         doc["raw"] = {"path": img.path, "command": img.command, "boot_mode": img.boot_mode}
         if img.skip_zero_blocks_unsafe_if_encrypted:  # only when set: existing hashes stay the same
             doc["raw"]["skip_zero_blocks_unsafe_if_encrypted"] = True
         if img.path:
-            read.append(project_dir / img.path)
+            read.append(_named(project_dir / img.path, project_dir))
     if img.builder != "ami":
-        read += [project_dir / p for p in BUILD_CODE]
-    doc["files"] = digest(tuple(read), project_dir) if read else None
+        read += [(p, CODE_ROOT / p) for p in BUILD_CODE]
+    doc["files"] = digest(tuple(read)) if read else None
     return doc
 
 
-def image_hash(group: Group, project_dir: Path = ROOT, digest=tree_digest) -> str:
+def image_hash(group: Group, project_dir: Path, digest=tree_digest) -> str:
     """sha256 hex of the group's image document."""
     doc = image_document(group, project_dir, digest)
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def hash_groups(groups: Mapping[str, Group], project_dir: Path = ROOT) -> dict[str, str]:
+def hash_groups(groups: Mapping[str, Group], project_dir: Path) -> dict[str, str]:
     """Hash per group; each distinct set of files is read once however many groups share it."""
     digest = functools.lru_cache(maxsize=None)(tree_digest)
     return {name: image_hash(group, project_dir, digest) for name, group in groups.items()}

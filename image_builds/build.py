@@ -144,7 +144,7 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build(group: Group, *, region: str, endpoint_url: str | None = None, project_dir: Path = PROJECT_DIR,
+def build(group: Group, *, region: str, project_dir: Path, endpoint_url: str | None = None,
           log: TextIO = sys.stderr, expect_hash: str | None = None,
           skip_zero_blocks: bool = False) -> dict[str, Any]:
     """Bake or reuse the group's image; return {"ami_id", "image_hash", "cached"}."""

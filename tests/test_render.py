@@ -20,7 +20,7 @@ from fleet.spec.names import rule_priorities, slug
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEET = load_fleet(ROOT / "nodes.yaml", "staging")
-HASHES = hash_groups(FLEET.groups)
+HASHES = hash_groups(FLEET.groups, ROOT)
 
 
 @pytest.mark.parametrize("name", list(FLEET.groups))
@@ -124,15 +124,15 @@ def test_cli_validate_lists_groups(capsys):
 def test_image_hash_is_shared_across_stacks_and_changes_with_inputs():
     import dataclasses
 
-    prod = hash_groups(load_fleet(ROOT / "nodes.yaml", "prod").groups)
+    prod = hash_groups(load_fleet(ROOT / "nodes.yaml", "prod").groups, ROOT)
     assert prod == HASHES  # staging's AMI is promoted to prod unchanged
     bee = FLEET.groups["12_04-bee"]
-    base = hash_groups({"a": bee})["a"]
-    assert hash_groups({"a": dataclasses.replace(bee, name="other", tags={})})["a"] == base
-    assert hash_groups({"a": dataclasses.replace(bee, run_list=(*bee.run_list, "recipe[x]"))})["a"] != base
-    assert hash_groups({"a": dataclasses.replace(bee, source_ami="ami-12345678")})["a"] != base
-    assert hash_groups({"a": dataclasses.replace(bee, default_attributes={"k": "v2"})})["a"] != base
-    assert hash_groups({"a": dataclasses.replace(bee, image=dataclasses.replace(bee.image, keep=3))})["a"] == base
+    base = hash_groups({"a": bee}, ROOT)["a"]
+    assert hash_groups({"a": dataclasses.replace(bee, name="other", tags={})}, ROOT)["a"] == base
+    assert hash_groups({"a": dataclasses.replace(bee, run_list=(*bee.run_list, "recipe[x]"))}, ROOT)["a"] != base
+    assert hash_groups({"a": dataclasses.replace(bee, source_ami="ami-12345678")}, ROOT)["a"] != base
+    assert hash_groups({"a": dataclasses.replace(bee, default_attributes={"k": "v2"})}, ROOT)["a"] != base
+    assert hash_groups({"a": dataclasses.replace(bee, image=dataclasses.replace(bee.image, keep=3))}, ROOT)["a"] == base
 
 
 def test_image_hash_covers_the_files_the_build_reads(tmp_path):

@@ -494,18 +494,22 @@ def run(fn: Callable[[], Any], *, stack: str = "test", project: str = "fleet",
 
 
 def run_program(stack: str, config: Mapping[str, Any] | None = None, *, program: Path = PROGRAM,
-                raise_errors: bool = True, project: str = "fleet", offline: bool = False) -> Run:
+                raise_errors: bool = True, project: str = "fleet", offline: bool = False,
+                project_dir: Path | None = None) -> Run:
     """Run `program` (a project's `__main__.py`, via runpy as the Pulumi CLI does) for `stack`.
 
-    `config` defaults to the project's `Pulumi.<stack>.yaml`. The project directory is put first
-    on sys.path for the run, as Pulumi's Python language host does.
+    `config` defaults to the project's `Pulumi.<stack>.yaml`. The program's directory is put first
+    on sys.path for the run, as Pulumi's Python language host does. `project_dir`: a folder without
+    a program of its own that `program` (this checkout's) runs for; it reaches the program as
+    `FLEET_PROJECT_DIR`, so every file comes from that folder.
     """
     program = Path(program)
-    cfg = dict(stack_config(stack, program.parent) if config is None else config)
+    cfg = dict(stack_config(stack, project_dir or program.parent) if config is None else config)
     region = str(cfg.get("aws:region", REGION))
+    init = {"FLEET_PROJECT_DIR": str(Path(project_dir).resolve())} if project_dir is not None else None
 
     def main() -> None:
-        runpy.run_path(str(program), run_name="__main__")
+        runpy.run_path(str(program), init_globals=init, run_name="__main__")
 
     project_dir = str(program.parent)
     added = project_dir not in sys.path
@@ -719,8 +723,9 @@ def _plan_result(project_dir: str | Path, stack: str, nodes: str | Path | None =
         fleet.group(group)  # SpecError with "did you mean" for an unknown group
 
     project = project_name(project_dir)
-    r = run_program(stack, config, program=program if program.is_file() else PROGRAM, raise_errors=False,
-                    project=project, offline=True)
+    own = program.is_file()
+    r = run_program(stack, config, program=program if own else PROGRAM, raise_errors=False,
+                    project=project, offline=True, project_dir=None if own else project_dir.resolve())
     if r.error is not None:
         if isinstance(r.error, pulumi.RunError) and r.errors():
             raise PlanInputError(r.errors())

@@ -1,0 +1,67 @@
+"""A project of the user's own (nodes file, stack file, cookbooks, no program): every file the plan,
+`fleet packer`, the image hash and the boot bundle read comes from that project, never from the
+checkout that runs the code. A cookbook edit in the project changes the plan's image hash, and the
+plan's hash is the one the bake computes (or the bake refuses: "image inputs changed")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fleet.cli import main
+from fleet.image_hash import image_hash
+from fleet.plan.engine import plan_result
+from fleet.spec.load import load_fleet
+
+NODES = """\
+solo:
+  instance_type: m5.large
+  source_ami: ami-12345678
+  autoscale: {node_min: 1, node_max: 2}
+  run_list: ['recipe[solo]']
+"""
+COMMAND = "command:local:Command"
+
+
+def own_project(root: Path) -> Path:
+    (root / "nodes.yaml").write_text(NODES)
+    (root / "cookbooks" / "solo" / "recipes").mkdir(parents=True)
+    (root / "cookbooks" / "solo" / "metadata.rb").write_text("name 'solo'\n")
+    (root / "cookbooks" / "solo" / "recipes" / "default.rb").write_text("log 'one'\n")
+    return root
+
+
+def project_hash(root: Path) -> str:
+    return image_hash(load_fleet(root / "nodes.yaml", project_dir=root).groups["solo"], root)
+
+
+def plan_hash(root: Path) -> str:
+    data = plan_result(root, "staging", stack_named=False).data
+    (build,) = [r for r in data["resources"] if r["type"] == COMMAND and r["name"] == "solo-image"]
+    return build["inputs"]["triggers"][0]
+
+
+def packer_ami_name(root: Path, capsys, monkeypatch) -> str:
+    monkeypatch.chdir(root)
+    capsys.readouterr()
+    assert main(["packer", "solo"]) == 0
+    return json.loads(capsys.readouterr().out)["builders"][0]["ami_name"]
+
+
+def test_plan_of_a_project_without_a_program_hashes_the_projects_cookbooks(tmp_path, monkeypatch):
+    root = own_project(tmp_path)
+    monkeypatch.chdir(root)
+    before = plan_hash(root)
+    assert before == project_hash(root)
+    (root / "cookbooks" / "solo" / "recipes" / "default.rb").write_text("log 'two'\n")
+    after = plan_hash(root)
+    assert after != before and after == project_hash(root)
+
+
+def test_packer_template_names_the_projects_image_hash(tmp_path, capsys, monkeypatch):
+    root = own_project(tmp_path)
+    first = packer_ami_name(root, capsys, monkeypatch)
+    assert first.endswith(project_hash(root)[:20])
+    (root / "cookbooks" / "solo" / "recipes" / "default.rb").write_text("log 'two'\n")
+    second = packer_ami_name(root, capsys, monkeypatch)
+    assert second != first and second.endswith(project_hash(root)[:20])
