@@ -48,6 +48,16 @@ import pulumi_aws as aws
 
 from fleet.ops.events import BASE_TAG
 from fleet.ops.timing import drain_seconds  # the termination hook's heartbeat = the modelled drain
+from fleet.render.capacity import (  # noqa: F401 (re-exported: the pair's sizes live in the pure module)
+    instance_totals,
+    instance_warmup,
+    on_demand_base,
+    on_demand_capacity,
+    pair_ceiling,
+    spot_capacity,
+    spot_headroom,
+    spot_share,
+)
 from fleet.render.userdata import LAUNCH_HOOK_NAME  # the boot program's config names it
 from fleet.spec.model import Group
 from fleet.spec.names import slug
@@ -59,46 +69,6 @@ GROUP_METRICS = [
     "GroupStandbyInstances", "GroupTerminatingInstances", "GroupTotalInstances",
 ]
 DRAIN_HOOK_NAME = "fleet-drain"
-
-
-def on_demand_base(group: Group) -> int:
-    """The on-demand ASG's steady size: `on_demand.base`, at least 1 for http groups (seed 004)."""
-    a = group.autoscale
-    return max(a.on_demand.base, 1) if group.http else a.on_demand.base
-
-
-def spot_share(group: Group) -> tuple[int, int]:
-    """(min, max) of the spot ASG's share: node_min/node_max are the group's total, the base counts inside."""
-    a, base = group.autoscale, on_demand_base(group)
-    return max(a.node_min - base, 0), max(a.node_max - base, 0)
-
-
-def spot_headroom(group: Group) -> int:
-    """Spot max above its share, so capacity rebalancing can launch before it terminates (PITFALLS 26):
-    10 % of the share, at least 1 (none when spot has no share)."""
-    share = spot_share(group)[1]
-    return max(1, -(-share // 10)) if share else 0
-
-
-def spot_capacity(group: Group) -> tuple[int, int, int]:
-    """(min, initial desired, max) of the spot ASG: its share of the total, max + headroom."""
-    lo, hi = spot_share(group)
-    return lo, lo, hi + spot_headroom(group)
-
-
-def on_demand_capacity(group: Group) -> tuple[int, int, int]:
-    """(min, initial desired, max) of the on-demand ASG: the base, up to on_demand_max (default node_max:
-    the fallback may carry the whole group while spot is gone)."""
-    base = on_demand_base(group)
-    return base, base, max(group.autoscale.on_demand_max, base)
-
-
-def instance_totals(group: Group) -> dict[str, int]:
-    """What the plan shows per autoscaled group: the totals and how the pair splits them."""
-    a = group.autoscale
-    lo, hi = spot_share(group)
-    return {"node_min": a.node_min, "node_max": a.node_max, "on_demand_base": on_demand_base(group),
-            "spot_min": lo, "spot_max": hi, "spot_headroom": spot_headroom(group)}
 
 
 @dataclass
@@ -151,7 +121,7 @@ class AsgPair(pulumi.ComponentResource):
             target_group_arns=list(args.target_group_arns) if http else None,
             health_check_type="ELB" if http else "EC2",
             health_check_grace_period=group.autoscale.timeout,
-            default_instance_warmup=group.autoscale.timeout,
+            default_instance_warmup=instance_warmup(group),
             enabled_metrics=GROUP_METRICS,
             metrics_granularity="1Minute",
             wait_for_capacity_timeout=args.wait_for_capacity_timeout,

@@ -25,10 +25,11 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import alarm_prefix
+from fleet.render.scaling import ON_DEMAND, SPOT, rules
 from fleet.spec.model import Group
 from fleet.spec.names import slug
 
-SPOT, ON_DEMAND = "spot", "on-demand"
+__all__ = ["ON_DEMAND", "SPOT", "ScalingPolicies", "ScalingPoliciesArgs", "thresholds"]
 
 
 @dataclass
@@ -41,11 +42,9 @@ class ScalingPoliciesArgs:
 
 
 def thresholds(group: Group, capacity: str) -> tuple[float, float]:
-    """(target CPU, burst CPU) of one ASG of the pair."""
-    s = group.scaling
-    if capacity == ON_DEMAND:
-        return s.on_demand.target_cpu, s.on_demand.burst_cpu
-    return s.target_cpu, s.burst.cpu
+    """(target CPU, burst CPU) of one ASG of the pair (fleet/render/scaling.py's rules)."""
+    r = rules(group, capacity)
+    return r.target_cpu, r.burst_alarm.threshold
 
 
 class ScalingPolicies(pulumi.ComponentResource):
@@ -54,43 +53,46 @@ class ScalingPolicies(pulumi.ComponentResource):
     def __init__(self, name: str, args: ScalingPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleet:scaling:ScalingPolicies", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        group, s = args.group, args.group.scaling
+        group = args.group
         gslug, prefix, tags = slug(group.name), alarm_prefix(args.stack, group.name), dict(args.tags)
         notify = [args.alerts_topic_arn] if args.alerts_topic_arn is not None else []
         self.policies: dict[str, dict[str, aws.autoscaling.Policy]] = {}
         self.alarms: dict[str, dict[str, aws.cloudwatch.MetricAlarm]] = {}
         for capacity, asg_name in args.asg_names.items():
-            target_cpu, burst_cpu = thresholds(group, capacity)
+            r = rules(group, capacity)  # the same values fleet/simulate replays
             base = f"{gslug}-{capacity}"
             target = aws.autoscaling.Policy(f"{base}-target-cpu", aws.autoscaling.PolicyArgs(
                 autoscaling_group_name=asg_name, policy_type="TargetTrackingScaling",
                 target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
-                    target_value=target_cpu, disable_scale_in=True,
+                    target_value=r.target_cpu, disable_scale_in=r.disable_scale_in,
                     predefined_metric_specification=(
                         aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
                             predefined_metric_type="ASGAverageCPUUtilization")))), opts=child)
             burst = aws.autoscaling.Policy(f"{base}-burst", aws.autoscaling.PolicyArgs(
-                autoscaling_group_name=asg_name, policy_type="StepScaling",
-                adjustment_type="PercentChangeInCapacity", min_adjustment_magnitude=1,
+                autoscaling_group_name=asg_name, policy_type=r.burst.policy_type,
+                adjustment_type="PercentChangeInCapacity", min_adjustment_magnitude=r.burst.min_adjustment_magnitude,
                 metric_aggregation_type="Average",
                 step_adjustments=[aws.autoscaling.PolicyStepAdjustmentArgs(
-                    scaling_adjustment=s.burst.add_percent, metric_interval_lower_bound="0")]), opts=child)
+                    scaling_adjustment=r.burst.percent, metric_interval_lower_bound="0")]), opts=child)
             scale_in = aws.autoscaling.Policy(f"{base}-scale-in", aws.autoscaling.PolicyArgs(
-                autoscaling_group_name=asg_name, policy_type="SimpleScaling",
-                adjustment_type="PercentChangeInCapacity", min_adjustment_magnitude=1,
-                scaling_adjustment=-s.scale_in.remove_percent, cooldown=s.scale_in.cooldown), opts=child)
+                autoscaling_group_name=asg_name, policy_type=r.scale_in.policy_type,
+                adjustment_type="PercentChangeInCapacity", min_adjustment_magnitude=r.scale_in.min_adjustment_magnitude,
+                scaling_adjustment=r.scale_in.percent, cooldown=r.scale_in.cooldown), opts=child)
             dims = {"AutoScalingGroupName": asg_name}
+            hi, lo = r.burst_alarm, r.scale_in_alarm
             burst_alarm = aws.cloudwatch.MetricAlarm(f"{prefix}{capacity}-cpu-high", aws.cloudwatch.MetricAlarmArgs(
-                alarm_description=f"{group.name} {capacity}: CPU above {burst_cpu}% -> +{s.burst.add_percent}%",
+                alarm_description=f"{group.name} {capacity}: CPU above {hi.threshold}% -> +{r.burst.percent}%",
                 namespace="AWS/EC2", metric_name="CPUUtilization", dimensions=dims, statistic="Average",
-                period=s.burst.period, evaluation_periods=s.burst.periods, threshold=burst_cpu,
-                comparison_operator="GreaterThanThreshold", alarm_actions=[burst.arn, *notify], tags=tags), opts=child)
+                period=hi.period, evaluation_periods=hi.evaluation_periods,
+                threshold=hi.threshold, comparison_operator=hi.comparison, alarm_actions=[burst.arn, *notify],
+                tags=tags), opts=child)
             scale_in_alarm = aws.cloudwatch.MetricAlarm(f"{prefix}{capacity}-cpu-low", aws.cloudwatch.MetricAlarmArgs(
-                alarm_description=(f"{group.name} {capacity}: CPU below {s.scale_in.cpu}% -> "
-                                   f"-{s.scale_in.remove_percent}%"),
+                alarm_description=(f"{group.name} {capacity}: CPU below {lo.threshold}% -> "
+                                   f"{r.scale_in.percent}%"),
                 namespace="AWS/EC2", metric_name="CPUUtilization", dimensions=dims, statistic="Average",
-                period=s.scale_in.period, evaluation_periods=s.scale_in.periods, threshold=s.scale_in.cpu,
-                comparison_operator="LessThanThreshold", alarm_actions=[scale_in.arn, *notify], tags=tags), opts=child)
+                period=lo.period, evaluation_periods=lo.evaluation_periods,
+                threshold=lo.threshold, comparison_operator=lo.comparison, alarm_actions=[scale_in.arn, *notify],
+                tags=tags), opts=child)
             self.policies[capacity] = {"target": target, "burst": burst, "scale_in": scale_in}
             self.alarms[capacity] = {"burst": burst_alarm, "scale_in": scale_in_alarm}
         self.register_outputs({

@@ -272,7 +272,14 @@ def _add_lock(sub, add) -> None:
     sp.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
 
 
-_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan, _add_lock]
+def _add_simulate(sub, add) -> None:
+    """`fleet simulate GROUP` (fleet/simulate/cli.py; numpy and the model are imported when it runs)."""
+    from fleet.simulate.cli import add_simulate_command
+
+    add_simulate_command(sub, add)
+
+
+_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan, _add_lock, _add_simulate]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

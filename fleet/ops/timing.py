@@ -82,3 +82,24 @@ def rollback_model(group: Group) -> dict[str, int]:
         "timeout": rollout_timeout(group) + 2 * replace,
         "total_good_rollout": 2 * replace + bake,
     }
+
+
+# Typical work between a booting OS and a serving instance, per readiness mode (fleet/spec/readiness.py):
+# a baked image starts its service (about 30 s: 45 s launch-to-serving of which 15 s kernel and boot);
+# converging at boot on a baked image re-runs the role with everything installed (a chef run of about
+# 17 s, in service under a minute); bootstrapping from a vanilla image installs everything (3 to 15
+# minutes; 10 typical). fleet simulate uses them; the bounds above stay on autoscale.timeout.
+BOOT_WORK_SECONDS = {"baked": 30, "converge at boot": 60, "bootstrap from vanilla": 600}
+
+
+def typical_ready_seconds(group: Group) -> tuple[int, int]:
+    """(launch to InService, launch to healthy in the target group) for one new instance, typically.
+
+    A baked group's instance is InService as soon as it runs (no launching hook) and healthy once its
+    service started and the health checks passed; a converging one is InService only when its boot
+    program completes the launching hook."""
+    from fleet.spec.readiness import readiness
+
+    work = BOOT_WORK_SECONDS[readiness(group).mode]
+    in_service = LAUNCH_SECONDS + (work if group.converges else 0)
+    return in_service, LAUNCH_SECONDS + work + health_seconds(group)
