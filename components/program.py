@@ -154,6 +154,18 @@ def boot_files(project_dir: Path, groups: dict) -> tuple[dict[str, dict], list[A
     return per_group, [files[k] for k in sorted(files)]
 
 
+def sandbox_to_aws(stack) -> bool:
+    """A stack that declares a local API (fleet:awsEndpoint) run by the real engine with the aws provider
+    still pointed at AWS: its lock entries may name AMIs that exist only in that local API. The offline
+    plan (Pulumi's mocks) reaches no cloud, so it previews a sandbox as any other stack."""
+    if not stack.aws_endpoint or stack.targets_aws:
+        return False
+    from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.settings import get_monitor
+
+    return not isinstance(get_monitor(), MockMonitor) and not pulumi.Config("aws").get("endpoints")
+
+
 def build_program(project_dir: Path, program_dir: Path | None = None) -> dict[str, NodeGroup]:
     """Register the whole fleet of the current stack. Returns the NodeGroups by group name.
 
@@ -169,6 +181,13 @@ def build_program(project_dir: Path, program_dir: Path | None = None) -> dict[st
         fail(exc, stack_name)
     stack = fleet.stack
     groups = fleet.groups
+    if sandbox_to_aws(stack):
+        fail([Problem(stack.file, None, None, "fleet:awsEndpoint", (
+            f"stack {stack.name} is a sandbox of {stack.aws_endpoint} (its base images may be locked there), "
+            "but the aws provider has no aws:endpoints and would deploy to AWS: for a real account remove "
+            "fleet:awsEndpoint and run `fleet lock --update` with credentials "
+            "(README: first deploy to a real account)"))],
+             stack_name)
     if any(g.http is not None for g in groups.values()):  # before any resource: a refusal creates nothing
         problems = port_change_problems(groups, deployed_ports(stack.name), stack.port_changes,
                                         fleet.nodes_file, stack.name)

@@ -257,8 +257,12 @@ def _add_plan(sub, add) -> None:
 
 def cmd_lock(args) -> int:
     """`fleet lock [--update [GROUP]]`: resolve source_ami filters into nodes.lock.json (fleet/ops/lock.py)."""
-    from fleet.ops.lock import lock
+    from fleet.ops.lock import check, lock
 
+    if args.check:
+        if args.update is not None:
+            raise SpecError([Problem("fleet lock", None, None, None, "--check changes nothing: drop --update")])
+        return check(args.nodes, stack=args.stack, endpoint_url=args.endpoint_url)
     update = args.update is not None
     return lock(args.nodes, stack=args.stack, update=update, group=args.update or None,
                 endpoint_url=args.endpoint_url)
@@ -269,6 +273,8 @@ def _add_lock(sub, add) -> None:
              "--update [GROUP] re-resolves on purpose")
     sp.add_argument("--update", nargs="?", const="", default=None, metavar="GROUP",
                     help="re-resolve every entry, or only those GROUP uses")
+    sp.add_argument("--check", action="store_true", help="change nothing: every entry must exist in its region "
+                    "with its name and owner, and come from AWS when the stack targets AWS (exit 1 if not)")
     sp.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
 
 

@@ -72,7 +72,8 @@ def test_lock_adds_missing_entries_and_then_changes_nothing(project, capsys):
     assert locked["self/base-web-*"]["ami_id"] == new and locked["self/base-web-*"]["name"] == "base-web-20250301"
     [image] = boto3.client("ec2").describe_images(ImageIds=[cron])["Images"]
     assert locked["self/base-cron-*"] == {"ami_id": cron, "name": "base-cron-1", "creation_date": image["CreationDate"],
-                                          "root_device_name": image["RootDeviceName"]}
+                                          "root_device_name": image["RootDeviceName"],
+                                          "resolved_at": boto3.client("ec2").meta.endpoint_url}
     assert all(e["creation_date"] for e in locked.values())
     assert "added" in capsys.readouterr().out
     before = (project / "nodes.lock.json").read_text()

@@ -103,7 +103,7 @@ def test_stack_override_lists_append_and_dicts_merge(tmp_path):
 
 def test_stack_values_given_directly_match_the_file():
     from_file = load_fleet(ROOT / "nodes.yaml", "staging")
-    values = {"aws:region": "us-east-1", "fleet:environment": "staging",
+    values = {"aws:region": "us-east-1", "fleet:environment": "staging", "fleet:awsEndpoint": "http://127.0.0.1:5000",
               "fleet:network": {"cidr": "10.20.0.0/16", "azs": 2},
               "fleet:groups": {"12_04-www": {"autoscale": {"node_min": 1, "node_max": 3}},
                                "12_04-bee": {"autoscale": {"node_min": 1, "node_max": 2}},

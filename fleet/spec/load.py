@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping
 from fleet.spec import rules, schema_check
 from fleet.spec.errors import Problem, SpecError, did_you_mean
 from fleet.spec.limits import MIN_SPOT_TYPES, PROD_STACKS
-from fleet.spec.lock import filter_key, lock_path, read_lock
+from fleet.spec.lock import filter_key, local_entry, lock_path, read_lock
 from fleet.spec.merge import merge_group
 from fleet.spec.model import Group, SourceAmiFilter, build_group
 from fleet.spec.project import display, missing_stack
@@ -207,10 +207,12 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
 
 def _apply_lock(groups: dict[str, Group], nodes_path: Path, stack_cfg: StackConfig | None, require_lock: bool,
                 nfile: str, doc: YamlDoc, sfile: str, sdoc, source_in_stack: Mapping[str, bool]) -> list[Problem]:
-    """Give every filter its locked image (in place); one problem per distinct unlocked filter."""
+    """Give every filter its locked image (in place); one problem per distinct unlocked filter, and per
+    distinct filter locked against a local API when the stack targets AWS (fleet/spec/lock.py)."""
     lock = read_lock(lock_path(nodes_path))
     region = stack_cfg.region if stack_cfg else None
     unlocked: dict[str, str] = {}
+    local: dict[str, tuple[str, str]] = {}  # filter key -> (group, why): locked against a local API
     for name, group in groups.items():
         source = group.source_ami
         if not isinstance(source, SourceAmiFilter):
@@ -218,14 +220,18 @@ def _apply_lock(groups: dict[str, Group], nodes_path: Path, stack_cfg: StackConf
         found = lock.find(source, region)
         if found is not None:
             groups[name] = replace(group, source_ami=replace(source, locked=found))
+            why = local_entry(found, stack_cfg.name) if stack_cfg is not None and stack_cfg.targets_aws else None
+            if why and require_lock:
+                local.setdefault(filter_key(source), (name, why))
         elif require_lock:
             unlocked.setdefault(filter_key(source), name)
     problems = []
-    for name in unlocked.values():
+    where = f" for {region}" if region else ""
+    messages = [(name, f"is not locked{where} in {lock.path.name}: run `fleet lock`") for name in unlocked.values()]
+    messages += [(name, f"in {lock.path.name} {why}") for name, why in local.values()]
+    for name, what in messages:
         source = groups[name].source_ami
-        where = f" for {region}" if region else ""
-        msg = (f"base image filter {source.name!r} (owners {', '.join(source.owners)}) is not locked{where} in "
-               f"{lock.path.name}: run `fleet lock`")
+        msg = f"base image filter {source.name!r} (owners {', '.join(source.owners)}) {what}"
         if source_in_stack.get(name):
             line = sdoc.line_of(("config", "fleet:groups", name, "source_ami")) if sdoc else None
             problems.append(Problem(sfile, line, name, "source_ami", msg))

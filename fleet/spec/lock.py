@@ -10,8 +10,12 @@ and the bake use the locked id, the image hash covers it (a bump rebakes on purp
 re-resolves: a reviewable diff, like a dependency bump.
 
 Format (keys sorted, so diffs are minimal):
-    {"images": {REGION: {"OWNERS/NAME-FILTER": {"ami_id", "name", "creation_date", "root_device_name"}}}}
-OWNERS is the filter's owners joined with ','.
+    {"images": {REGION: {"OWNERS/NAME-FILTER": {"ami_id", "name", "creation_date", "root_device_name",
+                                                 "resolved_at"}}}}
+OWNERS is the filter's owners joined with ','. `resolved_at` is the EC2 endpoint `fleet lock` asked: an
+AMI id that a local API (a moto server) made exists in no AWS account, so a stack that targets AWS
+refuses an entry resolved anywhere else (`local_entry`; validate, plan, the program, the image build
+and `fleet lock --check` all say so). An entry without it (an older lock) counts as not from AWS.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fleet.spec.endpoints import describe, is_aws_endpoint
 from fleet.spec.errors import Problem, SpecError
 from fleet.spec.model import LockedImage, SourceAmiFilter
 from fleet.spec.readonce import read_text
@@ -27,6 +32,7 @@ from fleet.spec.readonce import read_text
 COMMENT = ("Base images resolved by `fleet lock` from the source_ami filters of nodes.yaml (per region). "
            "Commit it; `fleet lock --update [GROUP]` bumps on purpose. See README, 'Base images are locked'.")
 FIELDS = ("ami_id", "name", "creation_date", "root_device_name")
+OPTIONAL = ("resolved_at",)
 
 
 def lock_path(nodes_path: str | Path) -> Path:
@@ -87,8 +93,17 @@ def read_lock(path: str | Path) -> Lock:
         if not isinstance(keys, dict):
             raise bad(f"images.{region} is not a mapping")
         for key, entry in keys.items():
-            if not isinstance(entry, dict) or set(entry) != set(FIELDS) or not all(
-                    isinstance(entry[f], str) for f in FIELDS):
-                raise bad(f"images.{region}.{key} needs exactly the string fields {', '.join(FIELDS)}")
-            lock.images.setdefault(region, {})[key] = LockedImage(**{f: entry[f] for f in FIELDS})
+            if not isinstance(entry, dict) or not set(FIELDS) <= set(entry) <= {*FIELDS, *OPTIONAL} or not all(
+                    isinstance(v, str) for v in entry.values()):
+                raise bad(f"images.{region}.{key} needs exactly the string fields {', '.join(FIELDS)} "
+                          f"(and {', '.join(OPTIONAL)})")
+            lock.images.setdefault(region, {})[key] = LockedImage(**entry)
     return lock
+
+
+def local_entry(image: LockedImage, stack: str) -> str | None:
+    """Why a stack that targets AWS must not use `image`, or None when it was resolved at AWS."""
+    if is_aws_endpoint(image.resolved_at):
+        return None
+    return (f"was resolved at {describe(image.resolved_at)}, not at AWS, and stack {stack} targets AWS: "
+            f"{image.ami_id} may exist only there; run `fleet lock --update` with AWS credentials")

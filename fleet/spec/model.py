@@ -26,6 +26,7 @@ class LockedImage:
     name: str
     creation_date: str
     root_device_name: str
+    resolved_at: str = ""  # the EC2 endpoint `fleet lock` asked ("" in locks written before it was recorded)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from fleet.spec.endpoints import is_aws_endpoint
 from fleet.spec.errors import Problem, SpecError, did_you_mean, quote
 from fleet.spec.model import frozen_map
 from fleet.spec.yamlfile import load_yaml_file
@@ -29,6 +30,7 @@ FLEET_KEYS: dict[str, tuple[type, str]] = {
     "nodesFile": (str, "path of the nodes file, relative to the project (default nodes.yaml)"),
     "portChanges": (dict, "{GROUP: NEW_PORT}: acknowledge an http.port change whose instances already serve NEW_PORT"),
     "alertsTopicArn": (str, "SNS topic for alarms and failed rollouts; unset: the stack creates an encrypted one"),
+    "awsEndpoint": (str, "a local AWS API (a moto server) this sandbox stack targets; unset: AWS itself"),
 }
 AMI_RE = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
 SG_RE = re.compile(r"^sg-[0-9a-f]{8,17}$")
@@ -74,7 +76,14 @@ class StackConfig:
     nodes_file: str = "nodes.yaml"
     port_changes: Mapping[str, int] = field(default_factory=lambda: frozen_map(None))
     alerts_topic_arn: str | None = None
+    aws_endpoint: str | None = None  # a sandbox stack's local AWS API (fleet:awsEndpoint); None: AWS
     file: str = ""
+
+    @property
+    def targets_aws(self) -> bool:
+        """A stack deploys to AWS unless it declares a local endpoint: only then may its base images
+        come from lock entries resolved against a local API."""
+        return self.aws_endpoint is None or is_aws_endpoint(self.aws_endpoint)
 
 
 # Top-level keys of a Pulumi stack file (Pulumi's ProjectStack); fleet reads `config`.
@@ -214,6 +223,9 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
     if topic is not None and not SNS_TOPIC_RE.fullmatch(topic):
         problem("fleet:alertsTopicArn",
                 f"{quote(topic)} is not a standard SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)")
+    endpoint = fleet_vals.get("awsEndpoint")
+    if endpoint is not None and not re.fullmatch(r"https?://[^\s/]+/?", endpoint):
+        problem("fleet:awsEndpoint", f"{quote(endpoint)} is not an endpoint URL like http://127.0.0.1:5000")
     network = _network(fleet_vals.get("network") or {}, problem)
     if problems:
         raise SpecError(problems)
@@ -231,5 +243,6 @@ def stack_from_values(stack: str, values: Mapping[str, Any], file: str, line_of=
         nodes_file=fleet_vals.get("nodesFile", "nodes.yaml"),
         port_changes=frozen_map(fleet_vals.get("portChanges")),
         alerts_topic_arn=topic,
+        aws_endpoint=endpoint,
         file=file,
     )
