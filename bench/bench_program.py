@@ -15,15 +15,15 @@ wall time, and ratios measured in one run.
 - import floor: a process that imports pulumi, pulumi_aws and pulumi_command, touches every
   pulumi_aws / pulumi_command class and function the program's source names (pulumi_aws loads its
   submodules lazily: touching is importing), then flushes and exits the way the CLI does (os._exit);
-- class-shaped floor: a process on the same mock engine (fleet.plan.engine) that, after the import
-  floor's imports, registers the very same resources (types, names, parents, resolved
-  inputs, recorded from an untimed run of the program) directly with `pulumi.CustomResource` /
-  `pulumi.ComponentResource` subclasses, plus, as `None`, every other property the resource's
-  provider class declares (so the SDK's per-property Outputs are in the floor too), then exits like
-  the CLI. It also pays for reading the recording (JSON).
+- registration floor (bench/registration_floor.py): a process on the same mock engine
+  (fleet.plan.engine), GC off as in the plan, that makes the very calls the program makes into the SDK,
+  recorded in an untimed run: the same pulumi_aws / pulumi_command classes with the same typed Args,
+  parents, `depends_on` and property dependencies (each Output the program passed becomes a resolved
+  Output over the same resources), the same component registrations and outputs, the same invokes and
+  stack exports. The recording run checks that the replay registers exactly what the program did
+  (types, names, parents, inputs, options, dependencies). It pays for reading the recording (pickle).
 
-Goals (issue 15): `sample` within 1.3x of the import floor; 100 and 300 groups within 1.3x of the
-class-shaped floor.
+Goals: the sample within 1.2x, and 300 and 1,000 groups within 1.15x, of the registration floor.
 
 Invokes during the program are counted in the untimed recording run: the goal is one per distinct
 AMI filter (plus the network's availability-zone lookup), never one per group.
@@ -90,6 +90,7 @@ KINDS = [HTTP, WORKER, WORKER, HTTP, CRON, WORKER, HTTP, WORKER, WORKER, CRON]  
 # The floors run as `python -c` so they import nothing of the bench: only what they name.
 EXIT = "import sys, os\nsys.stdout.flush(); sys.stderr.flush(); os._exit(0)\n"
 IMPORT_FLOOR = """\
+import gc; gc.disable()  # as the plan does
 import json, sys
 import pulumi, pulumi_aws, pulumi_command
 names = json.loads(open(sys.argv[1]).read())
@@ -98,45 +99,6 @@ for module, attr in names["aws"]:
 for attr in names["command"]:
     getattr(pulumi_command.local, attr)
 """ + EXIT
-SHAPED_FLOOR = IMPORT_FLOOR[:-len(EXIT)].replace("sys.argv[1]", "sys.argv[2]") + """\
-from fleet.plan.engine import FleetMocks, run
-
-records = json.loads(open(sys.argv[1]).read())
-
-
-class Custom(pulumi.CustomResource):  # a subclass, like every provider resource class
-    def __init__(self, typ, name, props, opts):
-        super().__init__(typ, name, props, opts=opts)
-
-
-class Component(pulumi.ComponentResource):
-    def __init__(self, typ, name, opts):
-        super().__init__(typ, name, None, opts=opts)
-        self.register_outputs({})
-
-
-def camel(name):
-    head, *rest = name.split("_")
-    return head + "".join(w[:1].upper() + w[1:] for w in rest)
-
-
-def replay():
-    made = {}
-    for rec in records:
-        opts = pulumi.ResourceOptions(parent=made.get(rec["parent"])) if rec["parent"] else None
-        if rec["custom"]:
-            props = dict(rec["inputs"])
-            props.update({k: None for k in rec["declared"] if camel(k) not in props and k not in ("id", "urn")})
-            made[rec["urn"]] = Custom(rec["type"], rec["name"], props, opts)
-        else:
-            made[rec["urn"]] = Component(rec["type"], rec["name"], opts)
-
-
-r = run(replay, stack="staging", mocks=FleetMocks(offline=True))
-assert len(r.resources) == len(records), (len(r.resources), len(records))
-""" + EXIT
-
-
 def nodes_yaml(groups: int) -> str:
     parts = [BASE]
     for i in range(groups):
@@ -166,6 +128,7 @@ def make_project(where: Path, groups: int) -> Path:
         (where / name).symlink_to(ROOT / name)
     shutil.copy(ROOT / "__main__.py", where / "__main__.py")
     shutil.copy(ROOT / "Pulumi.yaml", where / "Pulumi.yaml")
+    shutil.copy(ROOT / "nodes.lock.json", where / "nodes.lock.json")  # the generated groups' base image
     stack = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
     stack["config"].pop("fleet:groups", None)  # staging's overrides name the project's own groups
     (where / "Pulumi.staging.yaml").write_text(yaml.safe_dump(stack))
@@ -173,42 +136,16 @@ def make_project(where: Path, groups: int) -> Path:
     return where
 
 
-# -- the untimed recording (for the class-shaped floor) -------------------------------------------
+# -- the untimed recording (for the registration floor) -------------------------------------------
 
-def child_record(project: Path, out: Path) -> dict:
-    from fleet.plan.engine import run_program, stack_config
+def child_record(project: Path, names: Path, out: Path) -> dict:
+    """Record the program's SDK calls (bench/registration_floor.py), then check that replaying them
+    registers exactly what the program did."""
+    import registration_floor
 
-    declared = _record_declared_properties()
-    r = run_program("staging", stack_config("staging", project), program=project / "__main__.py", offline=True)
-    by_parent: dict = {}
-    for x in r.resources:
-        by_parent.setdefault(x.parent, []).append(x)
-    ordered, todo = [], [None]
-    while todo:  # parents first
-        for x in by_parent.get(todo.pop(0), []):
-            ordered.append({"type": x.type, "name": x.name, "urn": x.urn, "parent": x.parent, "custom": x.custom,
-                            "inputs": x.inputs, "declared": declared.get((x.type, x.name), [])})
-            todo.append(x.urn)
-    out.write_text(json.dumps(ordered, default=str))
-    calls: dict[str, int] = {}
-    for token, _ in r.calls:
-        calls[token] = calls.get(token, 0) + 1
-    return {"resources": len(r.resources), "invokes": calls}
-
-
-def _record_declared_properties() -> dict:
-    """(type, name) -> the property names the resource's class hands the SDK (inputs and outputs)."""
-    from pulumi.runtime import rpc
-
-    declared: dict = {}
-    transfer = rpc.transfer_properties
-
-    def recording(res, props, custom):
-        declared[(res._type, res._name)] = list(props)
-        return transfer(res, props, custom)
-
-    rpc.transfer_properties = recording
-    return declared
+    info = registration_floor.record(project, json.loads(names.read_text()), out)
+    registration_floor.verify(out)
+    return info
 
 
 # -- timing ---------------------------------------------------------------------------------------
@@ -235,23 +172,23 @@ def measure(sizes: list[str], repeat: int) -> list[dict]:
         names.write_text(json.dumps(program_names()))
         for size in sizes:
             project = ROOT if size == "sample" else make_project(work / f"p{size}", int(size))
-            record = work / f"record-{size}.json"
-            extra = json.loads(subprocess.run([py, __file__, "--child", "record", str(project), str(record)],
-                                              capture_output=True, text=True, check=True, cwd=ROOT
+            record = work / f"record-{size}.pickle"
+            child = [py, __file__, "--child", "record", str(project), str(names), str(record)]
+            extra = json.loads(subprocess.run(child, capture_output=True, text=True, check=True, cwd=ROOT
                                               ).stdout.strip().splitlines()[-1])
             argv = {"ours": [py, "-m", "fleet", "plan", "--stack", "staging", "--json"],
                     "import": [py, "-c", IMPORT_FLOOR, str(names)],
-                    "shaped": [py, "-c", SHAPED_FLOOR, str(record), str(names)]}
+                    "registration": [py, str(ROOT / "bench" / "registration_floor.py"), str(record)]}
             runs: dict[str, list[dict]] = {k: [] for k in argv}
             for _ in range(repeat):  # interleaved
                 runs["ours"].append(cpu_of(argv["ours"], project, ok=(0, 1)))
                 runs["import"].append(cpu_of(argv["import"], ROOT))
-                runs["shaped"].append(cpu_of(argv["shaped"], ROOT))
+                runs["registration"].append(cpu_of(argv["registration"], project))
             med = {k: {m: statistics.median(x[m] for x in v) for m in ("cpu", "user", "sys", "rss")}
                    for k, v in runs.items()}
             row = {"size": size, **extra, **med,
                    "ratio_import": med["ours"]["cpu"] / med["import"]["cpu"],
-                   "ratio_shaped": med["ours"]["cpu"] / med["shaped"]["cpu"],
+                   "ratio_registration": med["ours"]["cpu"] / med["registration"]["cpu"],
                    "all": {k: [x["cpu"] for x in v] for k, v in runs.items()}}
             rows.append(row)
             print(_fmt_row(row), flush=True)
@@ -265,15 +202,16 @@ def _fmt_row(row: dict) -> str:
 
     invokes = ", ".join(f"{t.split(':')[-1]} {k}" for t, k in sorted(row["invokes"].items())) or "-"
     spread = " / ".join(f"{min(v):.2f}-{max(v):.2f}" for v in row["all"].values())
-    rss = " / ".join(f"{row[k]['rss']:.0f}" for k in ("ours", "import", "shaped"))
+    rss = " / ".join(f"{row[k]['rss']:.0f}" for k in ("ours", "import", "registration"))
     return (f"| {row['size']} | {row['resources']} | {cell('ours')} | {cell('import')} | {row['ratio_import']:.2f}x | "
-            f"{cell('shaped')} | {row['ratio_shaped']:.2f}x | {spread} | {rss} | {invokes} |")
+            f"{cell('registration')} | {row['ratio_registration']:.2f}x | {row['edges']} | {spread} | {rss} | "
+            f"{invokes} |")
 
 
 HEADER = ("| groups | resources | `fleet plan --json` CPU s (user+sys) | import floor | ours / import floor | "
-          "class-shaped floor | ours / class-shaped | range ours / import / shaped | peak RSS MB "
-          "ours / import / shaped | invokes (whole run) |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---|---|---|")
+          "registration floor | ours / registration | dependency edges | range ours / import / registration | "
+          "peak RSS MB ours / import / registration | invokes (whole run) |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
 
 
 def machine() -> str:
@@ -295,7 +233,7 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
-        print(json.dumps(child_record(Path(argv[2]), Path(argv[3]))))
+        print(json.dumps(child_record(Path(argv[2]), Path(argv[3]), Path(argv[4]))))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="sample,100,300", help="`sample` (this project) and/or group counts")
