@@ -118,6 +118,7 @@ class BakedImage(pulumi.ComponentResource):
                 create=build_command_line(args.project_dir, group.name, args.stack, args.region, args.image_hash,
                                           args.nodes_file, group.image.skip_zero_blocks_unsafe_if_encrypted),
                 triggers=[args.image_hash],
+                add_previous_output_in_env=False,  # its output never comes back as environment variables
             ), opts=pulumi.ResourceOptions(parent=self))
             result = self.command.stdout.apply(parse_build_result)
             ami_id = result.apply(lambda r: r["ami_id"])

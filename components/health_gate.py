@@ -68,5 +68,6 @@ class HealthGate(pulumi.ComponentResource):
         self.command = command.local.Command(f"{name}-wait", command.local.CommandArgs(
             create=create,
             triggers=list(args.asg_names),
+            add_previous_output_in_env=False,  # its output never comes back as environment variables
         ), opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
         self.register_outputs({"create": create})

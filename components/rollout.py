@@ -94,5 +94,6 @@ class Rollout(pulumi.ComponentResource):
         self.command = command.local.Command(f"{name}-refresh", command.local.CommandArgs(
             create=create,
             triggers=[args.launch_template_version],
+            add_previous_output_in_env=False,  # its output never comes back as environment variables
         ), opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"create": create})

@@ -294,6 +294,11 @@ CASES = [
                                 lt(blockDeviceMappings=[{"deviceName": "/dev/xvda", "ebs": {"encrypted": "false"}}])],
      "prod", []),  # an unencrypted volume (no fleet group has one today) may skip
     ("raw_upload_every_block", [*image_build(f"build api {SKIP}")], "prod", ["api-image"]),  # no template: refused
+    # command-no-previous-output: the previous run's output is never fed back as environment variables
+    ("command_no_previous_output", [r(g.COMMAND, "c", {"create": "x", "addPreviousOutputInEnv": False})], "prod", []),
+    ("command_no_previous_output", [r(g.COMMAND, "c", {"create": "x"})], "prod", ["c"]),  # the default: true
+    ("command_no_previous_output", [r(g.COMMAND, "c", {"addPreviousOutputInEnv": True}),
+                                    r(g.COMMAND, "d", {"addPreviousOutputInEnv": None})], "prod", ["c", "d"]),
 ]
 
 
@@ -337,7 +342,7 @@ def test_check_all_is_sorted_and_stable():
 
 def test_registry():
     ids = [c.policy for c in g.GUARDRAILS]
-    assert len(ids) == len(set(ids)) == 16
+    assert len(ids) == len(set(ids)) == 17
     assert all(c.description and callable(c.findings) for c in g.GUARDRAILS)
     res, message = g.imdsv2_required.findings([lt(metadataOptions={})], "prod")[0]
     assert res["name"] == "api-lt" and "httpTokens" in message

@@ -731,3 +731,14 @@ def raw_upload_every_block(resources: list[Resource], stack: str) -> Iterator[Fi
                 yield cmd, (f"the image build skips zero blocks ({SKIP_ZERO_BLOCKS_FLAG}) but launch template "
                             f"{lt.get('name')} encrypts the volume (or it is unknown): missing blocks would "
                             "read back as garbage; remove image.skip_zero_blocks_unsafe_if_encrypted")
+
+
+@guardrail("command-no-previous-output", "Every pulumi-command Command sets add_previous_output_in_env=False: "
+           "by default an update gets the previous stdout/stderr as environment variables, and a long build log "
+           "then fails it with 'argument list too long'.")
+def command_no_previous_output(resources: list[Resource], stack: str) -> Iterator[Finding]:
+    for cmd in _of(resources, COMMAND):
+        value = _inputs(cmd).get("addPreviousOutputInEnv", ABSENT)
+        if value is not False and str(value).lower() != "false":
+            yield cmd, (f"addPreviousOutputInEnv is {_describe(value, 'default true')}: the next update "
+                        "would get this run's whole output in its environment; set add_previous_output_in_env=False")
