@@ -46,7 +46,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from fleet.ops.events import BASE_TAG
+from fleet.ops.events import BASE_TAG, CEILING_TAG, OD_MAX_TAG
 from fleet.ops.timing import drain_seconds  # the termination hook's heartbeat = the modelled drain
 from fleet.render.capacity import (  # noqa: F401 (re-exported: the pair's sizes live in the pure module)
     instance_totals,
@@ -111,8 +111,10 @@ class AsgPair(pulumi.ComponentResource):
         def asg_opts(capacity: str) -> pulumi.ResourceOptions:
             # The on-demand MinSize belongs to the spot capacity reconciler once the ASG exists (it is
             # base + the reconciler's extra; the base reaches it through the fleet:on-demand-base tag),
-            # so `pulumi up` never resets it and never fights the reconciler.
-            owned = ["min_size"] if capacity == ON_DEMAND else []
+            # so `pulumi up` never resets it and never fights the reconciler. Its MaxSize too: the reconciler
+            # keeps it at the room the spot ASG leaves under the pair's ceiling (fleet:pair-ceiling), within
+            # the ASG's own maximum (fleet:on-demand-max), so the pair never runs more than the ceiling.
+            owned = ["min_size", "max_size"] if capacity == ON_DEMAND else []
             return pulumi.ResourceOptions(parent=self, ignore_changes=[*ignore[:1], *owned, *ignore[1:]],
                                           depends_on=list(args.after.get(capacity, ())))
         http = group.http is not None
@@ -150,9 +152,11 @@ class AsgPair(pulumi.ComponentResource):
         self.on_demand = aws.autoscaling.Group(f"{gslug}-on-demand", aws.autoscaling.GroupArgs(
             min_size=lo, desired_capacity=desired, max_size=hi,
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=args.launch_template_id, version=version),
-            # the spot capacity reconciler reads the base here (it moves MinSize to base + its extra)
-            tags=self._tags(args, ON_DEMAND) + [aws.autoscaling.GroupTagArgs(
-                key=BASE_TAG, value=str(lo), propagate_at_launch=False)],
+            # the spot capacity reconciler reads the base here (it moves MinSize to base + its extra), and the
+            # ceiling and own maximum it keeps MaxSize under
+            tags=self._tags(args, ON_DEMAND) + [
+                aws.autoscaling.GroupTagArgs(key=k, value=str(v), propagate_at_launch=False)
+                for k, v in ((BASE_TAG, lo), (CEILING_TAG, pair_ceiling(group)), (OD_MAX_TAG, hi))],
             **common), opts=asg_opts(ON_DEMAND))
 
         self.asgs = {SPOT: self.spot, ON_DEMAND: self.on_demand}

@@ -94,10 +94,24 @@ def test_tags_are_propagated_and_name_the_capacity():
         tags = {t["key"]: t for t in asg.inputs["tags"]}
         assert tags["fleet:group"]["value"] == "12_04-www" and tags["fleet:stack"]["value"] == "prod"
         assert tags["fleet:capacity"]["value"] == capacity and tags["team"]["value"] == "platform"
-        assert all(t["propagateAtLaunch"] is True for k, t in tags.items() if k != "fleet:on-demand-base")
+        assert all(t["propagateAtLaunch"] is True for k, t in tags.items() if k not in RECONCILER_TAGS)
     base = {t["key"]: t for t in od.inputs["tags"]}["fleet:on-demand-base"]
     assert base == {"key": "fleet:on-demand-base", "value": "1", "propagateAtLaunch": False}, \
         "the reconciler's base, on the ASG only"
+
+
+RECONCILER_TAGS = ("fleet:on-demand-base", "fleet:pair-ceiling", "fleet:on-demand-max")
+
+
+def test_the_on_demand_asg_carries_the_pair_ceiling_and_leaves_its_max_size_to_the_reconciler():
+    # node_max 2: spot max 1 + 1 headroom, on-demand max 2: 4 together, the ceiling is 3
+    g = http_group("12_04-bee", autoscale={"node_min": 2, "node_max": 2})
+    _, spot, od = _pair(g)
+    tags = {t["key"]: t for t in od.inputs["tags"]}
+    assert (spot.inputs["maxSize"], od.inputs["maxSize"]) == (2, 2)
+    assert tags["fleet:pair-ceiling"]["value"] == "3" and tags["fleet:on-demand-max"]["value"] == "2"
+    assert all(not tags[k]["propagateAtLaunch"] for k in RECONCILER_TAGS)
+    assert "maxSize" in od.options["ignoreChanges"] and "maxSize" not in spot.options["ignoreChanges"]
 
 
 def test_termination_hook_drains_briefly_then_continues():

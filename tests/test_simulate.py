@@ -246,3 +246,14 @@ def test_unknown_compare_key_is_one_line(tmp_path, capsys, monkeypatch):
 def test_price_missing_from_snapshot_is_bad_input():
     with pytest.raises(SpecError, match="no on-demand price for x9.huge"):
         MARKET.on_demand_price("x9.huge")
+
+
+def test_node_max_is_a_hard_ceiling_of_the_pair():
+    # node_max 2: base 1 on demand, spot share 1 + headroom 1; each ASG's max alone would allow 2 + 2.
+    # Under a load far above the group, the pair runs at most node_max + headroom = 3 instances at once.
+    g = group(autoscale={"node_min": 2, "node_max": 2})
+    ln = dataclasses.replace(lane(g, MARKET), interruption_per_step=0.002)
+    r = simulate([ln], np.full(600, 5.0), seed=3)
+    s = r.summary[0]
+    assert (s["node_max"], s["ceiling"]) == (2, 3)
+    assert s["peak_instances"] == 3 and s["ceiling_held"]

@@ -22,6 +22,8 @@ from botocore.parsers import ResponseParserError
 from fleet.ops import events as contract
 from fleet.ops.events import (
     BASE_TAG,
+    CEILING_TAG,
+    OD_MAX_TAG,
     SAMPLE_ASG_EVENTS,
     SAMPLE_REBALANCE_EVENT,
     SAMPLE_SCHEDULED_EVENT,
@@ -137,7 +139,7 @@ def reclaim(ns, instance_id: str) -> None:
     ns.asg.terminate_instance_in_auto_scaling_group(InstanceId=instance_id, ShouldDecrementDesiredCapacity=False)
 
 
-def fail_spot_launches(ns, desired: int) -> None:
+def fail_spot_launches(ns, desired: int, have: int = 2) -> None:
     """Raise the spot ASG's desired capacity while its launches fail. moto has no capacity model, so the
     launches are made to fail the only way moto knows: the launch template is gone. What the ASG is left
     with is what InsufficientInstanceCapacity leaves in AWS: desired above the instances it has."""
@@ -146,7 +148,7 @@ def fail_spot_launches(ns, desired: int) -> None:
     with pytest.raises((ClientError, ResponseParserError)):  # moto answers with a bare 500
         once.update_auto_scaling_group(AutoScalingGroupName=ns.spot, DesiredCapacity=desired)
     g = group_of(ns, ns.spot)
-    assert (g["DesiredCapacity"], len(g["Instances"])) == (desired, 2)
+    assert (g["DesiredCapacity"], len(g["Instances"])) == (desired, have)
 
 
 def lines(capsys) -> list[dict]:
@@ -585,3 +587,29 @@ class TestEventPatterns:
         assert len(asg_events_pattern_json(names)) <= contract.EVENT_PATTERN_LIMIT
         with pytest.raises(ValueError, match="over EventBridge"):
             asg_events_pattern_json([n * 3 for n in names])
+
+
+def test_pair_ceiling_caps_the_on_demand_asg_at_the_room_spot_leaves(fleet):
+    """node_max 2 (base 1, spot share 1 + headroom 1 = spot max 2, on-demand max 2): the two maxima add
+    up to 4, the pair's ceiling is 3. With 2 spot instances running, the reconciler keeps the on-demand
+    ASG's MaxSize (and a policy's scale-out) at 1; when spot shrinks, the room comes back."""
+    bee = fleet.make_pair("bee", spot=2, spot_max=2, base=1, od_max=2)
+    fleet.asg.create_or_update_tags(Tags=_asg_tags(bee.od, {CEILING_TAG: "3", OD_MAX_TAG: "2"}, propagate=False))
+    fleet.asg.update_auto_scaling_group(AutoScalingGroupName=bee.od, DesiredCapacity=2)  # the policy's scale-out
+    capacity.handler(schedule(), None)
+    g = group_of(fleet, bee.od)
+    assert (g["DesiredCapacity"], g["MinSize"], g["MaxSize"]) == (1, 1, 1)
+    assert len(group_of(fleet, bee.spot)["Instances"]) + g["DesiredCapacity"] <= 3
+    fleet.asg.update_auto_scaling_group(AutoScalingGroupName=bee.spot, DesiredCapacity=1)  # spot scales in
+    capacity.handler(schedule(), None)
+    assert group_of(fleet, bee.od)["MaxSize"] == 2
+
+
+def test_pair_ceiling_leaves_room_for_the_spot_deficit(fleet):
+    """A spot launch that fails leaves no instance: the room it would have used is the fallback's."""
+    bee = fleet.make_pair("bee", spot=1, spot_max=2, base=1, od_max=2)
+    fleet.asg.create_or_update_tags(Tags=_asg_tags(bee.od, {CEILING_TAG: "3", OD_MAX_TAG: "2"}, propagate=False))
+    fail_spot_launches(SimpleNamespace(ec2=fleet.ec2, asg=fleet.asg, spot=bee.spot, spot_lt=bee.lt), 2, have=1)
+    capacity.handler(schedule(), None)
+    g = group_of(fleet, bee.od)
+    assert g["MaxSize"] == 2 and g["DesiredCapacity"] == 2  # one spot instance missing -> one on-demand extra

@@ -162,6 +162,8 @@ SPOT_CAPACITY_ACTIONS: tuple[str, ...] = (
 # the on-demand ASG tag that says its base, and the metrics (README "Spot capacity" lists them).
 WARNED_TAG = "fleet:interruption-warned"
 BASE_TAG = "fleet:on-demand-base"
+CEILING_TAG = "fleet:pair-ceiling"  # the most instances the pair may run at once (node_max + spot headroom)
+OD_MAX_TAG = "fleet:on-demand-max"  # the on-demand ASG's own maximum (its MaxSize is the reconciler's)
 METRIC_NAMESPACE = "fleet/SpotCapacity"
 METRIC_NAMES = ("SpotDeficit", "OnDemandExtra", "Capped")
 

@@ -5,8 +5,9 @@ capacity reconciler enforces the ceiling, fleet/simulate replays both).
 `on_demand.base` instances inside that total, the spot ASG takes the rest, plus rebalance headroom
 (capacity rebalancing launches before it terminates). Each ASG's own maximum alone would let the pair
 run spot max + on-demand max together; the pair's ceiling (`pair_ceiling`: node_max + the spot
-headroom) is what the two may run at once, and the reconciler keeps the on-demand ASG's MaxSize at
-the room the spot ASG leaves under it (`on_demand_room`).
+headroom) is what the two may run at once: the spot ASG's maximum is ceiling - base, and the spot
+capacity reconciler keeps the on-demand ASG's MaxSize at the room the spot ASG's instances leave
+(lambdas/spot_capacity/reconcile.py `on_demand_room`).
 """
 
 from __future__ import annotations
@@ -57,13 +58,6 @@ def instance_totals(group: Group) -> dict[str, int]:
 def pair_ceiling(group: Group) -> int:
     """Most instances the pair may run at once: node_max plus the spot ASG's rebalance headroom."""
     return group.autoscale.node_max + spot_headroom(group)
-
-
-def on_demand_room(ceiling: int, spot_instances: int, base: int, on_demand_max: int) -> int:
-    """The on-demand ASG's MaxSize under the pair's ceiling: what the spot ASG's instances (any state,
-    warned ones too: they still run) leave, never below the base nor above the ASG's own maximum.
-    The spot ASG's maximum is ceiling - base, so the room is never below the base anyway."""
-    return max(base, min(on_demand_max, ceiling - spot_instances))
 
 
 def instance_warmup(group: Group) -> int:

@@ -16,7 +16,7 @@ from fleet.render import capacity
 from fleet.render.scaling import ON_DEMAND, SPOT, Rules, rules
 from fleet.simulate.market import Market
 from fleet.spec.model import Group
-from fleet.spec.readiness import hook_heartbeat
+from fleet.spec.readiness import launch_hook_heartbeat
 from fleet.spec.spot_types import spot_instance_types
 
 STEP = 60  # seconds: one CloudWatch period at detailed monitoring, the model's clock
@@ -58,9 +58,9 @@ def lane(group: Group, market: Market, name: str | None = None, all_on_demand: b
     spot_lo, _, spot_hi = capacity.spot_capacity(group)
     od_lo, _, od_hi = capacity.on_demand_capacity(group)
     in_service_s, ready_s = timing.typical_ready_seconds(group)
-    heartbeat = hook_heartbeat(group.autoscale.timeout)
-    # a converging instance completes the launching hook only if its work fits the heartbeat
-    abandoned = group.converges and in_service_s - timing.LAUNCH_SECONDS > heartbeat
+    heartbeat = launch_hook_heartbeat(group)  # counted from launch
+    # a converging instance completes the launching hook only if launch + its work fit the heartbeat
+    abandoned = group.converges and in_service_s > heartbeat
     types = tuple(spot_instance_types(group))
     hazard = market.interruption_per_step(types, STEP)
     return Lane(
@@ -68,7 +68,7 @@ def lane(group: Group, market: Market, name: str | None = None, all_on_demand: b
         spot_min=spot_lo, spot_max=spot_hi, od_base=od_lo, od_max=od_hi, ceiling=capacity.pair_ceiling(group),
         in_service_steps=minutes(in_service_s), ready_steps=minutes(ready_s),
         warmup_steps=minutes(capacity.instance_warmup(group)), abandoned=abandoned,
-        heartbeat_steps=minutes(timing.LAUNCH_SECONDS + heartbeat),
+        heartbeat_steps=minutes(heartbeat),
         spot_types=types, spot_price=market.spot_price(types), od_price=market.on_demand_price(group.instance_type),
         interruption_per_step=0.0 if all_on_demand else hazard,
         shortage_per_step=0.0 if all_on_demand else market.shortage_per_step(types, STEP),

@@ -10,10 +10,12 @@ Each step, in this order (what AWS does within a minute, as far as the decisions
    datapoints of `period` s; target tracking scales out after 3 datapoints above target (AWS's
    alarm for 1-minute metrics) to ceil(capacity x CPU / target); step scale-outs count no instance in
    warm-up; the simple scale-in waits its cooldown; desired stays within [min, max];
-5. the spot capacity reconciler (lambdas/spot_capacity/reconcile.py, its own `spot_deficit` and
-   `plan`) sets the on-demand ASG from the spot ASG's state;
-6. each ASG launches up to desired (spot launches fail during a capacity shortage and are retried
-   the next step) or terminates down to it (pending instances first).
+5. the spot ASG launches up to desired (its launches fail during a capacity shortage and are retried
+   the next step) or terminates down to it (pending instances first);
+6. the spot capacity reconciler (lambdas/spot_capacity/reconcile.py: its own `on_demand_room`,
+   `spot_deficit` and `plan`) sets the on-demand ASG from the spot ASG's state: MaxSize = the room
+   the spot instances leave under the pair's ceiling, desired = CPU-driven part + spot deficit;
+7. the on-demand ASG launches or terminates the same way.
 
 Simplifications, on purpose: an instance's CPU is the group's average (the ALB spreads evenly);
 booting instances report no CPU; launch and boot times are the typical ones, not drawn at random;
@@ -150,7 +152,6 @@ def run(lanes: list[Lane], demand: np.ndarray, seed: int = 0,
     warned, leave = zeros(), np.zeros((n, WARNING_STEPS + 1), dtype=np.int64)
     extra = zeros()
     od_min = lane_arr["od_base"].astype(np.int64).copy()
-    od_max_now = lane_arr["od_max"].copy()
     cool_until = {c: np.full(n, -1, dtype=np.int64) for c in CAPACITIES}
     hist = np.zeros((n, hist_len))
     tt_hist = np.zeros((n, TARGET_TRACKING_DATAPOINTS))
@@ -166,6 +167,48 @@ def run(lanes: list[Lane], demand: np.ndarray, seed: int = 0,
     totals = Totals(activities={c: zeros() for c in CAPACITIES}, reconciler_writes=zeros(), capped=zeros())
     p_warn = lane_arr["interruption_per_step"]
     lane_idx = np.arange(n)
+
+    def _scale(c: str, t: int) -> None:
+        """The ASG launches up to desired (spot: not during a shortage) or terminates down to it."""
+        total = serving[c] + pending[c] + (warned if c == SPOT else 0)
+        launch = np.maximum(0, desired[c] - total)
+        if c == SPOT:
+            blocked = shortage[t] & (launch > 0)
+            series.failed_launches[t] = np.where(blocked, launch, 0)
+            launch = np.where(blocked, 0, launch)
+        if launch.any():
+            for i in lane_idx[launch > 0]:
+                k = int(launch[i])
+                if lane_arr["abandoned"][i]:
+                    abandon[c][i, (t + lane_arr["heartbeat_steps"][i]) % ring] += k
+                else:
+                    arrive[c][i, (t + lane_arr["ready_steps"][i]) % ring] += k
+                    warm_end[c][i, (t + lane_arr["in_service_steps"][i] + lane_arr["warmup_steps"][i]) % ring] += k
+                    warming[c][i] += k
+            pending[c] += launch
+        cut = np.maximum(0, total - desired[c])
+        if cut.any():
+            gone = _remove_latest(abandon[c], t, cut)
+            gone += _remove_latest(arrive[c], t, cut - gone)
+            pending[c] -= gone
+            serving[c] -= np.minimum(serving[c], cut - gone)
+            warming[c] -= _remove_latest(warm_end[c], t, np.minimum(warming[c], cut))
+        series.serving[c][t] = serving[c]
+        series.running[c][t] = serving[c] + pending[c] + (warned if c == SPOT else 0)
+        series.desired[c][t] = desired[c]
+
+    def _room(spot_running: np.ndarray) -> np.ndarray:
+        """The on-demand MaxSize the reconciler writes (its own on_demand_room), recomputed where spot moved."""
+        room = last_room.copy()
+        for i in np.flatnonzero(spot_running != last_spot):
+            room[i] = reconcile.on_demand_room(int(lane_arr["ceiling"][i]), int(spot_running[i]),
+                                               int(lane_arr["od_base"][i]), int(lane_arr["od_max"][i]))
+        last_room[:], last_spot[:] = room, spot_running
+        return room
+
+    last_spot = np.full(n, -1, dtype=np.int64)
+    last_room = lane_arr["od_max"].astype(np.int64).copy()
+    od_max_now = _room(desired[SPOT].copy())
 
     for t in range(steps):
         # 1. arrivals, abandoned launches, warm-ups ending
@@ -224,8 +267,11 @@ def run(lanes: list[Lane], demand: np.ndarray, seed: int = 0,
             new = np.clip(new, mins[c], np.maximum(maxs[c], mins[c]))
             totals.activities[c] += new != desired[c]
             desired[c] = new
-        # 5. the reconciler, with its own decision function, where it could change anything
-        room = lane_arr["od_max"]  # the on-demand ASG's MaxSize, as deployed
+        # 5. the spot ASG launches up to desired (failing during a shortage) or terminates down to it
+        _scale(SPOT, t)
+        # 6. the reconciler, with its own functions, where it could change anything (its launch events)
+        spot_running = serving[SPOT] + pending[SPOT] + warned
+        room = _room(spot_running)
         maybe = (desired[SPOT] > serving[SPOT]) | (extra > 0) | (desired[ON_DEMAND] > room) | (room != od_max_now)
         for i in lane_idx[maybe]:
             instances = ([reconcile.SpotInstance(f"s{k}", reconcile.SERVING_STATE, reconcile.HEALTHY)
@@ -244,35 +290,8 @@ def run(lanes: list[Lane], demand: np.ndarray, seed: int = 0,
             desired[ON_DEMAND][i], od_min[i], extra[i] = p.desired, p.min_size, p.extra
             totals.capped[i] += p.capped
         od_max_now = room
-        # 6. launch up to desired, or terminate down to it
-        for c in CAPACITIES:
-            total = serving[c] + pending[c] + (warned if c == SPOT else 0)
-            launch = np.maximum(0, desired[c] - total)
-            if c == SPOT:
-                blocked = shortage[t] & (launch > 0)
-                series.failed_launches[t] = np.where(blocked, launch, 0)
-                launch = np.where(blocked, 0, launch)
-            if launch.any():
-                for i in lane_idx[launch > 0]:
-                    k = int(launch[i])
-                    if lane_arr["abandoned"][i]:
-                        abandon[c][i, (t + lane_arr["heartbeat_steps"][i]) % ring] += k
-                    else:
-                        arrive[c][i, (t + lane_arr["ready_steps"][i]) % ring] += k
-                        warm_end[c][i, (t + lane_arr["in_service_steps"][i] + lane_arr["warmup_steps"][i]) % ring] += k
-                        warming[c][i] += k
-                pending[c] += launch
-            cut = np.maximum(0, total - desired[c])
-            if cut.any():
-                gone = _remove_latest(abandon[c], t, cut)
-                gone += _remove_latest(arrive[c], t, cut - gone)
-                pending[c] -= gone
-                from_serving = np.minimum(serving[c], cut - gone)
-                serving[c] -= from_serving
-                warming[c] -= _remove_latest(warm_end[c], t, np.minimum(warming[c], cut))
-            series.serving[c][t] = serving[c]
-            series.running[c][t] = serving[c] + pending[c] + (warned if c == SPOT else 0)
-            series.desired[c][t] = desired[c]
+        # 7. the on-demand ASG launches or terminates
+        _scale(ON_DEMAND, t)
     return series, totals
 
 

@@ -53,6 +53,8 @@ ASG_EVENTS = ("EC2 Instance Launch Successful", "EC2 Instance Launch Unsuccessfu
 SCHEDULED = "Scheduled Event"
 WARNED_TAG = "fleet:interruption-warned"
 BASE_TAG = "fleet:on-demand-base"
+CEILING_TAG = "fleet:pair-ceiling"  # most instances the pair may run at once
+OD_MAX_TAG = "fleet:on-demand-max"  # the on-demand ASG's own maximum (its MaxSize is the room under the ceiling)
 NAMESPACE = "fleet/SpotCapacity"
 METRICS = ("SpotDeficit", "OnDemandExtra", "Capped")
 
@@ -283,13 +285,15 @@ def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: 
         extra = _recorded_extra(item, od["MinSize"], base)
         if base is None:  # an ASG from before the tag: MinSize is base + extra
             base = max(0, od["MinSize"] - extra)
-        p = reconcile.plan(deficit, reconcile.OnDemand(desired=od["DesiredCapacity"], max_size=od["MaxSize"],
+        room = reconcile.on_demand_room(int(od_tags[CEILING_TAG]) if CEILING_TAG in od_tags else None,
+                                        len(instances), base, int(od_tags.get(OD_MAX_TAG, od["MaxSize"])))
+        p = reconcile.plan(deficit, reconcile.OnDemand(desired=od["DesiredCapacity"], max_size=room,
                                                        base=base, extra=extra))
-        changed = (p.desired, p.min_size) != (od["DesiredCapacity"], od["MinSize"])
+        changed = (p.desired, p.min_size, room) != (od["DesiredCapacity"], od["MinSize"], od["MaxSize"])
         if changed:
             lease.intend(p.extra, p.min_size, p.desired)
             autoscaling.update_auto_scaling_group(AutoScalingGroupName=od["AutoScalingGroupName"],
-                                                  MinSize=p.min_size, DesiredCapacity=p.desired)
+                                                  MinSize=p.min_size, MaxSize=room, DesiredCapacity=p.desired)
         lease.commit(p.extra)
     except BaseException:
         lease.release()
@@ -298,10 +302,10 @@ def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: 
               else "lowered" if p.desired < od["DesiredCapacity"] else "unchanged")
     record.update(action=action, spot_asg=spot["AutoScalingGroupName"], on_demand_asg=od["AutoScalingGroupName"],
                   spot_desired=spot["DesiredCapacity"], warned=warned_now, deficit=p.deficit, cpu_part=p.cpu_part,
-                  extra_before=extra, extra=p.extra, base=base, max_size=od["MaxSize"],
+                  extra_before=extra, extra=p.extra, base=base, max_size=room,
                   desired_before=od["DesiredCapacity"], desired_after=p.desired, min_size=p.min_size,
                   capped=p.capped, unmet=p.unmet,
-                  reason=(f"deficit {p.deficit}, of which {p.extra} fit under max {od['MaxSize']} "
+                  reason=(f"deficit {p.deficit}, of which {p.extra} fit under max {room} "
                           f"above the CPU-driven {p.cpu_part}"))
     _put_metrics(stack, group, p)
     return _log(record)

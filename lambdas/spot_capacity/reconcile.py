@@ -73,6 +73,19 @@ class Plan:
         return self.deficit - self.extra
 
 
+def on_demand_room(ceiling: int | None, spot_instances: int, base: int, max_size: int) -> int:
+    """The on-demand ASG's MaxSize under the pair's ceiling (node_max + the spot headroom): what the spot
+    ASG's instances leave (every instance it has, pending and warned ones too: they run), never below
+    the base nor above the on-demand ASG's own maximum. `ceiling` None: no ceiling, the own maximum.
+
+    With it as MaxSize, a policy's scale-out stops at the room and `plan` trims the CPU-driven part to
+    it, so the pair never runs more than the ceiling; a missing spot instance (a failed launch) leaves
+    its room to the fallback."""
+    if ceiling is None:
+        return max_size
+    return max(base, min(max_size, ceiling - spot_instances))
+
+
 def plan(deficit: int, od: OnDemand) -> Plan:
     """On-demand desired = CPU-driven part + spot deficit, capped at max_size; MinSize = base + extra.
 
