@@ -206,11 +206,8 @@ def cmd_deploy(args) -> int:
 
 def _deploy_group(args, fleet: Fleet, group) -> int:
     """One group's rollout; any failure, AWS's own errors included, is one line and exit 1."""
-    from botocore.exceptions import BotoCoreError, ClientError
-    from botocore.parsers import ResponseParserError
-
     from fleet.ops import timing
-    from fleet.ops.aws import last_operation
+    from fleet.ops.aws import failure_line, is_aws_error
     from fleet.ops.rollout import RolloutError, deploy
 
     warmup = group.autoscale.timeout if group.autoscale else None
@@ -223,12 +220,11 @@ def _deploy_group(args, fleet: Fleet, group) -> int:
                          endpoint_url=args.endpoint_url, warmup=warmup, bake_time=group.rollout.bake_time,
                          timeout=timeout, rollback_timeout=timing.rollback_timeout(group),
                          gate_timeout=timing.gate_timeout(group))
-    except (RolloutError, ClientError, BotoCoreError) as exc:
-        print(f"fleet deploy {group.name}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
-        return EXIT_FAILED
-    except ResponseParserError:  # not an AWS answer: typically a local endpoint lacking the API
-        print(f"fleet deploy {group.name}: {last_operation() or 'an AWS call'} failed: the endpoint's answer "
-              "is not an AWS response (does it implement this API?)", file=sys.stderr, flush=True)
+    except Exception as exc:  # the group's name leads the line: deploy without GROUP rolls several
+        if not isinstance(exc, RolloutError) and not is_aws_error(exc):
+            raise
+        line = failure_line(exc) if is_aws_error(exc) else " ".join(str(exc).split())
+        print(f"fleet deploy {group.name}: {line}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     for r in results:
         print(json.dumps(r.as_json()), flush=True)
@@ -258,13 +254,16 @@ def _add_plan(sub, add) -> None:
 def cmd_lock(args) -> int:
     """`fleet lock [--update [GROUP]]`: resolve source_ami filters into nodes.lock.json (fleet/ops/lock.py)."""
     from fleet.ops.lock import check, lock
+    from fleet.spec.project import display
 
+    project = project_of(args)
+    project.check_nodes_file()
     if args.check:
         if args.update is not None:
             raise SpecError([Problem("fleet lock", None, None, None, "--check changes nothing: drop --update")])
-        return check(args.nodes, stack=args.stack, endpoint_url=args.endpoint_url)
+        return check(display(project.nodes), stack=project.stack, endpoint_url=args.endpoint_url)
     update = args.update is not None
-    return lock(args.nodes, stack=args.stack, update=update, group=args.update or None,
+    return lock(display(project.nodes), stack=project.stack, update=update, group=args.update or None,
                 endpoint_url=args.endpoint_url)
 
 
@@ -288,11 +287,19 @@ def _add_simulate(sub, add) -> None:
 _EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan, _add_lock, _add_simulate]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "stack", None) is not None and not args.stack.strip():
-        parser.error("--stack needs a name")
+def command_name(args) -> str:
+    """`fleet image build web`-style name of the command being run (prefixes its one-line failures)."""
+    words = [args.command] + [getattr(args, a) for a in ("image_command", "action") if getattr(args, a, None)]
+    group = getattr(args, "group", None)
+    return "fleet " + " ".join(words + ([group] if group else []))
+
+
+def run_reporting(args) -> int:
+    """Run the parsed subcommand with the CLI's failure contract, so every subcommand (added here or
+    through _EXTRA_COMMANDS) gets it without code of its own: bad input (SpecError) is one line per
+    problem and exit 2; any AWS failure (no credentials, no answer, expired token, access denied,
+    throttling past the retries, a non-AWS answer) is one line naming the command, the operation and
+    what to do, exit 1 (fleet.ops.aws.failure_line); a closed stdout pipe is not an error."""
     try:
         return args.func(args)
     except SpecError as exc:
@@ -301,3 +308,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:
+        # botocore is imported only by commands that talk to AWS: an error can be its only then
+        if "botocore.exceptions" not in sys.modules:
+            raise
+        from fleet.ops.aws import failure_line, is_aws_error
+
+        if not is_aws_error(exc):
+            raise
+        print(f"{command_name(args)}: {failure_line(exc)}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "stack", None) is not None and not args.stack.strip():
+        parser.error("--stack needs a name")
+    return run_reporting(args)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fleet.image_hash import image_hash
-from fleet.ops.aws import client
+from fleet.ops.aws import client, failure_line, is_aws_error
 from fleet.render.packer import ami_name, image_tags
 from fleet.spec.errors import SpecError
 from fleet.spec.load import load_fleet, project_dir_of
@@ -248,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+    except Exception as exc:  # the Command's stderr shows in `pulumi up`: one line, like the CLI
+        if not is_aws_error(exc):
+            raise
+        print(f"fleet image build {args.group}: {failure_line(exc)}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":
