@@ -89,7 +89,7 @@ def cmd_packer(args) -> int:
     from fleet.image_hash import image_hash
     from fleet.render.packer import render_packer
 
-    fleet = _load(args)
+    fleet = _load(args, check_files=True)  # the image hash reads the run list's files: they are checked first
     group = fleet.group(args.group)
     region = fleet.stack.region if fleet.stack else (args.region or group.region or "us-east-1")
     h = image_hash(group, project_of(args).dir)  # the project's cookbooks, not the checkout's

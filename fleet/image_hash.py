@@ -82,7 +82,7 @@ def image_document(group: Group, project_dir: Path, digest=tree_digest) -> dict:
             "default_attributes": to_plain(group.default_attributes),
         }
         if not group.converges:
-            chef = closure(project_dir, doc["chef"]["run_list"])
+            chef = closure(project_dir, doc["chef"]["run_list"]).require_clean()
             doc["chef"]["missing"] = list(chef.missing)
             read += [_named(path, project_dir) for _, path in chef.paths(project_dir)]
     elif img.builder == "raw":

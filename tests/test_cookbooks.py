@@ -183,5 +183,5 @@ def test_sample_nodes_yaml_has_all_three_boot_modes():
 
 def test_missing_cookbook_of_a_converging_group_is_reported(repo):
     (repo / "nodes.yaml").write_text(NODES.format(extra="  image: {builder: ami}\n  post_run_list: ['recipe[nope]']\n"))
-    with pytest.raises(SpecError, match="needs nope"):
+    with pytest.raises(SpecError, match="needs cookbook 'nope'"):
         load_fleet(repo / "nodes.yaml", project_dir=repo)

@@ -226,6 +226,7 @@ def project(tmp_path_factory):
                                                               "*.egg-info", ".pytest_cache"))
     (dest / "cookbooks" / "svc" / "recipes").mkdir(parents=True)
     (dest / "cookbooks" / "svc" / "recipes" / "default.rb").write_text("package 'nginx'\n")
+    (dest / "cookbooks" / "svc" / "recipes" / "jobs.rb").write_text("package 'cron'\n")
     return dest
 
 

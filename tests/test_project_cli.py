@@ -16,7 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "__base__: {instance_type: m5.large, source_ami: ami-12345678}\n"
-SOLO = BASE + "solo:\n  autoscale: {node_min: 1, node_max: 2}\n  run_list: ['recipe[solo]']\n"
+# baked with `communicator: none` (no provisioner runs chef, so no cookbook is needed)
+SOLO = BASE + "solo:\n  autoscale: {node_min: 1, node_max: 2}\n  run_list: ['recipe[solo]']\n" \
+    "  image: {communicator: none}\n"
 
 
 def fleet(cwd: Path, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -19,6 +19,7 @@ SEED = ROOT / "tests" / "fixtures" / "seed001.yaml"
 @pytest.fixture
 def seed_project(tmp_path):
     shutil.copy(SEED, tmp_path / "nodes.yaml")
+    shutil.copytree(ROOT / "cookbooks", tmp_path / "cookbooks")  # the seed's run lists name them
     (tmp_path / "Pulumi.staging.yaml").write_text("config:\n  aws:region: us-east-1\n")
     return tmp_path
 
@@ -69,6 +70,7 @@ def _seed_with(tmp_path: Path, old: str, new: str) -> Path:
     text = SEED.read_text()
     assert old in text
     (tmp_path / "nodes.yaml").write_text(text.replace(old, new, 1))
+    shutil.copytree(ROOT / "cookbooks", tmp_path / "cookbooks")
     (tmp_path / "Pulumi.s.yaml").write_text("config:\n  aws:region: eu-west-1\n")
     return tmp_path
 

@@ -43,7 +43,7 @@ def run_list(group: Group) -> list[str]:
 
 def bundle_files(group: Group, project_dir: Path) -> tuple[list[tuple[str, bytes, bool]], Closure]:
     """[(path in the bundle, bytes, executable)] sorted by path, and the closure they came from."""
-    found = closure(project_dir, run_list(group))
+    found = closure(project_dir, run_list(group)).require_clean()
     files: dict[str, tuple[bytes, bool]] = {}
     for rel, path in found.paths(project_dir):
         members = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())

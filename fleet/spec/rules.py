@@ -10,11 +10,12 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from fleet.spec.cookbooks import closure
+from fleet.spec.cookbooks import closure, suggestions
 from fleet.spec.errors import did_you_mean, quote
 from fleet.spec.instance_types import architecture_of, known_instance_types
 from fleet.spec.limits import DEREGISTRATION_DELAY, MAX_HEALTH_CHECK_INTERVAL
 from fleet.spec.names import GROUP_NAME_RE, MAX_GROUP_NAME, SHORT_NAME, derived_priority, fit, raw_slug, slug
+from fleet.spec.paths import OutsideError, inside
 
 Finding = tuple[str, str]
 ALB_CONDITION_VALUES = 5  # an ALB rule takes at most five host/path values in all
@@ -228,20 +229,38 @@ def converges(g: Mapping[str, Any]) -> bool:
     return g.get("image", {}).get("builder", "packer") == "ami" and bool(g.get("run_list") or g.get("post_run_list"))
 
 
+def chef_runs(g: Mapping[str, Any]) -> bool:
+    """Does chef-solo run the group's run list: at boot (`boot.converge`), or in a Packer bake that
+    provisions (`communicator: none` connects to nothing, so no provisioner runs)?"""
+    image = g.get("image", {})
+    return converges(g) or (image.get("builder", "packer") == "packer" and image.get("communicator", "ssh") != "none")
+
+
 def check_files(g: Mapping[str, Any], project_dir: Path) -> Iterator[Finding]:
-    """Findings about repository files a converging group needs at boot: its cookbooks and chef package."""
+    """Findings about the project files a group's run list needs: every cookbook, recipe and role it
+    names is in the project when chef runs it (else the bake fails halfway, or the boot bundle cannot
+    be built), the cookbooks', roles' and data bags' own files are well formed, and the chef package
+    of a converging group exists."""
+    items = [*g.get("run_list", []), *g.get("post_run_list", [])]
+    if converges(g) and not items:
+        yield "run_list", "is empty, but boot.converge is on: there is nothing to converge (set boot.converge: false)"
+    if items:
+        found = closure(project_dir, items)
+        for problem in found.problems:
+            yield "run_list", problem
+        if chef_runs(g) and (found.missing or found.missing_recipes):
+            names = [*suggestions(project_dir, found.missing), *found.missing_recipes]
+            when = "at boot (the boot bundle cannot be built)" if converges(g) else "halfway through the bake"
+            yield "run_list", (f"needs {', '.join(names)}, not in the project's cookbooks/ (or roles/): "
+                               f"chef-solo would fail {when}")
     if not converges(g):
         return
-    items = [*g.get("run_list", []), *g.get("post_run_list", [])]
-    if not items:
-        yield "run_list", "is empty, but boot.converge is on: there is nothing to converge (set boot.converge: false)"
-    missing = closure(project_dir, items).missing
-    if missing:
-        yield "run_list", (f"needs {', '.join(missing)}, not in the project's cookbooks/ (or roles/): "
-                           "the boot bundle cannot be built")
     package = g.get("boot", {}).get("chef_package")
     if package is not None:
-        if ".." in Path(package).parts:
-            yield "boot.chef_package", f"{package!r} must stay inside the project (no '..')"
-        elif not (project_dir / package).is_file():
+        try:
+            path = inside(project_dir, package)
+        except (OutsideError, OSError):
+            yield "boot.chef_package", f"{package!r} must stay inside the project (no '..', no absolute path or link)"
+            return
+        if not path.is_file():
             yield "boot.chef_package", f"no such file {package!r} in the project"
