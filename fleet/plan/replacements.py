@@ -27,6 +27,11 @@ from dataclasses import dataclass
 
 TF = "hashicorp/terraform-provider-aws internal/service/"
 
+# The pulumi-aws release this table was checked against (requirements.lock pins it; a test keeps the two
+# equal and checks every field below is an input of that release's resource). Bumping pulumi-aws means
+# re-reading the entries: the provider's schema marks replacing inputs `willReplaceOnChanges`.
+PULUMI_AWS_VERSION = "7.51.1"
+
 
 @dataclass(frozen=True)
 class ReplaceRule:
@@ -96,9 +101,9 @@ REPLACE_ON_CHANGES: dict[str, ReplaceRule] = {
         "the rule is deleted and created: connections it allows are refused in between",
         TF + "vpc/security_group_egress_rule.go (RequiresReplace)"),
     "aws:autoscaling/lifecycleHook:LifecycleHook": _rule(
-        "lifecycle hook", "name autoscalingGroupName",
+        "lifecycle hook", "name",
         "instances terminating in between are not drained",
-        TF + "autoscaling/lifecycle_hook.go (ForceNew)"),
+        TF + "autoscaling/lifecycle_hook.go (ForceNew; autoscaling_group_name updates in place)"),
     "aws:autoscaling/policy:Policy": _rule(
         "scaling policy", "name autoscalingGroupName",
         "the ASG does not scale on this policy in between; its alarms are re-pointed",
@@ -131,8 +136,8 @@ REPLACE_ON_CHANGES: dict[str, ReplaceRule] = {
         "dead-lettered",
         TF + "lambda/function.go (ForceNew)"),
     "aws:lambda/permission:Permission": _rule(
-        "Lambda permission", "action function principal sourceArn sourceAccount statementId statementIdPrefix "
-        "qualifier eventSourceToken",
+        "Lambda permission", "action function principal principalOrgId sourceArn sourceAccount statementId "
+        "statementIdPrefix qualifier eventSourceToken",
         "invocations by that principal are refused in between", TF + "lambda/permission.go (ForceNew)"),
     "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": _rule(
         "invoke config", "functionName qualifier", "failed async events are not sent to the dead-letter queue in "
@@ -144,7 +149,7 @@ REPLACE_ON_CHANGES: dict[str, ReplaceRule] = {
         "EventBridge target", "rule targetId eventBusName", "events in between are not delivered",
         TF + "events/target.go (ForceNew)"),
     "aws:cloudwatch/logGroup:LogGroup": _rule(
-        "log group", "name namePrefix", "the old group's logs are deleted with it",
+        "log group", "name namePrefix logGroupClass", "the old group's logs are deleted with it",
         TF + "logs/group.go (ForceNew)"),
     "aws:sqs/queue:Queue": _rule(
         "SQS queue", "name namePrefix fifoQueue", "messages in the old queue are lost",
@@ -177,22 +182,25 @@ REPLACE_ON_CHANGES: dict[str, ReplaceRule] = {
         "a new, empty bucket; the old one's delete fails while it holds objects",
         TF + "s3/bucket.go (ForceNew)"),
     **{f"aws:s3/{m}:{c}": _rule(
-        label, "bucket expectedBucketOwner", f"the bucket has no {label} in between",
+        label, "bucket" + (" expectedBucketOwner" if owner else ""), f"the bucket has no {label} in between",
         TF + f"s3/{f}.go (ForceNew)")
-       for m, c, label, f in (
-           ("bucketVersioning", "BucketVersioning", "versioning", "bucket_versioning"),
-           ("bucketVersioningV2", "BucketVersioningV2", "versioning", "bucket_versioning"),
+       for m, c, label, f, owner in (
+           ("bucketVersioning", "BucketVersioning", "versioning", "bucket_versioning", True),
+           ("bucketVersioningV2", "BucketVersioningV2", "versioning", "bucket_versioning", True),
            ("bucketServerSideEncryptionConfiguration", "BucketServerSideEncryptionConfiguration",
-            "default encryption", "bucket_server_side_encryption_configuration"),
+            "default encryption", "bucket_server_side_encryption_configuration", True),
            ("bucketServerSideEncryptionConfigurationV2", "BucketServerSideEncryptionConfigurationV2",
-            "default encryption", "bucket_server_side_encryption_configuration"),
-           ("bucketPublicAccessBlock", "BucketPublicAccessBlock", "public access block", "bucket_public_access_block"),
-           ("bucketOwnershipControls", "BucketOwnershipControls", "ownership controls", "bucket_ownership_controls"),
-           ("bucketPolicy", "BucketPolicy", "bucket policy", "bucket_policy"),
+            "default encryption", "bucket_server_side_encryption_configuration", True),
+           # these three take no expectedBucketOwner input in pulumi-aws 7
+           ("bucketPublicAccessBlock", "BucketPublicAccessBlock", "public access block", "bucket_public_access_block",
+            False),
+           ("bucketOwnershipControls", "BucketOwnershipControls", "ownership controls", "bucket_ownership_controls",
+            False),
+           ("bucketPolicy", "BucketPolicy", "bucket policy", "bucket_policy", False),
            ("bucketLifecycleConfiguration", "BucketLifecycleConfiguration", "lifecycle rules",
-            "bucket_lifecycle_configuration"),
+            "bucket_lifecycle_configuration", True),
            ("bucketLifecycleConfigurationV2", "BucketLifecycleConfigurationV2", "lifecycle rules",
-            "bucket_lifecycle_configuration"))},
+            "bucket_lifecycle_configuration", True))},
     "aws:s3/bucketObjectv2:BucketObjectv2": _rule(
         "S3 object", "bucket key", "the object is missing in between", TF + "s3/object.go (ForceNew)"),
     "aws:ec2/vpc:Vpc": _rule(
@@ -202,7 +210,7 @@ REPLACE_ON_CHANGES: dict[str, ReplaceRule] = {
         "subnet", "vpcId cidrBlock availabilityZone availabilityZoneId",
         "instances in the subnet are replaced; the delete waits for them", TF + "ec2/vpc_subnet.go (ForceNew)"),
     "aws:ec2/natGateway:NatGateway": _rule(
-        "NAT gateway", "subnetId allocationId connectivityType",
+        "NAT gateway", "subnetId allocationId connectivityType privateIp",
         "private instances lose outbound access in between", TF + "ec2/vpc_nat_gateway.go (ForceNew)"),
     "aws:ec2/eip:Eip": _rule(
         "Elastic IP", "domain address", "a new public address", TF + "ec2/ec2_eip.go (ForceNew)"),
@@ -224,7 +232,7 @@ REPLACE_ON_CHANGES: dict[str, ReplaceRule] = {
     "aws:sns/topicPolicy:TopicPolicy": _rule(
         "topic policy", "arn", "publishers are refused in between", TF + "sns/topic_policy.go (ForceNew)"),
     "aws:iam/policy:Policy": _rule(
-        "IAM policy", "name namePrefix path", "roles lose these permissions in between",
+        "IAM policy", "name namePrefix path description", "roles lose these permissions in between",
         TF + "iam/policy.go (ForceNew)"),
     "command:local:Command": _rule(
         "command", "triggers",
