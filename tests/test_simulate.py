@@ -257,3 +257,25 @@ def test_node_max_is_a_hard_ceiling_of_the_pair():
     s = r.summary[0]
     assert (s["node_max"], s["ceiling"]) == (2, 3)
     assert s["peak_instances"] == 3 and s["ceiling_held"]
+
+
+def test_compare_changes_several_settings_together():
+    from fleet.simulate.variants import parse
+
+    label, g, on_demand = parse("image.builder=ami,autoscale.timeout=900,autoscale.spot.instance_types=[a,b,c]",
+                                group())
+    assert (g.image.builder, g.autoscale.timeout, g.autoscale.spot.instance_types) == ("ami", 900, ("a", "b", "c"))
+    assert not on_demand and label.startswith("image.builder=ami")
+    assert parse("market=on-demand", group())[2] is True
+
+
+def test_skipping_the_reconciler_where_nothing_happens_changes_nothing():
+    # the model calls the reconciler only for lanes with a possible deficit, an extra, or on-demand
+    # above its room; elsewhere its plan would write back exactly what is there
+    from lambdas.spot_capacity import reconcile
+
+    for base in range(0, 3):
+        for room in range(base, 8):
+            for desired in range(base, room + 1):
+                p = reconcile.plan(0, reconcile.OnDemand(desired=desired, max_size=room, base=base, extra=0))
+                assert (p.desired, p.min_size, p.extra, p.capped) == (desired, base, 0, False)

@@ -38,7 +38,7 @@ def add_simulate_command(sub, add) -> None:
 
 
 def cmd_simulate(args) -> int:
-    from fleet.cli import EXIT_OK, _load, project_of
+    from fleet.cli import EXIT_FAILED, EXIT_OK, _load, project_of
     from fleet.simulate import report, traces
     from fleet.simulate.market import Market
     from fleet.simulate.run import lanes_for, simulate
@@ -56,10 +56,16 @@ def cmd_simulate(args) -> int:
     if args.from_cloudwatch:
         if fleet.stack is None:
             raise SpecError([Problem(fleet.nodes_file, None, group.name, None, "--from-cloudwatch needs --stack")])
-        from fleet.ops.cloudwatch import recorded_load
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        recorded = recorded_load(fleet.stack.name, group.name, days=args.days or DEFAULT_DAYS,
-                                 region=args.region or fleet.stack.region, endpoint_url=args.endpoint_url)
+        from fleet.ops.cloudwatch import NoRecordedLoad, recorded_load
+
+        try:
+            recorded = recorded_load(fleet.stack.name, group.name, days=args.days or DEFAULT_DAYS,
+                                     region=args.region or fleet.stack.region, endpoint_url=args.endpoint_url)
+        except (NoRecordedLoad, ClientError, BotoCoreError) as exc:
+            print(f"fleet simulate {group.name}: {' '.join(str(exc).split())}", file=sys.stderr)
+            return EXIT_FAILED
         demand, source = recorded.load, f"CloudWatch, last {args.days or DEFAULT_DAYS} days"
     elif args.trace.startswith("synthetic:"):
         a = group.autoscale

@@ -12,8 +12,8 @@ from fleet.simulate.model import Series, Totals, cost_per_hour
 
 ROWS = [  # (key, label, format)
     ("cost_per_day", "cost per day ($)", "{:.2f}"),
-    ("spot_cost_per_day", "  spot ($)", "{:.2f}"),
-    ("on_demand_cost_per_day", "  on-demand ($)", "{:.2f}"),
+    ("spot_cost_per_day", "  spot ASG ($)", "{:.2f}"),
+    ("on_demand_cost_per_day", "  on-demand ASG ($)", "{:.2f}"),
     ("short_minutes_per_day", "minutes short of capacity / day", "{:.1f}"),
     ("p95_cpu", "p95 CPU (%)", "{:.1f}"),
     ("idle_percent", "idle serving capacity (%)", "{:.1f}"),

@@ -6,6 +6,7 @@ shortages): the same fleet without spot, for the cost comparison."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import yaml
 
@@ -55,7 +56,17 @@ def _set(obj, parts: list[str], value, group: str, key: str):
 
 
 def parse(text: str, group: Group) -> tuple[str, Group, bool]:
-    """(label, changed group, all on-demand) for one `KEY=VALUE`."""
+    """(label, changed group, all on-demand) for one `KEY=VALUE`, or several changed together:
+    `KEY=VALUE,KEY=VALUE` (e.g. `image.builder=ami,autoscale.timeout=900`)."""
+    parts = re.split(r",(?=\s*[A-Za-z_][\w.]*\s*=)", text)
+    on_demand = False
+    for part in parts:
+        _, group, market = _one(part, group)
+        on_demand = on_demand or market
+    return text.strip(), group, on_demand
+
+
+def _one(text: str, group: Group) -> tuple[str, Group, bool]:
     if "=" not in text:
         raise _bad(group.name, text, "expected KEY=VALUE, e.g. scaling.burst.cpu=90")
     key, raw = (s.strip() for s in text.split("=", 1))
