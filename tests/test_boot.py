@@ -14,13 +14,18 @@ program's signatures. Stand-ins, named as such because this machine has no EC2 o
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,10 +38,9 @@ from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from bench.bench_user_data import generated, worst_case_sizes
 from fleet.render.bundle import build_bundle
 from fleet.render.userdata import BOOT_CONFIG, BOOT_PATH, USER_DATA_LIMIT, BootArtifacts, render_user_data
-from fleet.spec.model import build_group
-from fleet.spec.names import MAX_GROUP_NAME
 from tests.pulumi_mocks import ROOT, project_groups
 
 BOOT = ROOT / "boot" / "fleet_boot.py"
@@ -90,15 +94,33 @@ class ImdsHandler(BaseHTTPRequestHandler):
         self.server.calls.append(self.path)
         if self.headers.get("X-aws-ec2-metadata-token") != self.session:
             return self._reply(401)
+        launched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.server.launched))
         data = {
             "/latest/meta-data/placement/region": REGION,
             "/latest/meta-data/services/domain": "amazonaws.com",
             "/latest/meta-data/instance-id": INSTANCE,
             "/latest/meta-data/iam/security-credentials/": "fleet-node-role",
             "/latest/meta-data/iam/security-credentials/fleet-node-role": json.dumps(CREDS),
+            "/latest/dynamic/instance-identity/document": json.dumps(
+                {"instanceId": INSTANCE, "region": REGION, "pendingTime": launched}),
+            "/latest/meta-data/autoscaling/target-lifecycle-state": self.server.target_state,
         }
         if self.server.asg:
             data["/latest/meta-data/tags/instance/aws:autoscaling:groupName"] = self.server.asg
+        faults = self.server.faults.get(self.path)
+        fault = faults.pop(0) if faults else None
+        if fault == "trickle":  # an answer that arrives one byte at a time, never faster than a timeout
+            body = data[self.path].encode().ljust(400)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.5)
+            return
+        if fault is not None:
+            return self._reply(fault, b"standin fault")
         if self.path in data:
             return self._reply(200, data[self.path].encode())
         self._reply(404)
@@ -138,6 +160,20 @@ class AutoScalingHandler(BaseHTTPRequestHandler):
         status = 200 if signed and not missing else 400
         out = (b"<CompleteLifecycleActionResponse><ResponseMetadata><RequestId>standin</RequestId>"
                b"</ResponseMetadata></CompleteLifecycleActionResponse>")
+        answer = self.server.answers.pop(0) if self.server.answers else "ok"
+        if answer == "lost":  # applied, but the answer never reaches the instance
+            self.server.pending = False
+            self.close_connection = True
+            return
+        if answer == "ok" and not self.server.pending:
+            answer = "no action"  # completed before (or never waiting): what Auto Scaling answers
+        if answer == "no action":
+            status = 400
+            out = (b"<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>No active "
+                   b"Lifecycle Action found with instance ID " + INSTANCE.encode() + b"</Message></Error>"
+                   b"<RequestId>standin</RequestId></ErrorResponse>")
+        elif status == 200:
+            self.server.pending = False
         self.send_response(status)
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
@@ -156,6 +192,13 @@ cp "$4" "$rec/node.json"
 bundle=$(sed -n 's/^cookbook_path "\\(.*\\)\\/cookbooks"$/\\1/p' "$2")
 (cd "$bundle" && find . -type f | sort) > "$rec/bundle-files"
 echo "standin chef-solo run"
+case "$FLEET_TEST_CHEF_MODE" in
+  hang)  # a converge that never ends, with a child of its own
+    sleep 1000 & echo $! > "$rec/child"; wait ;;
+  loud)  # 100 MB of output, then the line that says why it failed
+    yes "standin chef-solo: a long line of resource output, again and again and again" | head -c 100000000
+    echo; echo "standin chef-solo: the last line" ;;
+esac
 exit "${FLEET_TEST_CHEF_EXIT:-0}"
 """
 
@@ -166,6 +209,9 @@ exit "${FLEET_TEST_CHEF_EXIT:-0}"
 def imds():
     server = _Server(ImdsHandler)
     server.httpd.asg = ASG_NAME
+    server.httpd.launched = time.time()  # the identity document's pendingTime: launched just now
+    server.httpd.target_state = "InService"
+    server.httpd.faults = {}  # path -> [HTTP status | "trickle", ...], one per GET
     yield server
     server.close()
 
@@ -173,6 +219,8 @@ def imds():
 @pytest.fixture
 def autoscaling():
     server = _Server(AutoScalingHandler)
+    server.httpd.answers = []  # "ok" | "lost" | "no action", one per call
+    server.httpd.pending = True  # a lifecycle action waits for this instance
     yield server
     server.close()
 
@@ -200,25 +248,29 @@ def machine(tmp_path, aws, imds, autoscaling, bundle):
     root = tmp_path / "var-lib-fleet"
     record = tmp_path / "chef-record"
 
-    def boot(*, chef_exit=0, with_chef=True, **overrides):
-        """The program and its config exactly as the rendered user data writes them (plus a local root)."""
+    def boot(*, chef_exit=0, with_chef=True, config_text=None, wrap=(), timeout=60, **overrides):
+        """The program and its config exactly as the rendered user data writes them (plus a local root),
+        run by the user data's own runcmd (cloud-init decodes `encoding: b64` files the same way)."""
         text = render_user_data(project_groups("staging")["api"], "staging", "staging",
                                 BootArtifacts("fleet-artifacts", bundle.key, bundle.sha256))
         cloud = yaml.safe_load(text)
-        assert cloud["runcmd"] == [["python3", BOOT_PATH, BOOT_CONFIG]]
-        files = {f["path"]: f["content"] for f in cloud["write_files"]}
-        (tmp_path / "fleet-boot").write_text(files[BOOT_PATH])
-        cfg = {**json.loads(files[BOOT_CONFIG]), "root": str(root), "retry_delay": 0.01, **overrides}
-        (tmp_path / "boot.json").write_text(json.dumps(cfg))
+        (runcmd,) = cloud["runcmd"]
+        assert runcmd[:2] == ["python3", "-c"] and runcmd[3:] == [BOOT_PATH, BOOT_CONFIG]
+        files = {f["path"]: f for f in cloud["write_files"]}
+        assert files[BOOT_PATH]["encoding"] == "b64"
+        (tmp_path / "fleet-boot.py.bz2").write_bytes(base64.b64decode(files[BOOT_PATH]["content"]))
+        cfg = {**json.loads(files[BOOT_CONFIG]["content"]), "root": str(root), "retry_delay": 0.01, **overrides}
+        (tmp_path / "boot.json").write_text(config_text if config_text is not None else json.dumps(cfg))
         extra = os.environ.get("FLEET_TEST_EXTRA_PATH")
         env = {"PATH": (f"{bin_dir}:" if with_chef else "") + (f"{extra}:" if extra else "") + "/usr/bin:/bin",
                "FLEET_TEST_CHEF": os.environ.get("FLEET_TEST_CHEF", ""),
                "FLEET_TEST_INSTALL": os.environ.get("FLEET_TEST_INSTALL", ""),
                "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url, "AWS_ENDPOINT_URL_S3": aws,
                "AWS_ENDPOINT_URL_AUTO_SCALING": autoscaling.url, "FLEET_TEST_RECORD": str(record),
-               "FLEET_TEST_CHEF_EXIT": str(chef_exit)}
-        return subprocess.run([sys.executable, str(tmp_path / "fleet-boot"), str(tmp_path / "boot.json")], env=env,
-                              capture_output=True, text=True, timeout=60)
+               "FLEET_TEST_CHEF_EXIT": str(chef_exit),
+               "FLEET_TEST_CHEF_MODE": os.environ.get("FLEET_TEST_CHEF_MODE", "")}
+        cmd = [*wrap, sys.executable, "-c", runcmd[2], str(tmp_path / "fleet-boot.py.bz2"), str(tmp_path / "boot.json")]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
     boot.root, boot.record = root, record
     return boot
@@ -322,24 +374,8 @@ def test_signatures_match_botocore():
 
 # -- user data: cloud-init's own schema check, and the size limit --------------------------------
 
-def _generated(i: int):
-    """A converging group with names and lists as long as nodes.yaml allows."""
-    name = f"g{i:03d}-" + "x" * (MAX_GROUP_NAME - 5)
-    return build_group(name, {
-        "instance_type": "m5.large", "source_ami": "ami-0123456789abcdef0", "image": {"builder": "ami"},
-        "run_list": [f"recipe[cookbook-{j}::recipe-{j}]" for j in range(20)],
-        "autoscale": {"node_min": 1, "node_max": 4, "timeout": 600},
-        "http": {"port": 8080, "hosts": ["a.example.com"]}})
-
-
 def test_user_data_is_under_16_kb_for_200_generated_groups():
-    bucket = "fleet-" + "p" * 20 + "-artifacts-" + "0" * 26  # the longest bucket_prefix + suffix: 63
-    sizes = []
-    for i in range(200):
-        sha = hashlib.sha256(str(i).encode()).hexdigest()
-        files = BootArtifacts(bucket, f"bundles/{sha}.tar.gz", sha, f"packages/{sha}/{'c' * 100}.deb", sha)
-        sizes.append(len(render_user_data(_generated(i), "p" * 20, "e" * 40, files).encode()))
-    assert max(sizes) < USER_DATA_LIMIT, max(sizes)
+    assert max(worst_case_sizes()) < USER_DATA_LIMIT, max(worst_case_sizes())
 
 
 def test_user_data_passes_cloud_init_schema(tmp_path):
@@ -352,7 +388,7 @@ def test_user_data_passes_cloud_init_schema(tmp_path):
         "cron": render_user_data(groups["12_04-cron"], "staging", "staging",
                                  BootArtifacts("b", "bundles/" + "b" * 64 + ".tar.gz", "b" * 64)),
         "baked": render_user_data(groups["12_04-bee"], "staging", "staging"),
-        "generated": render_user_data(_generated(199), "p", "e", BootArtifacts("b", "k", "c" * 64, "p.deb", "d" * 64)),
+        "generated": render_user_data(generated(199), "p", "e", BootArtifacts("b", "k", "c" * 64, "p.deb", "d" * 64)),
         "broken (must fail)": "#cloud-config\nwrite_files: 5\n",
     }
     for name, text in texts.items():
@@ -434,3 +470,182 @@ def test_s3_403_is_retried_then_reported_with_its_likely_cause():
         server.close()
     assert len(server.calls) == fleet_boot.RETRIES  # a new role's policy may still be propagating
     assert "HTTP 403 (a missing object reads as 403 without s3:ListBucket)" in str(err.value)
+
+
+# -- bounded and truthful: the deadline, Auto Scaling's answers, memory and disk ----------------------
+
+def _one_failed_line(proc) -> str:
+    (line,) = [ln for ln in proc.stderr.splitlines() if "FAILED" in ln]
+    assert proc.stderr.count("\n") == 1 or not proc.stderr.strip().splitlines()[0].startswith("Traceback")
+    assert line.startswith("fleet-boot: FAILED: ")
+    return line
+
+
+def test_a_hanging_chef_is_stopped_at_the_deadline_and_abandoned(machine, s3, bundle, autoscaling, monkeypatch):
+    """chef-solo that never ends: the run ends at the heartbeat's deadline, chef's whole process group
+    is stopped, and the hook is abandoned with the reason."""
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    monkeypatch.setenv("FLEET_TEST_CHEF_MODE", "hang")
+    started = time.monotonic()
+    proc = machine(heartbeat=6, timeout=30)
+    took = time.monotonic() - started
+    assert proc.returncode == 1 and took < 12, (took, proc.stderr)
+    line = _one_failed_line(proc)
+    assert "out of time during chef-solo" in line and "6 s heartbeat" in line
+    assert _results(autoscaling) == ["ABANDON"]
+    child = int((machine.record / "child").read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    _nothing_half_done(machine.root)
+
+
+def test_a_trickling_metadata_answer_cannot_outlast_the_deadline(machine, s3, bundle, imds, autoscaling):
+    """An IMDS answer that arrives a byte every half second (200 s in all) stops at the deadline."""
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    imds.httpd.faults = {"/latest/meta-data/placement/region": ["trickle"] * 10}
+    started = time.monotonic()
+    proc = machine(heartbeat=8, timeout=60)
+    took = time.monotonic() - started
+    assert proc.returncode == 1 and took < 14, (took, proc.stderr)
+    assert "out of time during reading instance metadata" in _one_failed_line(proc)
+    assert not (machine.record / "argv").exists()
+
+
+def test_the_deadline_counts_from_the_launch(machine, s3, bundle, imds, autoscaling):
+    """The heartbeat started at launch (the identity document's pendingTime): an instance whose
+    heartbeat is already spent does not start chef, it abandons at once and says why."""
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    imds.httpd.launched = time.time() - 600
+    proc = machine(heartbeat=390)
+    assert proc.returncode == 1
+    assert "390 s heartbeat since the launch ran out" in _one_failed_line(proc)
+    assert not (machine.record / "argv").exists() and _results(autoscaling) == ["ABANDON"]
+
+
+def test_continue_applied_but_its_answer_lost_is_success(machine, s3, bundle, autoscaling):
+    """Auto Scaling applied CONTINUE but the answer was lost: the retry hears "No active Lifecycle
+    Action", which here means done. The instance is InService: ready, marker kept, no ABANDON."""
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    autoscaling.httpd.answers = ["lost"]
+    proc = machine()
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == ("fleet-boot: nothing to CONTINUE: an earlier attempt's answer was lost, so it was "
+                        "already recorded (target lifecycle state: InService)")
+    assert lines[1].startswith("fleet-boot: ready: ")
+    assert _results(autoscaling) == ["CONTINUE", "CONTINUE"] and (machine.root / "ready").exists()
+
+
+def test_no_hook_waiting_is_nothing_to_complete(machine, s3, bundle, autoscaling):
+    """Converge turned on for a group whose hook is not (yet) there: nothing to complete, not a failure."""
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    autoscaling.httpd.pending = False
+    proc = machine()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[0] == ("fleet-boot: nothing to CONTINUE: no launching hook is waiting for "
+                                           "this instance (target lifecycle state: InService)")
+    assert _results(autoscaling) == ["CONTINUE"] and (machine.root / "ready").exists()
+
+
+def test_no_action_while_auto_scaling_terminates_the_instance_is_a_failure(machine, s3, bundle, imds, autoscaling):
+    """The hook timed out (ABANDON by default): never claim ready for an instance on its way out."""
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    autoscaling.httpd.pending = False
+    imds.httpd.target_state = "Terminated"
+    proc = machine()
+    assert proc.returncode == 1
+    assert "Auto Scaling is terminating this instance" in _one_failed_line(proc)
+    _nothing_half_done(machine.root)
+
+
+def test_transient_metadata_errors_are_retried(machine, s3, bundle, imds, autoscaling):
+    """One IMDS 500 (and an expired session's 401) on the way: retried, the instance still converges."""
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    imds.httpd.faults = {"/latest/meta-data/tags/instance/aws:autoscaling:groupName": [500],
+                         "/latest/meta-data/instance-id": [401, 503]}
+    proc = machine()
+    assert proc.returncode == 0, proc.stderr
+    assert _results(autoscaling) == ["CONTINUE"]
+
+
+def test_chef_output_is_streamed_not_read_whole(tmp_path, machine, s3, bundle, autoscaling, monkeypatch):
+    """100 MB of chef output: the program's memory stays small and the last line is the reason."""
+    s3.put_object(Bucket="fleet-artifacts", Key=bundle.key, Body=bundle.data)
+    monkeypatch.setenv("FLEET_TEST_CHEF_MODE", "loud")
+    measure = ("import resource,subprocess,sys; subprocess.run(sys.argv[1:]); "
+               "sys.stdout.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))")
+    proc = machine(chef_exit=1, wrap=(sys.executable, "-c", measure), timeout=120)
+    max_rss_kib = int(proc.stdout)
+    assert "chef-solo failed (exit 1): standin chef-solo: the last line" in _one_failed_line(proc)
+    assert max_rss_kib < 60 * 1024, f"{max_rss_kib} KiB"
+    assert (machine.root / "chef.log").stat().st_size > 100_000_000
+
+
+def _tar_gz(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue())
+
+
+def _bomb() -> bytes:
+    """About 1 MB of gzip that unpacks to a 1 GiB file: gzip members of 1 MiB of zeros, concatenated."""
+    info = tarfile.TarInfo("cookbooks/x/files/big")
+    info.size = 1 << 30
+    zeros = gzip.compress(bytes(1 << 20))
+    return gzip.compress(info.tobuf()) + zeros * 1024 + gzip.compress(bytes(1024))
+
+
+def _many() -> bytes:
+    members = []
+    for i in range(10001):
+        info = tarfile.TarInfo(f"cookbooks/x/files/f{i}")
+        members.append((info, b""))
+    return _tar_gz(members)
+
+
+@pytest.mark.parametrize("case", ["1 GiB from 1 MB", "10,001 members", "not a tar", "a symlink"])
+def test_bundle_extraction_is_capped_and_every_failure_one_line(machine, s3, autoscaling, case):
+    link = tarfile.TarInfo("cookbooks/x/link")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+    data = {"1 GiB from 1 MB": _bomb, "10,001 members": _many, "not a tar": lambda: b"<html>not a tar</html>",
+            "a symlink": lambda: _tar_gz([(link, b"")])}[case]()
+    sha = hashlib.sha256(data).hexdigest()
+    s3.put_object(Bucket="fleet-artifacts", Key=f"bundles/{sha}.tar.gz", Body=data)
+    proc = machine(bundle={"key": f"bundles/{sha}.tar.gz", "sha256": sha})
+    assert proc.returncode == 1
+    line = _one_failed_line(proc)
+    assert proc.stderr.strip().splitlines() == [line]
+    expected = {"1 GiB from 1 MB": "unpacks to more than 134217728 bytes",
+                "10,001 members": "has more than 10000 members", "not a tar": "cannot unpack the bundle",
+                "a symlink": "'cookbooks/x/link' is not a plain relative file"}[case]
+    assert expected in line
+    assert _results(autoscaling) == ["ABANDON"]
+    _nothing_half_done(machine.root)
+    assert sum(p.stat().st_size for p in machine.root.rglob("*") if p.is_file()) < 1 << 20
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("{not json", "cannot read the boot config"),
+    ("[1, 2]", "the boot config is not a JSON object"),
+    (json.dumps({"bucket": "b", "role": "r", "hook": None}), "bundle must be an object"),
+    (json.dumps({"bucket": "b", "role": "r", "bundle": {"key": "k", "sha256": "a" * 64}, "heartbeat": "600"}),
+     'heartbeat must be seconds (at most 7200) or null, not "600"'),
+])
+def test_a_malformed_boot_config_is_one_line(machine, text, expected):
+    proc = machine(config_text=text)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [_one_failed_line(proc)]
+    assert expected in proc.stderr
+
+
+def test_bz2_output_is_pinned():
+    """User data must be the same bytes on every deploy machine (else every deploy from another machine
+    is a new launch template version): libbzip2's output for a fixed input, pinned."""
+    import bz2
+
+    data = b"".join(f"line {i}: fleet-boot golden input for libbzip2\n".encode() for i in range(2000))
+    packed = bz2.compress(data, 9)
+    assert (len(packed), hashlib.sha256(packed).hexdigest()) == (
+        2620, "7cc6f6ed037954465a28b0da43f86eff59103a4d61c3f59e94a7f4b0911529cf")

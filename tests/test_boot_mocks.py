@@ -4,17 +4,19 @@ lifecycle hook on both ASGs, the instance role's exact statements, user data (is
 from __future__ import annotations
 
 import base64
+import bz2
 import json
 import shutil
 
 import pulumi
 import pytest
+import yaml
 
 from components.artifacts import ArtifactFile, Artifacts, ArtifactsArgs
 from components.asg_pair import AsgPair, AsgPairArgs
 from components.launch_template import LaunchBoot, LaunchTemplate, LaunchTemplateArgs, boot_policy
 from components.program import boot_files
-from fleet.render.userdata import LAUNCH_HOOK_NAME
+from fleet.render.userdata import BOOT_CONFIG, BOOT_PATH, LAUNCH_HOOK_NAME, RUN, shipped_program
 from fleet.spec.readiness import LAUNCH_SECONDS, launch_hook_heartbeat
 from tests.pulumi_mocks import ROOT, group, run, run_program, worker_group
 
@@ -136,13 +138,22 @@ def _user_data(r, lt_name):
 def test_user_data_carries_the_bundle_hash_and_the_boot_program(staging):
     per_group, _ = boot_files(ROOT, _groups())
     bucket = only(staging, "aws:s3/bucket:Bucket").id
+    hooks = {h.name: h.inputs["heartbeatTimeout"] for h in staging.of_type(HOOK)}
     for name, lt_name, hook in (("api", "api-lt", LAUNCH_HOOK_NAME), ("12_04-cron", "12-04-cron-lt", None)):
-        text = _user_data(staging, lt_name)
-        config = json.loads(json.loads(text.split("path: /etc/fleet/boot.json")[1].split("content: ", 1)[1]
-                                       .split("\n", 1)[0]))
+        cloud = yaml.safe_load(_user_data(staging, lt_name))
+        files = {f["path"]: f for f in cloud["write_files"]}
+        config = json.loads(files[BOOT_CONFIG]["content"])
         assert config["bundle"] == {"key": per_group[name]["bundle_key"], "sha256": per_group[name]["bundle_sha256"]}
         assert config["bucket"] == bucket and config["hook"] == hook and config["role"] == f"role-{name}"
-        assert "def complete_hook(" in text and "python3, /usr/local/sbin/fleet-boot" in text
+        program = files[BOOT_PATH]
+        assert program["encoding"] == "b64"
+        assert bz2.decompress(base64.b64decode(program["content"])).decode() == shipped_program()
+        assert cloud["runcmd"] == [["python3", "-c", RUN, BOOT_PATH, BOOT_CONFIG]]
+        if hook:  # the program's deadline is the hook's own heartbeat, on both ASGs
+            assert config["heartbeat"] == hooks["api-spot-launch"] == hooks["api-on-demand-launch"]
+            assert config["heartbeat"] == launch_hook_heartbeat(_groups()[name])
+        else:
+            assert config["heartbeat"] is None, "no hook: the program's own bound"
     assert "fleet-boot" not in _user_data(staging, "12-04-bee-lt").split("/usr/local/bin/fleet-boot")[0]
 
 
