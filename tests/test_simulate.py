@@ -279,3 +279,20 @@ def test_skipping_the_reconciler_where_nothing_happens_changes_nothing():
             for desired in range(base, room + 1):
                 p = reconcile.plan(0, reconcile.OnDemand(desired=desired, max_size=room, base=base, extra=0))
                 assert (p.desired, p.min_size, p.extra, p.capped) == (desired, base, 0, False)
+
+
+def test_target_tracking_scales_to_capacity_times_cpu_over_target_after_three_datapoints():
+    # 4 settled spot + 1 on-demand serving a load of 5 (CPU 100 %): the target tracking alarm needs 3
+    # datapoints above 50 %, then the spot ASG goes to ceil(4 x 100 / 50) = 8
+    g = group(scaling={"burst": {"cpu": 100}}, autoscale={"node_min": 2, "node_max": 20})  # no burst
+    ln = dataclasses.replace(quiet(g), spot_start=4)
+    series, _ = run([ln], np.full((4, 1), 5.0))
+    assert series.desired[SPOT][:, 0].tolist() == [4, 4, 8, 8]
+
+
+def test_an_asg_without_instances_has_no_datapoint_and_never_scales_out():
+    # node_min = the on-demand base: the spot ASG starts empty, its own CPU has no datapoint, so only
+    # the on-demand ASG's policies (75 % target) act on a load far above the group
+    g = group(autoscale={"node_min": 1, "node_max": 10})
+    series, _ = run([quiet(g)], np.full((10, 1), 5.0))
+    assert series.desired[SPOT][:, 0].max() == 0 and series.desired[ON_DEMAND][:, 0].max() > 1

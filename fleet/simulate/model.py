@@ -9,7 +9,8 @@ Each step, in this order (what AWS does within a minute, as far as the decisions
 4. each ASG's policies, from fleet/render/scaling.py: the burst and scale-in alarms evaluate M of N
    datapoints of `period` s; target tracking scales out after 3 datapoints above target (AWS's
    alarm for 1-minute metrics) to ceil(capacity x CPU / target); step scale-outs count no instance in
-   warm-up; the simple scale-in waits its cooldown; desired stays within [min, max];
+   warm-up; the simple scale-in waits its cooldown; desired stays within [min, max]. The alarms watch
+   the ASG's own CPUUtilization, so an ASG without instances has no datapoint and never scales out;
 5. the spot ASG launches up to desired (its launches fail during a capacity shortage and are retried
    the next step) or terminates down to it (pending instances first);
 6. the spot capacity reconciler (lambdas/spot_capacity/reconcile.py: its own `on_demand_room`,
@@ -246,6 +247,8 @@ def run(lanes: list[Lane], demand: np.ndarray, seed: int = 0,
         # 4. each ASG's policies
         for c in CAPACITIES:
             settled = np.maximum(0, serving[c] - np.maximum(0, warming[c] - pending[c]))  # not in warm-up
+            # the alarms watch this ASG's own CPUUtilization: an ASG without instances has no datapoint
+            has_data = (serving[c] + pending[c] + (warned if c == SPOT else 0)) > 0
             new = desired[c].copy()
             if filled >= TARGET_TRACKING_DATAPOINTS:
                 above = (tt_hist > target[c][:, None]).all(axis=1) & (settled > 0)
@@ -253,13 +256,13 @@ def run(lanes: list[Lane], demand: np.ndarray, seed: int = 0,
                     want = np.ceil(settled * cpu / target[c] - 1e-9).astype(np.int64)
                     new = np.where(above, np.maximum(new, want), new)
             for alarm in alarms[(c, "burst_alarm")]:
-                on = alarm.alarm(hist, t, filled)
+                on = alarm.alarm(hist, t, filled) & has_data[alarm.idx]
                 for j, i in enumerate(alarm.idx):
                     if on[j]:
                         base = int(settled[i])
                         new[i] = max(new[i], base + percent_adjustment(base, burst_pct[c][i]))
             for alarm in alarms[(c, "scale_in_alarm")]:
-                on = alarm.alarm(hist, t, filled) & (cool_until[c][alarm.idx] <= t)
+                on = alarm.alarm(hist, t, filled) & (cool_until[c][alarm.idx] <= t) & has_data[alarm.idx]
                 for j, i in enumerate(alarm.idx):
                     if on[j] and new[i] == desired[c][i]:  # no scale-out this step
                         new[i] = desired[c][i] + percent_adjustment(int(desired[c][i]), in_pct[c][i])
