@@ -193,6 +193,10 @@ def cmd_deploy(args) -> int:
         raise SpecError([Problem(fleet.nodes_file, None, args.group, None, "deploy needs --stack")])
     if args.group is not None:
         groups = [fleet.group(args.group)]
+        if groups[0].autoscale is None:
+            raise SpecError([Problem(fleet.nodes_file, None, args.group, "autoscale",
+                                     "the group does not autoscale (autoscale: false): it has no ASGs to roll; "
+                                     "its instances take a new launch template version with `pulumi up`")])
     else:
         groups = [g for g in fleet.groups.values() if g.autoscale is not None]
         if not groups:

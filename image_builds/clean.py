@@ -22,6 +22,7 @@ from typing import TextIO
 
 from fleet.image_hash import image_hash
 from fleet.ops.aws import client
+from fleet.spec.errors import Problem, SpecError, did_you_mean
 from fleet.spec.load import load_fleet, project_dir_of
 from fleet.spec.model import Image
 from image_builds import retention
@@ -67,6 +68,8 @@ def run(group: str, *, nodes: str, stack: str | None, keep: int | None, dry_run:
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
     autoscaling = client("autoscaling", region=region, endpoint_url=endpoint_url)
     kept, remove = retention.plan_clean(ec2, autoscaling, group, keep, current_hashes=current, pinned=pinned)
+    if not kept and not remove:
+        _check_known(group, nodes, ec2)
     removed = retention.remove_all(ec2, group, remove, dry_run=dry_run)
     verb, kept_verb = ("would remove", "keep") if dry_run else ("removed", "kept")
     for r in removed:
@@ -86,6 +89,17 @@ def run(group: str, *, nodes: str, stack: str | None, keep: int | None, dry_run:
           f"orphaned {_snapshots(len(gone))} (tagged fleet:group={group}, no AMI, older than {hours})",
           file=sys.stderr)
     return 1 if errors or any(r.errors for r in removed) else 0
+
+
+def _check_known(group: str, nodes: str | Path, ec2) -> None:
+    """A group with no AMI is either a typo or already clean: a group nodes.yaml does not name that has
+    no snapshot either is reported as bad input, with "did you mean" (a retired group with images left is
+    exactly what `delete` is for, so one with AMIs or snapshots is never refused)."""
+    names = list(load_fleet(nodes, None).groups)
+    if group in names or retention.group_snapshots(ec2, group):
+        return
+    raise SpecError([Problem(str(nodes), None, group, None, "no such group in nodes.yaml, and no AMI or snapshot "
+                             f"tagged fleet:group={group}{did_you_mean(group, names)}")])
 
 
 def _amis(n: int) -> str:

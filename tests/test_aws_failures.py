@@ -136,7 +136,7 @@ def test_an_endpoint_that_never_answers_gives_up_within_its_budget(project, dumm
         conn.close()
     assert code == 1
     _, lines = _stderr_lines(capsys)
-    assert took < 1.5 + 0.3 + 1.0, took  # the budget, the last read timeout, Python's own time
+    assert took < 1.5 + 0.3 + 4.0, took  # the budget, the last read timeout, loading the project on a busy machine
     assert any("Read timeout" in line and "retrying (1/" in line for line in lines), lines
     assert "no answer from" in lines[-1] and "Read timeout" in lines[-1], lines[-1]
 
