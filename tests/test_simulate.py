@@ -262,9 +262,11 @@ def test_node_max_is_a_hard_ceiling_of_the_pair():
 def test_compare_changes_several_settings_together():
     from fleet.simulate.variants import parse
 
-    label, g, on_demand = parse("image.builder=ami,autoscale.timeout=900,autoscale.spot.instance_types=[a,b,c]",
+    types = "[c5.large,c5a.large,c6i.large]"
+    label, g, on_demand = parse(f"image.builder=ami,autoscale.timeout=900,autoscale.spot.instance_types={types}",
                                 group())
-    assert (g.image.builder, g.autoscale.timeout, g.autoscale.spot.instance_types) == ("ami", 900, ("a", "b", "c"))
+    assert (g.image.builder, g.autoscale.timeout) == ("ami", 900)
+    assert g.autoscale.spot.instance_types == ("c5.large", "c5a.large", "c6i.large")
     assert not on_demand and label.startswith("image.builder=ami")
     assert parse("market=on-demand", group())[2] is True
 
@@ -296,3 +298,10 @@ def test_an_asg_without_instances_has_no_datapoint_and_never_scales_out():
     g = group(autoscale={"node_min": 1, "node_max": 10})
     series, _ = run([quiet(g)], np.full((10, 1), 5.0))
     assert series.desired[SPOT][:, 0].max() == 0 and series.desired[ON_DEMAND][:, 0].max() > 1
+
+
+def test_compare_that_breaks_a_nodes_yaml_rule_is_bad_input():
+    from fleet.simulate.variants import parse
+
+    with pytest.raises(SpecError, match="scaling.*needs scale_in.cpu < target_cpu < burst.cpu"):
+        parse("scaling.target_cpu=90", group())

@@ -10,6 +10,7 @@ import re
 
 import yaml
 
+from fleet.spec import rules
 from fleet.spec.errors import Problem, SpecError, did_you_mean
 from fleet.spec.model import Group
 
@@ -59,11 +60,24 @@ def parse(text: str, group: Group) -> tuple[str, Group, bool]:
     """(label, changed group, all on-demand) for one `KEY=VALUE`, or several changed together:
     `KEY=VALUE,KEY=VALUE` (e.g. `image.builder=ami,autoscale.timeout=900`)."""
     parts = re.split(r",(?=\s*[A-Za-z_][\w.]*\s*=)", text)
-    on_demand = False
+    on_demand, changed = False, group
     for part in parts:
-        _, group, market = _one(part, group)
+        _, changed, market = _one(part, changed)
         on_demand = on_demand or market
-    return text.strip(), group, on_demand
+    # the nodes.yaml rules the changed group breaks and the configured one does not (e.g. a target
+    # above the burst threshold) make the variant bad input, as they would in nodes.yaml
+    for key, message in sorted(set(rules.check_merged(_plain(changed))) - set(rules.check_merged(_plain(group)))):
+        raise _bad(group.name, key, f"with --compare {text.strip()}: {message}")
+    return text.strip(), changed, on_demand
+
+
+def _plain(group: Group) -> dict:
+    """The group as a merged nodes.yaml mapping (unset optional keys left out)."""
+    def prune(value):
+        if isinstance(value, dict):
+            return {k: prune(v) for k, v in value.items() if v is not None}
+        return [prune(v) for v in value] if isinstance(value, list) else value
+    return prune(group.to_dict())
 
 
 def _one(text: str, group: Group) -> tuple[str, Group, bool]:
