@@ -288,7 +288,14 @@ def _add_simulate(sub, add) -> None:
     add_simulate_command(sub, add)
 
 
-_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan, _add_lock, _add_simulate]
+def _add_status(sub, add) -> None:
+    """`fleet status` (fleet/status/cli.py; boto3 and rich are imported only when it runs)."""
+    from fleet.status.cli import add_status_command
+
+    add_status_command(sub, add)
+
+
+_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan, _add_lock, _add_simulate, _add_status]
 
 
 def command_name(args) -> str:

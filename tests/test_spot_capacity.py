@@ -170,6 +170,17 @@ class TestSequences:
         assert d["drained_from"] == [fleet.tg] and d["warned"] == [victim]
         assert lines(capsys) == [json.loads(json.dumps(d))]
 
+    def test_the_decision_is_recorded_with_the_extra(self, fleet):
+        """`fleet status` shows the reconciler's last decision from its table: the run writes it with the extra."""
+        victim = instances(fleet, fleet.spot)[0]
+        capacity.handler(warning_for(victim), None)
+        item = boto3.client("dynamodb").get_item(TableName="fleet-staging-capacity",
+                                                 Key={"group": {"S": "staging/web"}})["Item"]
+        last = item["last_decision"]["M"]
+        assert item["extra"] == {"N": "1"}
+        assert (last["action"], last["deficit"], last["desired"]) == ({"S": "raised"}, {"N": "1"}, {"N": "2"})
+        assert last["at"]["S"].endswith("Z") and "lease_owner" not in item
+
     def test_replacement_in_service_brings_on_demand_back_to_base(self, fleet):
         victim = instances(fleet, fleet.spot)[0]
         capacity.handler(warning_for(victim), None)
@@ -416,7 +427,7 @@ class TestLease:
 
     def test_a_crash_after_the_asg_write_is_resolved_by_the_next_run(self, fleet, monkeypatch):
         """The record said extra 0 but the ASG got extra 1: the next run must not take it for CPU."""
-        def crash(self, extra):
+        def crash(self, *_):
             raise TimeoutError("Lambda timed out")
         commit = capacity.Lease.commit
         monkeypatch.setattr(capacity.Lease, "commit", crash)

@@ -19,7 +19,8 @@ concurrent deliveries give the same result as one. A lease outlives the function
 The same item holds the group's record `extra` (what the reconciler added to the on-demand ASG) and,
 while an ASG write is under way, the intended write (`next`): a run that finds `next` left by a crashed
 predecessor compares it with the ASG's MinSize (which only the reconciler moves) to know whether
-that write happened. Why not the alternatives: a FIFO queue serialises delivery but not a handler
+that write happened; `last_decision` is the last run's action, time, deficit and desired count (read by
+`fleet status`). Why not the alternatives: a FIFO queue serialises delivery but not a handler
 run from anywhere else (a retry, a second trigger); ASG tags have no conditional write at all.
 
 Every decision is one JSON line on stdout and is returned (a scheduled run logs `busy` for a group whose
@@ -235,9 +236,16 @@ class Lease:
         self._write("SET next_write = :next", {":next": {"M": {
             "extra": {"N": str(extra)}, "min_size": {"N": str(min_size)}, "desired": {"N": str(desired)}}}})
 
-    def commit(self, extra: int) -> None:
-        """Record the extra now in effect and give the lease up, in one write."""
-        self._write("SET extra = :extra REMOVE lease_owner, lease_until, next_write", {":extra": {"N": str(extra)}})
+    def commit(self, extra: int, last: dict | None = None) -> None:
+        """Record the extra now in effect (and `last`, the decision: what `fleet status` shows) and give the
+        lease up, in one write."""
+        values = {":extra": {"N": str(extra)}}
+        expression = "SET extra = :extra"
+        if last is not None:
+            values[":last"] = {"M": {k: {"N": str(v)} if isinstance(v, int) else {"S": str(v)}
+                                     for k, v in last.items()}}
+            expression += ", last_decision = :last"
+        self._write(f"{expression} REMOVE lease_owner, lease_until, next_write", values)
 
     def release(self) -> None:
         try:
@@ -294,12 +302,13 @@ def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: 
             lease.intend(p.extra, p.min_size, p.desired)
             autoscaling.update_auto_scaling_group(AutoScalingGroupName=od["AutoScalingGroupName"],
                                                   MinSize=p.min_size, MaxSize=room, DesiredCapacity=p.desired)
-        lease.commit(p.extra)
+        action = ("capped" if p.capped else "raised" if p.desired > od["DesiredCapacity"]
+                  else "lowered" if p.desired < od["DesiredCapacity"] else "unchanged")
+        lease.commit(p.extra, {"action": action, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               "deficit": p.deficit, "desired": p.desired})
     except BaseException:
         lease.release()
         raise
-    action = ("capped" if p.capped else "raised" if p.desired > od["DesiredCapacity"]
-              else "lowered" if p.desired < od["DesiredCapacity"] else "unchanged")
     record.update(action=action, spot_asg=spot["AutoScalingGroupName"], on_demand_asg=od["AutoScalingGroupName"],
                   spot_desired=spot["DesiredCapacity"], warned=warned_now, deficit=p.deficit, cpu_part=p.cpu_part,
                   extra_before=extra, extra=p.extra, base=base, max_size=room,

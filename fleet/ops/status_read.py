@@ -1,0 +1,295 @@
+"""What `fleet status` reads from AWS: one stack's ASGs, launch template versions, AMIs, instances,
+target groups, listener weights, the spot reconciler's record and instance refreshes.
+
+Read in pages per stack, so the number of calls does not grow with the number of groups, wherever the
+API allows it:
+- Resource Groups Tagging API, one paged call: the stack's target groups, load balancers and the
+  reconciler's DynamoDB table (everything fleet creates carries `fleet:stack`);
+- DescribeAutoScalingGroups filtered on the tag `fleet:stack` (100 per page);
+- DescribeLaunchTemplateVersions for `$Latest` of every template (200 per page); a version an ASG
+  runs that is not the latest (a rollout in flight, or one that failed) is read per template;
+- DescribeImages for the distinct AMIs those versions run; DescribeInstances filtered on `fleet:stack`;
+- DescribeListeners/DescribeRules per load balancer (one per stack) for the listener weights;
+- a Scan of the reconciler's table (one item per group).
+Two APIs take exactly one resource per call, so they are called per resource, concurrently:
+DescribeTargetHealth (one per target group) and DescribeInstanceRefreshes (one per ASG; a refresh that
+is baking adds one DescribeScalingActivities for when its bake began).
+
+An endpoint without DescribeInstanceRefreshes (a local AWS API such as moto) answers with something
+that is not an AWS response: the refresh column is then reported as unavailable with the reason,
+instead of failing the whole view. Any other AWS error propagates (the CLI prints it as one line).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Iterable
+
+from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
+
+from fleet.ops.aws import client as aws_client
+
+STACK_TAG, GROUP_TAG, CAPACITY_TAG, SLOT_TAG = "fleet:stack", "fleet:group", "fleet:capacity", "fleet:slot"
+RESOURCE_TYPES = ("elasticloadbalancing:targetgroup", "elasticloadbalancing:loadbalancer", "dynamodb:table")
+WORKERS = 8  # concurrent per-resource calls (DescribeTargetHealth, DescribeInstanceRefreshes)
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+
+
+@dataclass
+class LiveStack:
+    """One read of a stack, in AWS's own shapes (trimmed); fleet.status.join turns it into the report."""
+
+    stack: str
+    read_at: datetime
+    asgs: list[dict] = field(default_factory=list)
+    # (launch template id, version number as str) -> LaunchTemplateData; template id -> latest version
+    versions: dict[tuple[str, str], dict] = field(default_factory=dict)
+    latest: dict[str, int] = field(default_factory=dict)
+    images: dict[str, dict] = field(default_factory=dict)  # AMI id -> {"name", "tags"}
+    instances: list[dict] = field(default_factory=list)
+    target_groups: dict[str, dict] = field(default_factory=dict)  # arn -> {"name", "tags", "health": {state: n}}
+    weights: dict[str, list[dict]] = field(default_factory=dict)  # tg arn -> the rule's [{"arn", "weight"}]
+    reconciler: dict[str, dict] = field(default_factory=dict)  # group -> its item in the reconciler's table
+    refreshes: dict[str, dict | None] = field(default_factory=dict)  # ASG name -> newest refresh
+    refreshes_unavailable: str | None = None
+    bake_started: dict[str, datetime] = field(default_factory=dict)  # ASG name -> end of its last activity
+    calls: int = 0
+
+
+class _Counter:
+    """Counts the AWS calls of one read (the bench checks they do not grow with the groups)."""
+
+    def __init__(self):
+        self.n, self._lock = 0, threading.Lock()
+
+    def __call__(self, **_) -> None:
+        with self._lock:
+            self.n += 1
+
+
+def tags_of(item: dict) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in item.get("Tags") or []}
+
+
+def stack_resources(tagging, stack: str) -> dict[str, dict[str, str]]:
+    """ARN -> tags of the stack's target groups, load balancers and DynamoDB tables."""
+    pages = tagging.get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": STACK_TAG, "Values": [stack]}], ResourceTypeFilters=list(RESOURCE_TYPES))
+    return {r["ResourceARN"]: tags_of(r) for page in pages for r in page["ResourceTagMappingList"]}
+
+
+def stack_asgs(autoscaling, stack: str) -> list[dict]:
+    pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
+        Filters=[{"Name": f"tag:{STACK_TAG}", "Values": [stack]}])
+    return [g for page in pages for g in page["AutoScalingGroups"]]
+
+
+def template_spec(asg: dict) -> dict:
+    """The ASG's launch template reference (under the mixed instances policy for a spot ASG)."""
+    mixed = asg.get("MixedInstancesPolicy")
+    if mixed:
+        return mixed["LaunchTemplate"]["LaunchTemplateSpecification"]
+    return asg.get("LaunchTemplate") or {}
+
+
+def latest_versions(ec2) -> tuple[dict[str, int], dict[tuple[str, str], dict]]:
+    """Every template's latest version (number and data), in pages, whatever the number of templates."""
+    latest, data = {}, {}
+    for page in ec2.get_paginator("describe_launch_template_versions").paginate(Versions=["$Latest"]):
+        for v in page["LaunchTemplateVersions"]:
+            latest[v["LaunchTemplateId"]] = int(v["VersionNumber"])
+            data[(v["LaunchTemplateId"], str(v["VersionNumber"]))] = v.get("LaunchTemplateData") or {}
+    return latest, data
+
+
+def template_versions(ec2, template_id: str, versions: Iterable[str]) -> dict[tuple[str, str], dict]:
+    """Given versions of one template (those ASGs run that are not its latest)."""
+    out = {}
+    for v in ec2.describe_launch_template_versions(LaunchTemplateId=template_id,
+                                                   Versions=sorted(set(versions)))["LaunchTemplateVersions"]:
+        out[(v["LaunchTemplateId"], str(v["VersionNumber"]))] = v.get("LaunchTemplateData") or {}
+    return out
+
+
+def images(ec2, ami_ids: Iterable[str]) -> dict[str, dict]:
+    """AMI id -> name and tags; an AMI that no longer exists is simply absent."""
+    ids, out = sorted(set(ami_ids)), {}
+    for i in range(0, len(ids), 100):
+        chunk = ids[i:i + 100]
+        try:
+            found = ec2.describe_images(ImageIds=chunk)["Images"]
+        except ClientError as e:  # one deregistered AMI fails the whole call: ask with a filter instead
+            if not e.response.get("Error", {}).get("Code", "").startswith("InvalidAMIID"):
+                raise
+            found = ec2.describe_images(Filters=[{"Name": "image-id", "Values": chunk}])["Images"]
+        for img in found:
+            out[img["ImageId"]] = {"name": img.get("Name"), "tags": tags_of(img)}
+    return out
+
+
+def stack_instances(ec2, stack: str) -> list[dict]:
+    """The stack's instances that are not terminated: id, AMI, lifecycle (spot or not), state and tags."""
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=[
+        {"Name": f"tag:{STACK_TAG}", "Values": [stack]}, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
+    return [{"id": i["InstanceId"], "image_id": i.get("ImageId"), "spot": i.get("InstanceLifecycle") == "spot",
+             "state": i["State"]["Name"], "tags": tags_of(i)}
+            for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def target_health(elbv2, arn: str) -> dict[str, int]:
+    """Target count per state (healthy, unhealthy, draining, initial, unused, unavailable)."""
+    counts: dict[str, int] = {}
+    for d in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]:
+        state = d.get("TargetHealth", {}).get("State", "unavailable")
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def listener_weights(elbv2, load_balancer_arn: str) -> dict[str, list[dict]]:
+    """Target group ARN -> the forward it is in (every target group with its weight), from every rule of
+    every listener of the load balancer."""
+    out: dict[str, list[dict]] = {}
+    for page in elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=load_balancer_arn):
+        for listener in page["Listeners"]:
+            for rule in _rules(elbv2, listener["ListenerArn"]):
+                for action in rule.get("Actions", []):
+                    if action.get("Type") != "forward":
+                        continue
+                    groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or (
+                        [{"TargetGroupArn": action["TargetGroupArn"]}] if action.get("TargetGroupArn") else [])
+                    forward = [{"arn": g["TargetGroupArn"], "weight": g.get("Weight", 1)} for g in groups]
+                    for g in forward:
+                        out[g["arn"]] = forward
+    return out
+
+
+def _rules(elbv2, listener_arn: str) -> list[dict]:
+    rules, marker = [], None
+    while True:  # DescribeRules has a Marker but no paginator in botocore
+        page = elbv2.describe_rules(ListenerArn=listener_arn, **({"Marker": marker} if marker else {}))
+        rules += page["Rules"]
+        marker = page.get("NextMarker")
+        if not marker:
+            return rules
+
+
+def reconciler_records(dynamodb, table: str, stack: str) -> dict[str, dict]:
+    """Group -> the reconciler's item (`extra`, and `last` when it recorded its decision), keyed
+    `<stack>/<group>` in the table."""
+    out = {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            key = item.get("group", {}).get("S", "")
+            if key.startswith(f"{stack}/"):
+                out[key[len(stack) + 1:]] = _plain(item)
+    return out
+
+
+def _plain(value):
+    """DynamoDB's typed JSON -> plain values (numbers as int or float)."""
+    if isinstance(value, dict) and len(value) == 1:
+        (kind, v), = value.items()
+        if kind == "S":
+            return v
+        if kind == "N":
+            return int(v) if v.lstrip("-").isdigit() else float(v)
+        if kind == "BOOL":
+            return v
+        if kind == "M":
+            return {k: _plain(x) for k, x in v.items()}
+        if kind == "L":
+            return [_plain(x) for x in v]
+        if kind == "NULL":
+            return None
+    if isinstance(value, dict):
+        return {k: _plain(x) for k, x in value.items()}
+    return value
+
+
+def newest_refresh(autoscaling, asg_name: str) -> dict | None:
+    """The ASG's newest instance refresh (AWS lists them newest first), or None."""
+    found = autoscaling.describe_instance_refreshes(AutoScalingGroupName=asg_name, MaxRecords=1)
+    return (found.get("InstanceRefreshes") or [None])[0]
+
+
+def bake_started(autoscaling, asg_name: str, since: datetime) -> datetime | None:
+    """When the refresh's last replacement finished (its bake began): the newest end time among the ASG's
+    scaling activities since the refresh started. AWS reports no bake start of its own."""
+    ends = [a["EndTime"] for a in autoscaling.describe_scaling_activities(
+        AutoScalingGroupName=asg_name, MaxRecords=20)["Activities"]
+        if a.get("EndTime") and a.get("StartTime") and a["StartTime"] >= since]
+    return max(ends) if ends else None
+
+
+def refreshes(autoscaling, asg_names: list[str], pool: ThreadPoolExecutor, probe=None
+              ) -> tuple[dict[str, dict | None], str | None]:
+    """ASG name -> newest refresh. The first call goes alone (through `probe`, a client that does not
+    retry): an endpoint that lacks the API answers it with a page that is not an AWS response, and then
+    no other ASG is asked. A probe that was throttled is asked again with the retrying client."""
+    if not asg_names:
+        return {}, None
+    try:
+        first = newest_refresh(probe or autoscaling, asg_names[0])
+    except ResponseParserError:
+        return {}, "autoscaling:DescribeInstanceRefreshes: the endpoint's answer is not an AWS response"
+    except ClientError:
+        first = newest_refresh(autoscaling, asg_names[0])
+    rest = list(pool.map(lambda n: newest_refresh(autoscaling, n), asg_names[1:]))
+    return dict(zip(asg_names, [first, *rest], strict=False)), None
+
+
+def read_stack(stack: str, *, region: str | None = None, endpoint_url: str | None = None,
+               now: datetime | None = None) -> LiveStack:
+    """One consistent-enough read of the stack (every call made within this function)."""
+    counter = _Counter()
+
+    def make(service: str, max_attempts: int = 4):
+        c = aws_client(service, region=region, endpoint_url=endpoint_url, max_attempts=max_attempts,
+                       max_pool_connections=WORKERS * 2)
+        c.meta.events.register("before-call", counter)
+        return c
+
+    services = ("resourcegroupstaggingapi", "autoscaling", "ec2", "elbv2", "dynamodb")
+    tagging, autoscaling, ec2, elbv2, dynamodb = (make(s) for s in services)
+    # The refresh probe is not retried: an endpoint lacking the API would spend seconds in retries of a
+    # 500 page, and status is only a view (a throttled probe is retried by the per-ASG calls after it).
+    probe = make("autoscaling", max_attempts=1)
+    live = LiveStack(stack=stack, read_at=now or datetime.now(UTC))
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        resources = stack_resources(tagging, stack)
+        live.asgs = stack_asgs(autoscaling, stack)
+        live.latest, live.versions = latest_versions(ec2)
+        wanted: dict[str, set[str]] = {}
+        for asg in live.asgs:
+            spec = template_spec(asg)
+            tid, version = spec.get("LaunchTemplateId"), str(spec.get("Version", ""))
+            if tid and version.isdigit() and (tid, version) not in live.versions:
+                wanted.setdefault(tid, set()).add(version)
+        for tid, versions in wanted.items():
+            live.versions.update(template_versions(ec2, tid, versions))
+        live.instances = stack_instances(ec2, stack)
+        live.images = images(ec2, {d["ImageId"] for d in live.versions.values() if d.get("ImageId")} |
+                             {i["image_id"] for i in live.instances if i["image_id"]})
+        tg_arns = {a for a in resources if ":targetgroup/" in a} | {
+            a for asg in live.asgs for a in asg.get("TargetGroupARNs", [])}
+        health = dict(zip(sorted(tg_arns), pool.map(lambda a: target_health(elbv2, a), sorted(tg_arns)), strict=False))
+        live.target_groups = {a: {"name": a.split(":targetgroup/")[-1].split("/")[0], "tags": resources.get(a, {}),
+                                  "health": health[a]} for a in sorted(tg_arns)}
+        for lb in (a for a in resources if ":loadbalancer/app/" in a):
+            live.weights.update(listener_weights(elbv2, lb))
+        for table in (a for a in resources if ":table/" in a):
+            live.reconciler.update(reconciler_records(dynamodb, table.split(":table/")[-1], stack))
+        live.refreshes, live.refreshes_unavailable = refreshes(
+            autoscaling, sorted(g["AutoScalingGroupName"] for g in live.asgs), pool, probe)
+        baking = [(n, r) for n, r in live.refreshes.items()
+                  if r and r.get("Status") == "Baking" and r.get("StartTime")]
+        for name, start in zip([n for n, _ in baking], pool.map(
+                lambda nr: bake_started(autoscaling, nr[0], nr[1]["StartTime"]), baking), strict=False):
+            if start is not None:
+                live.bake_started[name] = start
+    live.calls = counter.n
+    return live
