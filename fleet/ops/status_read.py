@@ -247,7 +247,7 @@ def read_stack(stack: str, *, region: str | None = None, endpoint_url: str | Non
     """One consistent-enough read of the stack (every call made within this function)."""
     counter = _Counter()
 
-    def make(service: str, max_attempts: int = 4):
+    def make(service: str, max_attempts: int | None = None):
         c = aws_client(service, region=region, endpoint_url=endpoint_url, max_attempts=max_attempts,
                        max_pool_connections=WORKERS * 2)
         c.meta.events.register("before-call", counter)

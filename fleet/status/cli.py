@@ -87,13 +87,7 @@ def cmd_status(args) -> int:
         return report(fleet.stack.name, declared, read_stack(fleet.stack.name, region=region,
                                                              endpoint_url=args.endpoint_url), only=args.group)
 
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return run(read, as_json=args.json, watch=args.watch)
-    except (ClientError, BotoCoreError) as exc:
-        print(f"fleet status: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
-        return 1
+    return run(read, as_json=args.json, watch=args.watch)  # AWS failures: one line, by fleet.cli.run_reporting
 
 
 def run(read: Callable[[], dict], *, as_json: bool, watch: float | None, console=None,
