@@ -31,6 +31,10 @@ no launching hook, or an earlier attempt whose answer was lost already did it): 
 and reads the instance's target lifecycle state from IMDS, so it never reports ready for an instance
 Auto Scaling is terminating. Throttling, 5xx and lost connections are retried (IMDS too).
 
+Local mode (`local_dir` in the config), the image bake: Packer uploads the same bundle (and chef
+package), this program and its config into `local_dir`; steps 2-5 read the files from there. No IMDS,
+no S3, no hook.
+
 On failure: one line `fleet-boot: FAILED: <why>` on stderr (and in the log), no marker, no unpacked
 bundle, exit 1. Endpoints follow the AWS SDK variables (AWS_EC2_METADATA_SERVICE_ENDPOINT,
 AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL) so tests run it for real
@@ -290,6 +294,7 @@ CHECKS = (
     ("retry_delay", lambda v: v is None or _seconds(v, 60), "seconds"),
     ("root", lambda v: v is None or _text(v), "a directory"),
     ("marker", lambda v: v is None or _text(v), "a file path"),
+    ("local_dir", lambda v: v is None or _text(v), "a directory (local mode: the bake) or null"),
 )
 CONVERGE_CHECKS = (
     ("bucket", _text, "a bucket name"),
@@ -308,7 +313,7 @@ def load_config(path):
     if not isinstance(cfg, dict):
         raise BootError(f"{path}: the boot config is not a JSON object")
     for key, ok, what in CHECKS + (CONVERGE_CHECKS if cfg.get("converge", True) else ()):
-        if not ok(cfg.get(key)):
+        if not ok(cfg.get(key)) and not (key == "bucket" and cfg.get("local_dir")):
             raise BootError(f"{path}: {key} must be {what}, not {json.dumps(cfg.get(key))[:80]}")
     return cfg
 
@@ -316,9 +321,17 @@ def load_config(path):
 # -- the steps ----------------------------------------------------------------------------------
 
 def fetch(cfg, env, key, sha256, dest, deadline):
-    """Download s3://bucket/key to `dest` (streamed) and check its sha256."""
-    url = f"{env['s3']}/{cfg['bucket']}/{urllib.parse.quote(key)}"
-    got = call("GET", url, env["region"], "s3", env["creds"], delay=env["delay"], deadline=deadline, dest=dest)
+    """Download s3://bucket/key to `dest` (streamed) and check its sha256; local mode: copy the uploaded file."""
+    if cfg.get("local_dir"):
+        digest = hashlib.sha256()
+        with open(os.path.join(cfg["local_dir"], os.path.basename(key)), "rb") as src, open(dest, "wb") as out:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        got = digest.hexdigest()
+    else:
+        url = f"{env['s3']}/{cfg['bucket']}/{urllib.parse.quote(key)}"
+        got = call("GET", url, env["region"], "s3", env["creds"], delay=env["delay"], deadline=deadline, dest=dest)
     if got != sha256:
         raise BootError(f"s3://{cfg['bucket']}/{key}: sha256 {got} does not match the expected {sha256}")
 
@@ -551,7 +564,7 @@ def main(argv):
         os.makedirs(root, exist_ok=True)
         if os.path.exists(marker):
             os.remove(marker)
-        env = environment(cfg, deadline)
+        env = {"asg": None, "delay": 0} if cfg.get("local_dir") else environment(cfg, deadline)  # local: the bake
         if cfg.get("converge", True):
             converge(cfg, env, root, deadline)
         deadline.step = "writing the readiness marker"

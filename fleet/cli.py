@@ -87,13 +87,14 @@ def cmd_role(args) -> int:
 
 def cmd_packer(args) -> int:
     from fleet.image_hash import image_hash
-    from fleet.render.packer import render_packer
+    from fleet.render.packer import bake_files, render_packer
 
     fleet = _load(args, check_files=True)  # the image hash reads the run list's files: they are checked first
     group = fleet.group(args.group)
     region = fleet.stack.region if fleet.stack else (args.region or group.region or "us-east-1")
     h = image_hash(group, project_of(args).dir)  # the project's cookbooks, not the checkout's
-    _print_json(render_packer(group, region=region, image_hash=h, endpoint_url=args.endpoint_url))
+    bake = bake_files(group, project_of(args).dir) if group.image.communicator != "none" else None
+    _print_json(render_packer(group, region=region, image_hash=h, bake=bake, endpoint_url=args.endpoint_url))
     return EXIT_OK
 
 

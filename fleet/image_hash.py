@@ -3,7 +3,8 @@
 Covered: the builder and its image-changing settings, the source AMI, the Chef run list and
 attributes (not the role's name: two groups with the same content share one image), every
 file the build reads (for packer: only the run list's cookbook closure, the roles it names and
-the data bags its recipes read, fleet/spec/cookbooks.py; the image file for raw), and the build
+the data bags its recipes read, fleet/spec/cookbooks.py, plus the boot program the bake converges
+with and the group's chef package; the image file for raw), and the build
 code's own source. A packer group that converges at boot (`boot.converge`) leaves its cookbook
 files out: the boot bundle carries them, so a cookbook edit rolls out without a rebake (seed 000).
 Not covered, because they do not change the image:
@@ -85,6 +86,10 @@ def image_document(group: Group, project_dir: Path, digest=tree_digest) -> dict:
             chef = closure(project_dir, doc["chef"]["run_list"]).require_clean()
             doc["chef"]["missing"] = list(chef.missing)
             read += [_named(path, project_dir) for _, path in chef.paths(project_dir)]
+        # the bake converges with the boot program (fleet/render/packer.py) and installs the chef package
+        read.append(("boot/fleet_boot.py", CODE_ROOT / "boot" / "fleet_boot.py"))
+        if group.boot.chef_package:
+            read.append(_named(project_dir / group.boot.chef_package, project_dir))
     elif img.builder == "raw":
         doc["raw"] = {"path": img.path, "command": img.command, "boot_mode": img.boot_mode}
         if img.skip_zero_blocks_unsafe_if_encrypted:  # only when set: existing hashes stay the same

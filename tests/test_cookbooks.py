@@ -120,16 +120,20 @@ def test_bundle_hash_changes_exactly_when_one_of_its_cookbooks_changes(repo):
 
 
 def test_packer_bake_stages_the_closure_and_data_bags(repo, tmp_path_factory):
+    import tarfile
+
     from image_builds.packer_builder import stage
 
     work = tmp_path_factory.mktemp("work")
     app = group("app", run_list=["recipe[app]"])
     template = json.loads(stage(app, work, region="us-east-1", image_hash="ab" * 32, project_dir=repo,
                                 endpoint_url=None).read_text())
-    chef = template["provisioners"][0]
-    assert chef["data_bags_path"] == str(work / "data_bags") and (work / "data_bags" / "users" / "a.json").is_file()
-    assert sorted(p.name for p in (work / "cookbooks").iterdir()) == ["app", "base", "lib"]
-    assert (work / "roles" / "role-app.json").is_file()
+    bundle = build_bundle(app, repo)  # the bake uploads the boot bundle itself
+    assert any(p.get("source") == f"{bundle.sha256}.tar.gz" for p in template["provisioners"])
+    with tarfile.open(work / f"{bundle.sha256}.tar.gz") as tar:
+        names = tar.getnames()
+    assert "data_bags/users/a.json" in names and "roles/role-app.json" in names
+    assert sorted({n.split("/")[1] for n in names if n.startswith("cookbooks/")}) == ["app", "base", "lib"]
 
 
 NODES = """\

@@ -13,7 +13,7 @@ import pytest
 from components.naming import alarm_prefix, resource_prefix, short_logical_name
 from fleet.ops.rollout import health_alarm_prefix
 from fleet.plan.engine import plan_result
-from fleet.render.packer import render_packer
+from fleet.render.packer import bake_files, render_packer
 from fleet.spec.load import load_fleet
 from fleet.spec.names import fit, slug
 from fleet.spec.rules import check_group_name, slug_collisions
@@ -149,6 +149,6 @@ def test_packer_ami_name_fits(long_plan):
     _, project = long_plan
     fleet = load_fleet(Path(project) / "nodes.yaml")
     for group in fleet.groups.values():
-        template = render_packer(group, region="us-east-1", image_hash="f" * 64)
+        template = render_packer(group, region="us-east-1", image_hash="f" * 64, bake=bake_files(group, Path(project)))
         ami_name = template["builders"][0]["ami_name"].replace("{{timestamp}}", "1700000000")
         assert len(ami_name) <= 128

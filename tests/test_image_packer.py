@@ -60,6 +60,10 @@ def test_bake_then_reuse(tmp_path, aws, source_ami):
     assert result["cached"] is False and result["ami_id"].startswith("ami-")
     assert len(first.stdout.strip().splitlines()) == 1  # logs go to stderr; stdout is the one JSON line
     assert "packer:" in first.stderr
+    # Packer's own output goes to a log file in the project, whose path is printed; not to the Command's output
+    [log] = [line.split("full log: ")[1] for line in first.stderr.splitlines() if "full log: " in line]
+    assert Path(log).parent == tmp_path / ".fleet" / "logs" and "amazon-ebs" in Path(log).read_text()
+    assert "amazon-ebs" not in first.stderr and len([x for x in first.stderr.splitlines() if "packer" in x]) <= 3
 
     images = own_images()
     assert [i["ImageId"] for i in images] == [result["ami_id"]]
