@@ -127,8 +127,10 @@ def test_no_image_for_a_filter_fails_and_leaves_the_lock(project, capsys):
 def test_a_malformed_lock_is_one_line(project, capsys):
     (project / "nodes.lock.json").write_text('{"images": {"us-east-1": {"self/base-web-*": {"ami_id": 1}}}}')
     assert main(["--nodes", str(project / "nodes.yaml"), "validate"]) == 2
-    [_, line] = capsys.readouterr().err.strip().splitlines()  # after the project line
-    assert "nodes.lock.json" in line and "fleet lock --update" in line
+    lines = capsys.readouterr().err.strip().splitlines()[1:]  # after the project line: one per problem
+    assert [line.split("key '")[1].split("'")[0].rsplit(".", 1)[1] for line in lines] == [
+        "ami_id", "creation_date", "name", "root_device_name"]
+    assert all("nodes.lock.json" in line and "fleet lock --update" in line for line in lines)
 
 
 @pytest.mark.parametrize("nodes", ["nodes.yaml", "examples/local/nodes.yaml"])

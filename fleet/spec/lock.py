@@ -21,13 +21,14 @@ and `fleet lock --check` all say so). An entry without it (an older lock) counts
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fleet.spec.endpoints import describe, is_aws_endpoint
-from fleet.spec.errors import Problem, SpecError
+from fleet.spec.errors import Problem, SpecError, quote
+from fleet.spec.jsonfile import JsonError, read_json
 from fleet.spec.model import LockedImage, SourceAmiFilter
-from fleet.spec.readonce import read_text
 
 COMMENT = ("Base images resolved by `fleet lock` from the source_ami filters of nodes.yaml (per region). "
            "Commit it; `fleet lock --update [GROUP]` bumps on purpose. See README, 'Base images are locked'.")
@@ -72,32 +73,84 @@ class Lock:
         self.path.write_text(self.to_json())
 
 
+MAX_BYTES = 1024 * 1024  # ~300 bytes an entry: thousands of filters
+MAX_DEPTH = 8  # the format nests 4 levels
+_AMI_ID = re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
+_DATE = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?)?")
+_DEVICE = re.compile(r"/dev/[a-z0-9]{1,32}")
+_ENDPOINT = re.compile(r"(?:https?://[^\s\x00-\x1f\x7f]{1,255})?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CHECKS = {
+    "ami_id": (lambda v: _AMI_ID.fullmatch(v) is not None, "an AMI id (ami- and 8 or 17 hex digits)"),
+    "name": (lambda v: len(v) <= 128 and not _CONTROL.search(v), "an image name (at most 128 characters)"),
+    "creation_date": (lambda v: _DATE.fullmatch(v) is not None, "a date like 2024-01-31T12:00:00.000Z"),
+    "root_device_name": (lambda v: _DEVICE.fullmatch(v) is not None, "a device name like /dev/sda1"),
+    "resolved_at": (lambda v: _ENDPOINT.fullmatch(v) is not None, "an http(s) endpoint URL"),
+}
+
+
 def read_lock(path: str | Path) -> Lock:
-    """The lock at `path` (an empty one when the file does not exist); SpecError on a malformed file."""
+    """The lock at `path` (an empty one when the file does not exist); SpecError with every problem of
+    a malformed file at once (its size and nesting are bounded, every value is checked: a lock entry
+    becomes a launch template's image id)."""
     path = Path(path)
     lock = Lock(path)
     if not path.exists():
         return lock
-
-    def bad(why: str) -> SpecError:
-        return SpecError([Problem(str(path), None, None, None, f"{why}; rewrite it with `fleet lock --update`")])
-
+    where = str(path)
+    fix = "; rewrite it with `fleet lock --update`"
     try:
-        data = json.loads(read_text(path))
-    except (OSError, ValueError) as exc:
-        raise bad(f"not a readable JSON lock file ({exc})") from None
-    images = data.get("images") if isinstance(data, dict) else None
+        data = read_json(path, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
+    except JsonError as exc:
+        raise SpecError([Problem(where, None, None, None, f"not a lock file: {exc}{fix}")]) from None
+    problems: list[Problem] = []
+
+    def bad(key: str | None, why: str) -> None:
+        problems.append(Problem(where, None, None, key, f"{why}{fix}"))
+
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise SpecError([Problem(where, None, None, None, f"a lock file is a JSON object, not {kind}{fix}")])
+    for extra in sorted(set(data) - {"comment", "images"}):
+        bad(extra, "not a key of the lock file (comment, images)")
+    images = data.get("images")
     if not isinstance(images, dict):
-        raise bad("no 'images' mapping")
+        bad("images", "must be a mapping of region to locked filters")
+        images = {}
     for region, keys in images.items():
+        if not _REGION.fullmatch(region):
+            bad(f"images.{region}", "is not an AWS region")
+            continue
         if not isinstance(keys, dict):
-            raise bad(f"images.{region} is not a mapping")
+            bad(f"images.{region}", "must be a mapping of filter to image")
+            continue
         for key, entry in keys.items():
-            if not isinstance(entry, dict) or not set(FIELDS) <= set(entry) <= {*FIELDS, *OPTIONAL} or not all(
-                    isinstance(v, str) for v in entry.values()):
-                raise bad(f"images.{region}.{key} needs exactly the string fields {', '.join(FIELDS)} "
-                          f"(and {', '.join(OPTIONAL)})")
-            lock.images.setdefault(region, {})[key] = LockedImage(**entry)
+            at = f"images.{region}.{key}"
+            if "/" not in key or len(key) > 1024 or _CONTROL.search(key):
+                bad(at, "is not a filter key (OWNERS/NAME-PATTERN)")
+                continue
+            if not isinstance(entry, dict):
+                bad(at, f"must be a mapping of {', '.join(FIELDS)}, not {type(entry).__name__}")
+                continue
+            ok = True
+            for name in sorted(set(FIELDS) - set(entry)):
+                bad(f"{at}.{name}", "is missing")
+                ok = False
+            for name in sorted(set(entry) - {*FIELDS, *OPTIONAL}):
+                bad(f"{at}.{name}", f"is not a field of a lock entry ({', '.join((*FIELDS, *OPTIONAL))})")
+                ok = False
+            for name, value in entry.items():
+                check = _CHECKS.get(name)
+                if check is None:
+                    continue
+                if not isinstance(value, str) or not check[0](value):
+                    bad(f"{at}.{name}", f"{quote(value)} is not {check[1]}")
+                    ok = False
+            if ok:
+                lock.images.setdefault(region, {})[key] = LockedImage(**entry)
+    if problems:
+        raise SpecError(problems)
     return lock
 
 
