@@ -58,3 +58,36 @@ def test_no_pair_or_no_datapoint_is_an_error(aws):
     _pair(boto3.client("autoscaling"), boto3.client("ec2"))
     with pytest.raises(NoRecordedLoad, match="has no CPUUtilization"):
         recorded_load("staging", "web", days=1, now=NOW)
+
+
+def test_cli_simulates_the_recorded_load(aws, tmp_path, monkeypatch, capsys):
+    import json
+
+    from fleet.cli import main
+    from fleet.ops import cloudwatch
+
+    asg, ec2, cw = boto3.client("autoscaling"), boto3.client("ec2"), boto3.client("cloudwatch")
+    spot, od = _pair(asg, ec2)
+    for minute in range(60):
+        _put(cw, "AWS/EC2", "CPUUtilization", spot, minute, 60.0)
+        _put(cw, "AWS/AutoScaling", "GroupInServiceInstances", spot, minute, 3.0)
+    real = cloudwatch.recorded_load
+    monkeypatch.setattr(cloudwatch, "recorded_load", lambda *a, **kw: real(*a, **kw, now=NOW))
+    (tmp_path / "Pulumi.yaml").write_text("name: simtest\nruntime: python\n")
+    (tmp_path / "Pulumi.staging.yaml").write_text("config:\n  aws:region: us-east-1\n")
+    (tmp_path / "nodes.yaml").write_text(
+        "web:\n  instance_type: m5.large\n  source_ami: ami-0123456789abcdef0\n"
+        "  autoscale: {node_min: 2, node_max: 6, spot: {instance_types: [m5.large, m5a.large, m6i.large]}}\n"
+        "  http: {port: 8080, paths: ['/*']}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["simulate", "web", "--stack", "staging", "--from-cloudwatch", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["minutes"] == 1440 and doc["trace"].startswith("CloudWatch")
+    assert isinstance(doc["recorded_scaling_activities"], int)
+    assert doc["lanes"][0]["p95_cpu"] > 0
+
+    def nothing(*a, **kw):
+        raise cloudwatch.NoRecordedLoad("no datapoint")
+    monkeypatch.setattr(cloudwatch, "recorded_load", nothing)
+    assert main(["simulate", "web", "--stack", "staging", "--from-cloudwatch"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "fleet simulate web: no datapoint"
