@@ -54,13 +54,14 @@ BOOT_VARIANTS = [
 ]
 
 
-def pair_vs_on_demand(market: Market, seed: int, out: Path) -> list[dict]:
+def pair_vs_on_demand(market: Market, seed: int, out: Path | None, days: int = 1) -> list[dict]:
     group = build_group("web", PAIR_GROUP)
     variants = lanes_for(group, ["market=on-demand"], market)
     lanes = [dataclasses.replace(ln, name=name) for ln, name in zip(variants, ["pair", "all on-demand"], strict=True)]
-    demand = traces.synthetic("business-day", 1, PAIR_PEAK, seed)
+    demand = traces.synthetic("business-day", days, PAIR_PEAK, seed)
     r = simulate(lanes, demand, seed)
-    plot(lanes, r.series, out / "pair-vs-on-demand.png", title=f"pair vs all on-demand, business day, seed {seed}")
+    if out is not None:
+        plot(lanes, r.series, out / "pair-vs-on-demand.png", title=f"pair vs all on-demand, business day, seed {seed}")
     return r.summary
 
 
@@ -89,6 +90,12 @@ def main(argv=None) -> int:
     print(report.markdown(pair))
     cut = 1 - pair[0]["cost_per_day"] / pair[1]["cost_per_day"]
     print(f"\ncost cut by the pair: {100 * cut:.0f} %\n")
+    long = pair_vs_on_demand(market, args.seed, None, days=14)
+    p14, o14 = long
+    print(f"over 14 business days: pair {p14['cost_per_day']:.2f} $/day vs {o14['cost_per_day']:.2f} "
+          f"({100 * (1 - p14['cost_per_day'] / o14['cost_per_day']):.0f} % cut), {p14['interruptions']} interruption "
+          f"warnings, {p14['failed_spot_launches']} failed spot launches, {p14['short_minutes']} minutes short "
+          f"(all on-demand: {o14['short_minutes']}), most instances at once {p14['peak_instances']}\n")
     boot = baked_vs_converge(market, args.seed, out)
     print(f"## baked vs converge vs vanilla (flash crowd, seed {args.seed})\n")
     print(report.markdown(boot))
