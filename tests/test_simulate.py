@@ -169,13 +169,13 @@ web:
     timeout: 120
     spot: {{instance_types: [m5.large, m5a.large, m6i.large]}}
   http: {{port: 8080, paths: ["/*"]}}
-  scaling: {{burst: {{cpu: {burst}}}}}
+  scaling: {{scale_in: {{cpu: {scale_in}}}}}
 """
 
 
-def _project(path, burst=85):
+def _project(path, scale_in=30):
     (path / "Pulumi.yaml").write_text("name: simtest\nruntime: python\n")
-    (path / "nodes.yaml").write_text(NODES.format(burst=burst))
+    (path / "nodes.yaml").write_text(NODES.format(scale_in=scale_in))
 
 
 def test_plot_is_a_png_with_a_capacity_and_a_cpu_panel_per_lane(tmp_path, monkeypatch, capsys):
@@ -213,8 +213,8 @@ def test_a_threshold_in_nodes_yaml_moves_the_plan_and_the_simulation(tmp_path, m
     from fleet.spec.load import load_fleet
     from tests.pulumi_mocks import run as run_mocks
 
-    def both(burst):
-        _project(tmp_path, burst)
+    def both(scale_in):
+        _project(tmp_path, scale_in)
         g = load_fleet(tmp_path / "nodes.yaml", require_lock=False).group("web")
 
         def program():
@@ -222,17 +222,18 @@ def test_a_threshold_in_nodes_yaml_moves_the_plan_and_the_simulation(tmp_path, m
             ScalingPolicies(g.name, ScalingPoliciesArgs(group=g, stack="prod", asg_names=asgs))
         r = run_mocks(program, stack="prod")
         planned = sorted(a.inputs["threshold"] for a in r.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
-                         if a.inputs["comparisonOperator"] == "GreaterThanThreshold"
+                         if a.inputs["comparisonOperator"] == "LessThanThreshold"
                          and a.inputs["dimensions"]["AutoScalingGroupName"] == "s")
         monkeypatch.chdir(tmp_path)
         assert main(["simulate", "web", "--trace", "synthetic:flash", "--json"]) == 0
         sim = json.loads(capsys.readouterr().out)["lanes"][0]
-        return planned, sim, lane(g, MARKET).rules[SPOT].burst_alarm.threshold
+        return planned, sim, lane(g, MARKET).rules[SPOT].scale_in_alarm.threshold
 
-    plan_85, sim_85, rule_85 = both(85)
-    plan_55, sim_55, rule_55 = both(55)
-    assert (plan_85, rule_85) == ([85], 85) and (plan_55, rule_55) == ([55], 55)
-    assert sim_55["cost_per_day"] > sim_85["cost_per_day"]
+    plan_30, sim_30, rule_30 = both(30)
+    plan_45, sim_45, rule_45 = both(45)
+    assert (plan_30, rule_30) == ([30], 30) and (plan_45, rule_45) == ([45], 45)
+    # after the crowd the group idles at 30-40 % CPU: only the higher scale-in threshold gives it back
+    assert sim_45["cost_per_day"] < sim_30["cost_per_day"]
 
 
 def test_unknown_compare_key_is_one_line(tmp_path, capsys, monkeypatch):

@@ -16,7 +16,7 @@ from fleet.render import capacity
 from fleet.render.scaling import ON_DEMAND, SPOT, Rules, rules
 from fleet.simulate.market import Market
 from fleet.spec.model import Group
-from fleet.spec.readiness import launch_hook_heartbeat
+from fleet.spec.readiness import launch_bound, launch_hook_heartbeat
 from fleet.spec.spot_types import spot_instance_types
 
 STEP = 60  # seconds: one CloudWatch period at detailed monitoring, the model's clock
@@ -50,6 +50,7 @@ class Lane:
     shortage_steps: int  # how long one lasts
     all_on_demand: bool  # `market=on-demand`: the spot ASG's instances bought on demand
     spot_start: int | None = None  # spot instances serving at minute 0 (default: spot_min)
+    launch_bound: int = 0  # seconds: a launching instance younger than this is arriving, not missing
 
 
 def lane(group: Group, market: Market, name: str | None = None, all_on_demand: bool = False) -> Lane:
@@ -73,4 +74,5 @@ def lane(group: Group, market: Market, name: str | None = None, all_on_demand: b
         interruption_per_step=0.0 if all_on_demand else hazard,
         shortage_per_step=0.0 if all_on_demand else market.shortage_per_step(types, STEP),
         shortage_steps=minutes(market.shortage_seconds), all_on_demand=all_on_demand,
+        launch_bound=launch_bound(group),
     )

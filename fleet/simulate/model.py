@@ -26,14 +26,19 @@ comes from one numpy Generator seeded by `seed`: the same seed gives the same ru
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from fleet.render.scaling import ON_DEMAND, SPOT, percent_adjustment
-from fleet.simulate.lanes import Lane
+from fleet.simulate.lanes import STEP, Lane
 from lambdas.spot_capacity import reconcile
 
+# The reconciler counts a spot instance that is still launching, and younger than its launch bound, as
+# arriving rather than missing when its spot_deficit takes the clock (`now`, `launch_bound`): the model
+# then gives it both, and each pending instance's launch time.
+ARRIVING = "launch_bound" in inspect.signature(reconcile.spot_deficit).parameters
 TARGET_TRACKING_DATAPOINTS = 3  # AWS's alarm of a target tracking policy on a 1-minute metric: 3 of 3
 WARNING_STEPS = 2  # the spot interruption warning comes two minutes ahead
 CAPACITIES = (SPOT, ON_DEMAND)
@@ -198,6 +203,28 @@ def run(lanes: list[Lane], demand: np.ndarray, seed: int = 0,
         series.running[c][t] = serving[c] + pending[c] + (warned if c == SPOT else 0)
         series.desired[c][t] = desired[c]
 
+    def _launched(i: int, t: int) -> list[int]:
+        """Launch times (steps) of lane i's pending spot instances, read back from their rings."""
+        out = []
+        rings = ((arrive[SPOT], lane_arr["ready_steps"][i]), (abandon[SPOT], lane_arr["heartbeat_steps"][i]))
+        for ring_, delay in rings:
+            for k in range(1, ring):
+                out += [t + k - int(delay)] * int(ring_[i, (t + k) % ring])
+        return out
+
+    def _deficit(i: int, t: int) -> int:
+        """The reconciler's own spot_deficit over lane i's spot instances as the ASG lists them (serving,
+        pending with their launch times, warned), with the clock and the launch bound where it takes them."""
+        def spot(name: str, state: str, launched: int | None = None) -> reconcile.SpotInstance:
+            extra_fields = {"launched_at": launched * STEP} if launched is not None and ARRIVING else {}
+            return reconcile.SpotInstance(name, state, reconcile.HEALTHY, **extra_fields)
+        instances = ([spot(f"s{k}", reconcile.SERVING_STATE) for k in range(int(serving[SPOT][i]))]
+                     + [spot(f"p{k}", "Pending", at) for k, at in enumerate(_launched(i, t))]
+                     + [spot(f"w{k}", reconcile.SERVING_STATE) for k in range(int(warned[i]))])
+        clock = {"now": t * STEP, "launch_bound": lanes[i].launch_bound} if ARRIVING else {}
+        return reconcile.spot_deficit(desired=int(desired[SPOT][i]), instances=instances,
+                                      warned=[f"w{k}" for k in range(int(warned[i]))], **clock)
+
     def _room(spot_running: np.ndarray) -> np.ndarray:
         """The on-demand MaxSize the reconciler writes (its own on_demand_room), recomputed where spot moved."""
         room = last_room.copy()
@@ -277,14 +304,7 @@ def run(lanes: list[Lane], demand: np.ndarray, seed: int = 0,
         room = _room(spot_running)
         maybe = (desired[SPOT] > serving[SPOT]) | (extra > 0) | (desired[ON_DEMAND] > room) | (room != od_max_now)
         for i in lane_idx[maybe]:
-            instances = ([reconcile.SpotInstance(f"s{k}", reconcile.SERVING_STATE, reconcile.HEALTHY)
-                          for k in range(int(serving[SPOT][i]))]
-                         + [reconcile.SpotInstance(f"p{k}", "Pending", reconcile.HEALTHY)
-                            for k in range(int(pending[SPOT][i]))]
-                         + [reconcile.SpotInstance(f"w{k}", reconcile.SERVING_STATE, reconcile.HEALTHY)
-                            for k in range(int(warned[i]))])
-            deficit = reconcile.spot_deficit(desired=int(desired[SPOT][i]), instances=instances,
-                                             warned=[f"w{k}" for k in range(int(warned[i]))])
+            deficit = _deficit(i, t)
             od = reconcile.OnDemand(desired=int(desired[ON_DEMAND][i]), max_size=int(room[i]),
                                     base=int(lane_arr["od_base"][i]), extra=int(extra[i]))
             p = reconcile.plan(deficit, od)
