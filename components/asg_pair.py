@@ -36,6 +36,13 @@ first instances wait too, and as a `LifecycleHook` resource (PutLifecycleHook is
 adds or removes it on ASGs that already exist. `initial_lifecycle_hooks` forces a new ASG when it
 changes (fleet/plan/replacements.py), so both ASGs ignore changes to it: turning converge on or off
 never replaces an ASG.
+
+`slot` (blue/green groups, fleet/ops/bluegreen.py): the pair is one of the group's two permanent slots,
+tagged `fleet:slot`. Slot `a` keeps the names a pair had before slots existed (a stack that switches
+to blue/green replaces nothing); slot `b` is named `<group>-b-...` and is created empty (min, desired
+and max 0: parked). After creation the blue/green rollout owns a slot's launch template version and
+its sizes (it moves a version into the idle slot, sizes it to the live one, parks or shrinks the
+standby), so Pulumi ignores those fields on slot ASGs and never resets a rollout's work.
 """
 
 from __future__ import annotations
@@ -85,6 +92,19 @@ class AsgPairArgs:
     extra_ignore_changes: Sequence[str] = ()
     after: Mapping[str, Sequence[pulumi.Resource]] = field(default_factory=dict)
     launch_hook_heartbeat: int | None = None
+    slot: str | None = None  # "a" | "b" for blue/green groups (module docstring)
+
+
+SLOT_TAG = "fleet:slot"
+# What the blue/green rollout owns on a slot's ASGs. Nested paths in the engine's camelCase: the Python
+# SDK translates only a whole top-level name (min_size -> minSize), so a snake_case path would match nothing.
+SLOT_OWNED = ["min_size", "max_size", "launchTemplate.version",
+              "mixedInstancesPolicy.launchTemplate.launchTemplateSpecification.version"]
+
+
+def slot_prefix(gslug: str, slot: str | None) -> str:
+    """Logical-name prefix of a pair: slot a (and a pair without slots) keeps today's names."""
+    return f"{gslug}-{slot}" if slot not in (None, "a") else gslug
 
 
 class AsgPair(pulumi.ComponentResource):
@@ -99,7 +119,7 @@ class AsgPair(pulumi.ComponentResource):
             raise ValueError(f"group {group.name} has autoscale: false; it gets Instances, not an AsgPair")
         if len(args.spot_instance_types) < 3:
             raise ValueError(f"group {group.name}: the spot ASG needs 3+ instance types")
-        gslug = slug(group.name)
+        gslug = slot_prefix(slug(group.name), args.slot)
         version = pulumi.Output.from_input(args.launch_template_version).apply(str)
         # initial_lifecycle_hooks: set at creation only, a change would replace the ASG (see above)
         ignore = ["desired_capacity", "initial_lifecycle_hooks", *args.extra_ignore_changes]
@@ -115,6 +135,8 @@ class AsgPair(pulumi.ComponentResource):
             # keeps it at the room the spot ASG leaves under the pair's ceiling (fleet:pair-ceiling), within
             # the ASG's own maximum (fleet:on-demand-max), so the pair never runs more than the ceiling.
             owned = ["min_size", "max_size"] if capacity == ON_DEMAND else []
+            if args.slot is not None:
+                owned = [*owned, *(f for f in SLOT_OWNED if f not in owned)]
             return pulumi.ResourceOptions(parent=self, ignore_changes=[*ignore[:1], *owned, *ignore[1:]],
                                           depends_on=list(args.after.get(capacity, ())))
         http = group.http is not None
@@ -131,7 +153,8 @@ class AsgPair(pulumi.ComponentResource):
             if launch_hook else None,
         )
 
-        lo, desired, hi = spot_capacity(group)
+        parked = args.slot == "b"  # created empty; the first blue/green deploy fills it
+        lo, desired, hi = (0, 0, 0) if parked else spot_capacity(group)
         self.spot = aws.autoscaling.Group(f"{gslug}-spot", aws.autoscaling.GroupArgs(
             min_size=lo, desired_capacity=desired, max_size=hi,
             capacity_rebalance=True,
@@ -148,15 +171,16 @@ class AsgPair(pulumi.ComponentResource):
             tags=self._tags(args, SPOT),
             **common), opts=asg_opts(SPOT))
 
-        lo, desired, hi = on_demand_capacity(group)
+        lo, desired, hi = (0, 0, 0) if parked else on_demand_capacity(group)
         self.on_demand = aws.autoscaling.Group(f"{gslug}-on-demand", aws.autoscaling.GroupArgs(
             min_size=lo, desired_capacity=desired, max_size=hi,
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=args.launch_template_id, version=version),
             # the spot capacity reconciler reads the base here (it moves MinSize to base + its extra), and the
-            # ceiling and own maximum it keeps MaxSize under
+            # ceiling and own maximum it keeps MaxSize under (the group's, also on a parked slot b)
             tags=self._tags(args, ON_DEMAND) + [
                 aws.autoscaling.GroupTagArgs(key=k, value=str(v), propagate_at_launch=False)
-                for k, v in ((BASE_TAG, lo), (CEILING_TAG, pair_ceiling(group)), (OD_MAX_TAG, hi))],
+                for k, v in ((BASE_TAG, on_demand_capacity(group)[0]), (CEILING_TAG, pair_ceiling(group)),
+                             (OD_MAX_TAG, on_demand_capacity(group)[2]))],
             **common), opts=asg_opts(ON_DEMAND))
 
         self.asgs = {SPOT: self.spot, ON_DEMAND: self.on_demand}
@@ -181,4 +205,8 @@ class AsgPair(pulumi.ComponentResource):
     def _tags(args: AsgPairArgs, capacity: str) -> list[aws.autoscaling.GroupTagArgs]:
         tags = {**dict(args.tags), "fleet:group": args.group.name, "fleet:stack": args.stack,
                 "fleet:capacity": capacity, "Name": f"fleet-{args.stack}-{args.group.name}-{capacity}"}
+        if args.slot is not None:
+            tags[SLOT_TAG] = args.slot
+            if args.slot != "a":  # slot a keeps today's Name
+                tags["Name"] = f"fleet-{args.stack}-{args.group.name}-{args.slot}-{capacity}"
         return [aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=True) for k, v in sorted(tags.items())]

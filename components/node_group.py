@@ -14,6 +14,12 @@ makes `pulumi up` wait, when the ASGs are created, until node_min's share of eac
 (components/health_gate.py). With `alerts_topic_arn`, the health and scaling alarms notify it and
 `refresh_alerts` sends the pair's failed, cancelled and rolled-back refreshes to it (components/alerts.py).
 
+Blue/green groups (`group.blue_green`: http groups unless `rollout.strategy: refresh`): two slots,
+`slots["a"]` (= `asg_pair`, today's names) and `slots["b"]`, each an AsgPair with its own target group
+(TargetGroup with `slots=True`), scaling policies per slot, and a `BlueGreenRollout` (`bluegreen`)
+instead of the refresh Rollout, run after the slots and the rule exist (components/bluegreen.py). The
+health gate covers slot a, the one a new group starts live on.
+
 `asg_pair.spot`, `asg_pair.on_demand`, `launch_template.template`, `alarms` (every alarm of the
 group), `health_alarms` and `rollout` are attributes; `asg_extra_ignore_changes` reaches both
 ASGs' `ignore_changes`.
@@ -32,6 +38,7 @@ import pulumi_aws as aws
 from components.alerts import RefreshAlerts, RefreshAlertsArgs
 from components.asg_pair import ON_DEMAND, SPOT, AsgPair, AsgPairArgs, instance_totals
 from components.baked_image import BakedImage, BakedImageArgs
+from components.bluegreen import BlueGreenRollout, BlueGreenRolloutArgs
 from components.dashboard import Dashboard, DashboardArgs
 from components.health_gate import HealthGate, HealthGateArgs
 from components.instances import Instances, InstancesArgs
@@ -40,6 +47,7 @@ from components.naming import group_tags
 from components.rollout import Rollout, RolloutArgs
 from components.scaling import ScalingPolicies, ScalingPoliciesArgs
 from components.target_group import TargetGroup, TargetGroupArgs
+from fleet.ops import timing
 from fleet.spec.model import Group
 from fleet.spec.names import slug
 from fleet.spec.readiness import launch_hook_heartbeat, readiness
@@ -62,6 +70,7 @@ class NodeGroupArgs:
     asg_extra_ignore_changes: Sequence[str] = ()
     boot: LaunchBoot | None = None  # the group converges at boot: its bundle in the stack's Artifacts
     alerts_topic_arn: pulumi.Input[str] | None = None  # components/alerts.py
+    standby: pulumi.Resource | None = None  # the stack's blue/green Standby (its table): the rollout needs it
 
 
 class NodeGroup(pulumi.ComponentResource):
@@ -77,6 +86,8 @@ class NodeGroup(pulumi.ComponentResource):
     rollout: Rollout | None
     health_gate: HealthGate | None
     refresh_alerts: RefreshAlerts | None
+    slots: dict[str, AsgPair]
+    bluegreen: BlueGreenRollout | None
 
     def __init__(self, name: str, args: NodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleet:node_group:NodeGroup", name, None, opts)
@@ -95,7 +106,9 @@ class NodeGroup(pulumi.ComponentResource):
         lt = self.launch_template
         self.asg_pair = self.target_group = self.scaling = self.instances = None
         self.alarms, self.health_alarms = [], []
-        self.rollout = self.health_gate = self.refresh_alerts = None
+        self.rollout = self.health_gate = self.refresh_alerts = self.bluegreen = None
+        self.slots = {}
+        blue_green = group.blue_green
 
         if group.autoscale is None:
             self.instances = Instances(gslug, InstancesArgs(
@@ -110,12 +123,13 @@ class NodeGroup(pulumi.ComponentResource):
                 self.target_group = TargetGroup(gslug, TargetGroupArgs(
                     group=group, stack=stack.name, vpc_id=args.vpc_id, listener_arn=args.listener_arn,
                     load_balancer_arn_suffix=args.load_balancer_arn_suffix, priority=args.rule_priority,
-                    tags=tags, alerts_topic_arn=args.alerts_topic_arn), opts=child)
+                    tags=tags, alerts_topic_arn=args.alerts_topic_arn, slots=blue_green), opts=child)
                 self.health_alarms = list(self.target_group.health_alarms)
-            self.rollout = Rollout(f"{gslug}-rollout", RolloutArgs(
-                group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
-                region=stack.region, project_dir=args.project_dir,
-                alarm_names=[a.name for a in self.health_alarms]), opts=child)
+            if not blue_green:
+                self.rollout = Rollout(f"{gslug}-rollout", RolloutArgs(
+                    group=group, stack=stack.name, launch_template_id=lt.id,
+                    launch_template_version=lt.latest_version, region=stack.region, project_dir=args.project_dir,
+                    alarm_names=[a.name for a in self.health_alarms]), opts=child)
             self.asg_pair = AsgPair(gslug, AsgPairArgs(
                 group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
                 subnet_ids=args.private_subnet_ids, spot_instance_types=spot_instance_types(group),
@@ -123,9 +137,18 @@ class NodeGroup(pulumi.ComponentResource):
                 tags=tags, extra_ignore_changes=list(args.asg_extra_ignore_changes),
                 launch_hook_heartbeat=launch_hook_heartbeat(group) if args.boot else None,
                 # both ASGs are updated only after the group's rollout refreshed them (components/rollout.py)
-                after={capacity: [self.rollout.command] for capacity in (ON_DEMAND, SPOT)}),
+                after={capacity: [self.rollout.command] for capacity in (ON_DEMAND, SPOT)} if self.rollout else {},
+                slot="a" if blue_green else None),
                 opts=child)
             pair = self.asg_pair
+            if blue_green:
+                self.slots = {"a": pair, "b": AsgPair(f"{gslug}-b", AsgPairArgs(
+                    group=group, stack=stack.name, launch_template_id=lt.id,
+                    launch_template_version=lt.latest_version, subnet_ids=args.private_subnet_ids,
+                    spot_instance_types=spot_instance_types(group),
+                    target_group_arns=[self.target_group.target_groups["b"].arn], tags=tags,
+                    extra_ignore_changes=list(args.asg_extra_ignore_changes),
+                    launch_hook_heartbeat=group.autoscale.timeout if args.boot else None, slot="b"), opts=child)}
             self.health_gate = HealthGate(gslug, HealthGateArgs(
                 group=group, asg_names=[pair.on_demand.name, pair.spot.name], region=stack.region,
                 project_dir=args.project_dir, target_group_arn=self.target_group.arn if self.target_group else None,
@@ -134,11 +157,26 @@ class NodeGroup(pulumi.ComponentResource):
                 group=group, stack=stack.name,
                 asg_names={capacity: asg.name for capacity, asg in self.asg_pair.asgs.items()}, tags=tags,
                 alerts_topic_arn=args.alerts_topic_arn), opts=child)
-            if args.alerts_topic_arn is not None:
+            self.slot_scaling = {}
+            if "b" in self.slots:  # scaling policies apply to both slots from the start
+                self.slot_scaling["b"] = ScalingPolicies(f"{gslug}-b", ScalingPoliciesArgs(
+                    group=group, stack=stack.name,
+                    asg_names={capacity: asg.name for capacity, asg in self.slots["b"].asgs.items()}, tags=tags,
+                    alerts_topic_arn=args.alerts_topic_arn, slot="b"), opts=child)
+            if args.alerts_topic_arn is not None:  # (a blue/green deploy starts no refresh in slot b)
                 self.refresh_alerts = RefreshAlerts(gslug, RefreshAlertsArgs(
                     group=group.name, stack=stack.name, asg_names=[pair.on_demand.name, pair.spot.name],
                     topic_arn=args.alerts_topic_arn, tags=tags), opts=child)
-            self.alarms = [a for kinds in self.scaling.alarms.values() for a in kinds.values()]
+            self.alarms = [a for sc in (self.scaling, *self.slot_scaling.values())
+                           for kinds in sc.alarms.values() for a in kinds.values()]
+            if blue_green:
+                tg = self.target_group
+                self.bluegreen = BlueGreenRollout(f"{gslug}-bluegreen", BlueGreenRolloutArgs(
+                    group=group, stack=stack.name, region=stack.region, project_dir=args.project_dir,
+                    rule_arn=tg.listener_rule.arn, launch_template_id=lt.id, launch_template_version=lt.latest_version,
+                    target_group_arns=[t.arn for t in tg.target_groups.values()],
+                    alarm_names={slot: [a.name for a in alarms] for slot, alarms in tg.slot_alarms.items()},
+                    after=[*self.slots.values(), tg, *([args.standby] if args.standby else [])]), opts=child)
             self.alarms += self.health_alarms
             self.dashboard = Dashboard(gslug, DashboardArgs(
                 group=group.name, stack=stack.name, region=stack.region,
@@ -152,6 +190,8 @@ class NodeGroup(pulumi.ComponentResource):
             "launch_template_version": lt.latest_version,
             "spot_asg_name": self.asg_pair.spot.name if self.asg_pair else None,
             "on_demand_asg_name": self.asg_pair.on_demand.name if self.asg_pair else None,
+            # blue/green: both slots, the modelled rollback and the standby's cost (fleet/ops/timing.py)
+            "slots": slots_output(group, self.slots, self.target_group) if self.slots else None,
             "target_group_arn": self.target_group.arn if self.target_group else None,
             "instance_ids": self.instances.ids if self.instances else None,
             "health_alarm_names": [a.name for a in self.health_alarms],
@@ -160,3 +200,19 @@ class NodeGroup(pulumi.ComponentResource):
             "instances": instance_totals(group) if group.autoscale else None,
         }
         self.register_outputs(self.outputs)
+
+
+def slots_output(group: Group, slots: dict[str, AsgPair], target_group: TargetGroup) -> dict:
+    """What the plan shows of a blue/green group: each slot's ASGs and target group, the rollback model
+    and the standby's cost per deploy."""
+    r = group.rollout
+    return {
+        "strategy": "blue_green",
+        "slots": {slot: {"spot_asg_name": pair.spot.name, "on_demand_asg_name": pair.on_demand.name,
+                         "target_group_arn": target_group.target_groups[slot].arn} for slot, pair in slots.items()},
+        "rollback_seconds": timing.bluegreen_rollback_seconds(group),
+        "rollback_seconds_after_standby": timing.bluegreen_rollback_seconds(group, standby_scaled=True),
+        "refresh_rollback_seconds": timing.rollback_model(group)["soak"],
+        "canary_weight": r.canary_weight, "bake_time": r.bake_time, "standby": r.standby,
+        "standby_instance_hours": timing.standby_instance_hours(group),
+    }

@@ -38,6 +38,7 @@ import pulumi
 
 from components.alerts import Alerts, AlertsArgs
 from components.artifacts import ArtifactFile, Artifacts, ArtifactsArgs, stage_file
+from components.bluegreen import Standby, StandbyArgs
 from components.launch_template import LaunchBoot
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
@@ -214,6 +215,10 @@ def build_program(project_dir: Path, program_dir: Path | None = None) -> dict[st
     boots, files = boot_files(project_dir, groups)
     artifacts = Artifacts("artifacts", ArtifactsArgs(stack=stack.name, files=files)) if boots else None
 
+    blue_green = sorted(n for n, g in groups.items() if g.blue_green)
+    standby = Standby("bluegreen", StandbyArgs(stack=stack.name, region=stack.region, groups=blue_green)) \
+        if blue_green else None
+
     nodes: dict[str, NodeGroup] = {}
     for name, group in groups.items():
         nodes[name] = NodeGroup(slug(name), NodeGroupArgs(
@@ -225,13 +230,15 @@ def build_program(project_dir: Path, program_dir: Path | None = None) -> dict[st
             rule_priority=priorities.get(name),
             boot=LaunchBoot(region=stack.region, bucket=artifacts.bucket.id, bucket_arn=artifacts.bucket.arn,
                             **boots[name]) if name in boots else None,
-            alerts_topic_arn=alerts.topic_arn if alerts else None))
+            alerts_topic_arn=alerts.topic_arn if alerts else None, standby=standby))
 
     if any(g.autoscale is not None for g in groups.values()):
         spot = SpotCapacity("spot-capacity", SpotCapacityArgs(
             stack=stack.name, region=stack.region,
             spot_asg_names={name: n.asg_pair.spot.name for name, n in nodes.items() if n.asg_pair is not None},
-            target_group_arns=[n.target_group.arn for n in nodes.values() if n.target_group is not None],
+            slot_spot_asg_names={name: n.slots["b"].spot.name for name, n in nodes.items() if "b" in n.slots},
+            target_group_arns=[t.arn for n in nodes.values() if n.target_group is not None
+                               for t in n.target_group.target_groups.values()],
             alarm_actions=[alerts.topic_arn] if alerts else []))
         pulumi.export("spot_capacity", {"function_name": spot.function.name, "table_name": spot.table.name,
                                         "dead_letter_queue_url": spot.dead_letter_queue.id,

@@ -39,6 +39,7 @@ class ScalingPoliciesArgs:
     asg_names: Mapping[str, pulumi.Input[str]]  # {"spot": ..., "on-demand": ...}
     tags: Mapping[str, str] = field(default_factory=dict)
     alerts_topic_arn: pulumi.Input[str] | None = None  # the alarms' ALARM state notifies it too
+    slot: str | None = None  # blue/green slot of the ASGs: slot b's names get "-b" (slot a keeps today's)
 
 
 def thresholds(group: Group, capacity: str) -> tuple[float, float]:
@@ -55,6 +56,8 @@ class ScalingPolicies(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         group = args.group
         gslug, prefix, tags = slug(group.name), alarm_prefix(args.stack, group.name), dict(args.tags)
+        if args.slot not in (None, "a"):
+            gslug, prefix = f"{gslug}-{args.slot}", f"{prefix}{args.slot}-"
         notify = [args.alerts_topic_arn] if args.alerts_topic_arn is not None else []
         self.policies: dict[str, dict[str, aws.autoscaling.Policy]] = {}
         self.alarms: dict[str, dict[str, aws.cloudwatch.MetricAlarm]] = {}

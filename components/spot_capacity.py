@@ -142,6 +142,7 @@ class SpotCapacityArgs:
     stack: str
     region: str
     spot_asg_names: Mapping[str, pulumi.Input[str]]  # group -> its spot ASG's name
+    slot_spot_asg_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # blue/green slot b's
     target_group_arns: Sequence[pulumi.Input[str]] = ()
     alarm_actions: Sequence[pulumi.Input[str]] = ()  # e.g. the stack's SNS topic
     log_retention_days: int = LOG_RETENTION_DAYS
@@ -178,7 +179,8 @@ class SpotCapacity(pulumi.ComponentResource):
             event_pattern=json.dumps(SPOT_INTERRUPTION_PATTERN), tags=tags), opts=child())
         groups = sorted(args.spot_asg_names)
         for i, part in enumerate(chunks(groups)):
-            names = [args.spot_asg_names[g] for g in part]
+            names = [args.spot_asg_names[g] for g in part] + [args.slot_spot_asg_names[g] for g in part
+                                                               if g in args.slot_spot_asg_names]
             self.rules[f"asg-{i}"] = aws.cloudwatch.EventRule(f"{base}-asg-{i}", aws.cloudwatch.EventRuleArgs(
                 description=f"fleet {stack}: launch/terminate events of the spot ASGs of {', '.join(part)}"[:512],
                 event_pattern=pulumi.Output.all(*names).apply(asg_events_pattern_json), tags=tags), opts=child())

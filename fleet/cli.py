@@ -215,6 +215,8 @@ def _deploy_group(args, fleet: Fleet, group) -> int:
     from fleet.ops.aws import failure_line, is_aws_error
     from fleet.ops.rollout import RolloutError, deploy
 
+    if group.blue_green:
+        return _blue_green(args, fleet, group, "deploy")
     warmup = group.autoscale.timeout if group.autoscale else None
     timeout = args.timeout if args.timeout is not None else timing.rollout_timeout(group)
     print(f"fleet deploy {group.name}: timeout {timeout:g}s"
@@ -296,7 +298,56 @@ def _add_status(sub, add) -> None:
     add_status_command(sub, add)
 
 
-_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan, _add_lock, _add_simulate, _add_status]
+
+
+def _blue_green(args, fleet: Fleet, group, action: str) -> int:
+    """A blue/green group's deploy or rollback (fleet/ops/bluegreen.py); failures are one line, exit 1."""
+    from fleet.ops import bluegreen as bg
+    from fleet.ops.aws import client, failure_line, is_aws_error
+    from lambdas.bluegreen.slots import SlotError
+
+    region = args.region or fleet.stack.region
+    try:
+        clients = bg.Clients.make(region, args.endpoint_url)
+        if action == "deploy":
+            result = bg.deploy_latest(group, fleet.stack.name, clients,
+                                      client("ec2", region=region, endpoint_url=args.endpoint_url))
+        else:
+            result = bg.rollback(group.name, fleet.stack.name, clients)
+    except Exception as exc:
+        if not isinstance(exc, (bg.BlueGreenError, SlotError)) and not is_aws_error(exc):
+            raise
+        line = failure_line(exc) if is_aws_error(exc) else " ".join(str(exc).split())
+        print(f"fleet {action} {group.name}: {line}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    print(json.dumps(result.as_json()), flush=True)
+    return EXIT_OK
+
+
+def cmd_rollback(args) -> int:
+    """`fleet rollback GROUP --stack S`: a blue/green group's traffic back to its other slot in one rule write."""
+    fleet = _load(args)
+    if fleet.stack is None:
+        raise SpecError([Problem(fleet.nodes_file, None, args.group, None, "rollback needs --stack")])
+    group = fleet.group(args.group)
+    if not group.blue_green:
+        raise SpecError([Problem(fleet.nodes_file, None, args.group, "rollout.strategy",
+                                 "rollback needs a blue/green group (http, rollout.strategy blue_green); a refresh "
+                                 "group rolls back by deploying its previous launch template version")])
+    return _blue_green(args, fleet, group, "rollback")
+
+
+def _add_rollback(sub, add) -> None:
+    sp = add("rollback", cmd_rollback, "send a blue/green group's traffic back to its standby slot now (one "
+             "listener-rule write; a standby already scaled down is scaled up first)", group=True)
+    sp.add_argument("--region", default=None, help="AWS region (default: the stack's)")
+    sp.add_argument("--endpoint-url", default=None, help="AWS endpoint, e.g. a local moto server")
+
+
+
+
+_EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan, _add_lock, _add_simulate, _add_status,
+                                   _add_rollback]
 
 
 def command_name(args) -> str:

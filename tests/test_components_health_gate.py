@@ -24,7 +24,7 @@ def _gate_cmd(r):
 
 
 def test_http_group_waits_for_both_asgs_in_the_target_group():
-    g = http_group("www", autoscale={"node_min": 2, "node_max": 6, "timeout": 300})
+    g = http_group("www", autoscale={"node_min": 2, "node_max": 6, "timeout": 300}, rollout={"strategy": "refresh"})
     r = _node(g)
     cmd, asgs = _gate_cmd(r), _asgs(r)
     (tg,) = r.of_type(TG)

@@ -33,7 +33,8 @@ def _node(g, stack=STACK, **kw):
 
 
 def test_http_group_composition():
-    r, node, n = _node(http_group("12_04-www"))
+    # the refresh strategy's composition (blue/green: tests/test_bluegreen_components.py)
+    r, node, n = _node(http_group("12_04-www", rollout={"strategy": "refresh"}))
     assert n["fleet:node_group:NodeGroup"] == 1
     for token in ("baked_image:BakedImage", "launch_template:LaunchTemplate", "asg_pair:AsgPair",
                   "target_group:TargetGroup", "scaling:ScalingPolicies", "dashboard:Dashboard"):

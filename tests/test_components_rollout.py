@@ -52,7 +52,7 @@ def _cmd(r: Run):
 @pytest.fixture(scope="module")
 def www() -> Run:
     return _node(http_group("www", autoscale={"node_min": 2, "node_max": 6, "timeout": 240},
-                            rollout={"bake_time": 600}))
+                            rollout={"bake_time": 600, "strategy": "refresh"}))
 
 
 def test_command_line_is_shell_quoted_and_parsed_by_fleet_rollouts_cli(monkeypatch):
@@ -111,7 +111,8 @@ def test_one_rollout_per_group_triggered_by_the_templates_latest_version(www):
     opts = {}
     for flag, value in zip(argv[3::2], argv[4::2], strict=True):
         opts.setdefault(flag, []).append(value)
-    g = http_group("www", autoscale={"node_min": 2, "node_max": 6, "timeout": 240}, rollout={"bake_time": 600})
+    g = http_group("www", autoscale={"node_min": 2, "node_max": 6, "timeout": 240},
+                   rollout={"bake_time": 600, "strategy": "refresh"})
     assert opts == {"--group": ["www"], "--stack": ["prod"], "--launch-template-id": [lt.id],
                     "--version": [str(lt.outputs["latestVersion"])], "--alarm": alarms, "--warmup": ["240"],
                     "--bake-time": ["600"], "--timeout": [str(timing.rollout_timeout(g))],

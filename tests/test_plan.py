@@ -278,7 +278,7 @@ def test_human_tree_shows_key_settings_per_group(staging):
     assert f"AMI {next(iter(locked.values()))['ami_id']}," in cron  # the locked base image, known offline
     assert lines[-2].startswith(f"{sum(1 for r in staging.data['resources'] if not r['type'].startswith('fleet:'))}"
                                 " resources in ")
-    assert "6 autoscaling:Group" in lines[-2] and "1 lb:LoadBalancer" in lines[-2]
+    assert "10 autoscaling:Group" in lines[-2] and "1 lb:LoadBalancer" in lines[-2]
     assert lines[-1] == "guardrails: no violations"
 
 

@@ -287,16 +287,18 @@ def test_real_pair_port_change(in_project, pair):
     assert "ROLLOUT group 12_04-www: new version of launch template 12-04-www-lt (userData)" in text
     assert '      +    content: "{\\"environment\\": \\"staging\\", \\"group\\": \\"12_04-www\\", ' in text
     assert '\\"port\\": 8081' in text  # the user data diff, decoded
-    assert ("WARNING: 1 replacement(s) of an ASG, target group, load balancer or instance: target group 12-04-www"
-            in text)
+    # both slots' target groups (a blue/green group): the next rollout run writes the new ones into the rule
+    assert ("WARNING: 2 replacement(s) of an ASG, target group, load balancer or instance: target group 12-04-www, "
+            "target group 12-04-www-b") in text
     assert status == 3
 
 
 def test_real_pair_instance_type_change(in_project, pair):
     text, status = pair(_edit_nodes("  instance_type: c6i.large\n", "  instance_type: c6i.xlarge\n"))
     assert f"~ {LT} api-lt (in api)\n    instanceType: c6i.large -> c6i.xlarge" in text
-    assert ("ROLLOUT group api: new version of launch template api-lt (instanceType): instance refresh of "
-            "api-on-demand then api-spot") in text
+    assert ("ROLLOUT group api: new version of launch template api-lt (instanceType): blue/green into the idle "
+            "slot (the one at weight 0 when the rollout runs: slot a = api-on-demand, api-spot; slot b = "
+            "api-b-on-demand, api-b-spot), canary, then 100/0; the live slot stays on standby") in text
     assert "REPLACE" not in text and status == 0  # a rollout, not a replacement
     text, status = pair(_edit_nodes("  instance_type: t3.medium\n", "  instance_type: t3.large\n"))
     assert "instanceType: t3.medium -> t3.large" in text

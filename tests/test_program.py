@@ -23,6 +23,7 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 TG = "aws:lb/targetGroup:TargetGroup"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 ROLLOUT = "fleet:rollout:Rollout"
+BLUEGREEN = "fleet:bluegreen:BlueGreenRollout"
 GROUPS = ["12_04-bee", "12_04-www", "api", "12_04-cron"]
 SLUGS = {"12_04-bee": "12-04-bee", "12_04-www": "12-04-www", "api": "api", "12_04-cron": "12-04-cron"}
 
@@ -50,11 +51,13 @@ def counts(r: Run, group: str) -> Counter:
     return Counter(x.type for x in r.descendants(node_of(r, group)))
 
 
-def asgs_of(r: Run, group: str) -> dict[str, Registered]:
+def asgs_of(r: Run, group: str, slot: str = "a") -> dict[str, Registered]:
+    """The group's pair (a blue/green group's pair in `slot`)."""
     out = {}
     for asg in [x for x in r.descendants(node_of(r, group)) if x.type == ASG]:
         tags = {t["key"]: t["value"] for t in asg.inputs["tags"]}
-        out[tags["fleet:capacity"]] = asg
+        if tags.get("fleet:slot", slot) == slot:
+            out[tags["fleet:capacity"]] = asg
     return out
 
 
@@ -70,16 +73,19 @@ def test_resource_counts_per_group(stack_run):
     _, r = stack_run
     worker, www, api, cron = (counts(r, g) for g in GROUPS)
     for c in (worker, www, api):
+        slots = 1 if c is worker else 2  # http groups deploy blue/green: two slots, each an ASG pair
         # api converges at boot: a launching hook on each ASG besides the drain hooks (issue 12)
-        assert c[ASG] == 2 and c["aws:autoscaling/lifecycleHook:LifecycleHook"] == (4 if c is api else 2)
+        hooks = (4 if c is api else 2) * slots
+        assert c[ASG] == 2 * slots and c["aws:autoscaling/lifecycleHook:LifecycleHook"] == hooks
         assert c["aws:iam/rolePolicy:RolePolicy"] == (1 if c is api else 0), "the boot's own statements"
-        assert c["aws:autoscaling/policy:Policy"] == 6 and c[LT] == 1
-        assert c["command:local:Command"] == 3 and c[ROLLOUT] == 1, "image build, one rollout, one health gate"
+        assert c["aws:autoscaling/policy:Policy"] == 6 * slots and c[LT] == 1
+        assert c["command:local:Command"] == 3, "image build, one rollout, one health gate"
+        assert (c[ROLLOUT], c[BLUEGREEN]) == ((1, 0) if c is worker else (0, 1))
         assert c["aws:iam/role:Role"] == 1 and c["aws:iam/rolePolicyAttachment:RolePolicyAttachment"] == 1
         assert c["aws:cloudwatch/dashboard:Dashboard"] == 1 and c["aws:ec2/instance:Instance"] == 0
     assert worker[TG] == 0 and worker[ALARM] == 4
     for c in (www, api):
-        assert c[TG] == 1 and c["aws:lb/listenerRule:ListenerRule"] == 1 and c[ALARM] == 6
+        assert c[TG] == 2 and c["aws:lb/listenerRule:ListenerRule"] == 1 and c[ALARM] == 12
     assert cron[ASG] == 0 and cron["aws:ec2/instance:Instance"] == 1 and cron[LT] == 1
     assert cron["command:local:Command"] == 0, "builder ami: nothing to bake, no ASG to roll"
     assert cron["aws:iam/rolePolicy:RolePolicy"] == 1 and cron["aws:autoscaling/lifecycleHook:LifecycleHook"] == 0
@@ -124,7 +130,7 @@ def test_asg_pairs_are_tagged_and_on_their_templates_latest_version(stack_run):
 
 def test_every_asg_ignores_desired_capacity(stack_run):
     _, r = stack_run
-    assert len(r.of_type(ASG)) == 6
+    assert len(r.of_type(ASG)) == 10
     assert all("desiredCapacity" in a.options["ignoreChanges"] for a in r.of_type(ASG))
 
 
@@ -170,7 +176,7 @@ def test_every_derived_aws_name_is_valid(stack_run):
             name = x.outputs["name"]
             assert len(name) <= limit and pattern.match(name), (typ, name)
             seen[typ] += 1
-    assert seen[TG] == 2 and seen[ASG] == 6
+    assert seen[TG] == 4 and seen[ASG] == 10
     for dash in r.of_type("aws:cloudwatch/dashboard:Dashboard"):
         assert re.match(r"^[A-Za-z0-9_-]{1,255}$", dash.inputs["dashboardName"])
     for sg in r.of_type(SG):
@@ -230,10 +236,10 @@ def test_stack_outputs(stack_run):
         assert out["launch_template_id"] == lt.id and lt.inputs["imageId"] == out["ami_id"]
         assert out["ami_id"].startswith("ami-")
     for g in ("12_04-www", "api"):
-        (tg,) = [x for x in r.descendants(node_of(r, g)) if x.type == TG]
+        (tg,) = [x for x in r.descendants(node_of(r, g)) if x.type == TG and x.name == SLUGS[g]]  # slot a's
         assert r.outputs["groups"][g]["target_group_arn"] == tg.outputs["arn"]
         names = r.outputs["groups"][g]["health_alarm_names"]
-        assert len(names) == 2 and all(n.startswith(health_alarm_prefix(g, _stack(r))) for n in names)
+        assert len(names) == 4 and all(n.startswith(health_alarm_prefix(g, _stack(r))) for n in names)
     assert len(r.outputs["groups"]["12_04-cron"]["instance_ids"]) == 1
 
 
@@ -384,7 +390,11 @@ def test_a_group_without_three_spot_types_is_refused_before_anything_is_register
 
 def test_every_autoscaled_group_rolls_its_pair_once(stack_run):
     stack, r = stack_run
-    for g in ("12_04-bee", "12_04-www", "api"):
+    for g in ("12_04-www", "api"):  # http groups: blue/green (tests/test_bluegreen_components.py)
+        (cmd,) = [x for x in r.descendants(node_of(r, g)) if x.parent_type == BLUEGREEN]
+        assert cmd.inputs["create"].startswith(".venv/bin/python -m fleet.ops.bluegreen ")
+        assert not [x for x in r.descendants(node_of(r, g)) if x.type == ROLLOUT]
+    for g in ("12_04-bee",):
         (lt,) = [x for x in r.descendants(node_of(r, g)) if x.type == LT]
         pair = asgs_of(r, g)
         (cmd,) = [x for x in r.descendants(node_of(r, g)) if x.parent_type == ROLLOUT]
@@ -408,14 +418,16 @@ def test_one_spot_capacity_reconciler_per_stack(stack_run):
     stack, r = stack_run
     (sc,) = r.of_type("fleet:spot_capacity:SpotCapacity")
     assert sc.parent is None
-    (fn,) = r.of_type("aws:lambda/function:Function")
-    (table,) = r.of_type("aws:dynamodb/table:Table")
+    (fn,) = r.children(sc, "aws:lambda/function:Function")
+    (table,) = r.children(sc, "aws:dynamodb/table:Table")
     assert fn.parent == sc.urn and fn.inputs["environment"]["variables"] == {
         "FLEET_STACK": stack, "FLEET_CAPACITY_TABLE": table.outputs["name"]}
     (policy,) = [p for p in r.children(sc, "aws:iam/rolePolicy:RolePolicy") if "Drain" in p.inputs["policy"]]
     drain = next(st for st in json.loads(policy.inputs["policy"])["Statement"] if st["Sid"] == "Drain")
     assert sorted(drain["Resource"]) == sorted(x.outputs["arn"] for x in r.of_type(TG)), "the stack's target groups"
-    spot_names = sorted(g["spot_asg_name"] for g in r.outputs["groups"].values() if g["spot_asg_name"])
+    spot_names = sorted([g["spot_asg_name"] for g in r.outputs["groups"].values() if g["spot_asg_name"]]
+                        + [g["slots"]["slots"]["b"]["spot_asg_name"] for g in r.outputs["groups"].values()
+                           if g["slots"]])
     (rule,) = [x for x in r.children(sc, "aws:cloudwatch/eventRule:EventRule") if x.name.endswith("-asg-0")]
     assert json.loads(rule.inputs["eventPattern"])["detail"]["AutoScalingGroupName"] == spot_names
     capped = [a for a in r.children(sc, "aws:cloudwatch/metricAlarm:MetricAlarm")]
@@ -425,8 +437,8 @@ def test_one_spot_capacity_reconciler_per_stack(stack_run):
                                                "log_group_name"}
     for asg in r.of_type("aws:autoscaling/group:Group"):
         tags = {t["key"]: t for t in asg.inputs["tags"]}
-        if tags["fleet:capacity"]["value"] == "on-demand":
-            base = str(int(asg.inputs["minSize"]))
+        if tags["fleet:capacity"]["value"] == "on-demand" and tags.get("fleet:slot", {}).get("value") != "b":
+            base = str(int(asg.inputs["minSize"]))  # slot b starts parked at 0; its base is slot a's
             assert tags["fleet:on-demand-base"] == {"key": "fleet:on-demand-base", "value": base,
                                                     "propagateAtLaunch": False}
 

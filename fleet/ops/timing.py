@@ -103,3 +103,30 @@ def typical_ready_seconds(group: Group) -> tuple[int, int]:
     work = BOOT_WORK_SECONDS[readiness(group).mode]
     in_service = LAUNCH_SECONDS + (work if group.converges else 0)
     return in_service, LAUNCH_SECONDS + work + health_seconds(group)
+
+
+# Blue/green (fleet/ops/bluegreen.py): a rollback is one ModifyRule. CALLS_TO_FLIP is the number of API calls
+# from the decision to that write, the write included (lock, record, ASGs, rule, target health, ModifyRule;
+# bench/bench_bluegreen.py counts them); API_CALL_SECONDS a control-plane round trip from inside the region,
+# taken high. An ALB applies a rule change within seconds (RULE_APPLY_SECONDS: AWS states no figure; only a
+# real account confirms it).
+CALLS_TO_FLIP = 6
+API_CALL_SECONDS = 0.5
+RULE_APPLY_SECONDS = 5
+
+
+def bluegreen_rollback_seconds(group: Group, *, standby_scaled: bool = False) -> int:
+    """Decision to 0 % on the bad slot. Within the standby window: CALLS_TO_FLIP calls and the ALB applying
+    the write; no instance launched. After the window, when the standby shrank below the live size: it is
+    scaled up and the weight follows its healthy targets, so the last share moves once new instances
+    are healthy (boot_seconds)."""
+    flip = int(CALLS_TO_FLIP * API_CALL_SECONDS + RULE_APPLY_SECONDS)
+    return flip + (boot_seconds(group) if standby_scaled else 0)
+
+
+def standby_instance_hours(group: Group) -> dict[str, float]:
+    """Instance-hours one deploy keeps on standby: the live size for `rollout.standby` (at node_min and
+    node_max), plus the canary soak, when both slots run."""
+    a, r = group.autoscale, group.rollout
+    hours = (r.standby + r.bake_time + boot_seconds(group)) / 3600
+    return {"at_node_min": round(a.node_min * hours, 2), "at_node_max": round(a.node_max * hours, 2)}

@@ -179,8 +179,12 @@ def _listener_rule(i: Mapping[str, Any]) -> str:
             out.append("hosts " + ",".join(cond["hostHeader"]["values"]))
         if _dig(cond, "pathPattern", "values"):
             out.append("paths " + ",".join(cond["pathPattern"]["values"]))
-    actions = [a.get("type") for a in i.get("actions") or []]
-    out.append("-> " + ",".join(str(a) for a in actions))
+    actions = []
+    for a in i.get("actions") or []:
+        weights = [str(_n(t.get("weight"))) for t in _dig(a, "forward", "targetGroups") or []]
+        actions.append(f"{a.get('type')} weights {'/'.join(weights)} (the rollout writes them)" if weights
+                       else str(a.get("type")))
+    out.append("-> " + ",".join(actions))
     return ", ".join(out)
 
 
@@ -311,6 +315,22 @@ def _totals(t: Mapping[str, Any]) -> str:
     return line
 
 
+def _slots(b: Mapping[str, Any]) -> list[str]:
+    """A blue/green group: its two slots, the modelled rollback and what the standby costs."""
+    lines = [f"rollout: blue/green, canary {_n(b.get('canary_weight'))} % for {_n(b.get('bake_time'))} s, "
+             f"standby {_n(b.get('standby'))} s"]
+    for slot, s in sorted((b.get("slots") or {}).items()):
+        lines.append(f"slot {slot}: ASGs {_n(s.get('on_demand_asg_name'))} + {_n(s.get('spot_asg_name'))}, "
+                     f"target group {_n(s.get('target_group_arn'))}")
+    hours = b.get("standby_instance_hours") or {}
+    lines.append(f"rollback: {_n(b.get('rollback_seconds'))} s to 0 % on the bad slot (one rule write, no launch); "
+                 f"{_n(b.get('rollback_seconds_after_standby'))} s after the standby shrank; refresh strategy "
+                 f"{_n(b.get('refresh_rollback_seconds'))} s")
+    lines.append(f"standby cost: {_n(hours.get('at_node_min'))}-{_n(hours.get('at_node_max'))} instance-hours "
+                 "per deploy (node_min-node_max)")
+    return lines
+
+
 def render_plan(data: Mapping[str, Any], depths: Sequence[int], groups: Sequence[str | None],
                 homes: Sequence[tuple[str, str]], group_names: Sequence[str], where: str = "") -> str:
     """The plan as text: one tree per group (component -> resources, with key settings), then the
@@ -336,6 +356,9 @@ def render_plan(data: Mapping[str, Any], depths: Sequence[int], groups: Sequence
         totals = _dig(data, "outputs", "groups", g, "instances")
         if isinstance(totals, Mapping):
             lines.append("  " + _totals(totals))
+        slots = _dig(data, "outputs", "groups", g, "slots")
+        if isinstance(slots, Mapping):
+            lines += ["  " + line for line in _slots(slots)]
         inside = [i for i in rows if homes[i][0] == "fleet:node_group:NodeGroup"]
         outside = [i for i in rows if homes[i][0] != "fleet:node_group:NodeGroup"]
         lines += [_line(resources[i], depths[i]) for i in inside]

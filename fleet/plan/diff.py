@@ -80,6 +80,7 @@ class Change:
     group: str | None = None  # the node group it belongs to (None: shared)
     risk: str = ""  # what the replacement risks (fleet.plan.replacements)
     delete_first: bool = False  # deleteBeforeReplace: the old one goes before the new one exists
+    slot: str | None = None  # a blue/green group's slot the resource belongs to (its fleet:slot tag)
 
     @property
     def critical(self) -> bool:
@@ -100,6 +101,7 @@ class Rollout:
     paths: list[str]  # the template's changed inputs that make the new version
     asgs: list[str]  # in rollout order (on-demand canary first)
     instances: list[str]
+    slots: dict[str, list[str]] = field(default_factory=dict)  # blue/green: slot -> its ASGs (none: refresh)
 
 
 @dataclass
@@ -125,6 +127,7 @@ class PlanDiff:
             "removed": [_ref(r) for r in self.removed],
             "changed": [{"type": c.type, "name": c.name, "parent": c.parent, "group": c.group, "paths": c.paths,
                          "ignored": c.ignored, "replace": c.replace, "risk": c.risk, "note": c.note,
+                         "slot": c.slot,
                          "values": {p: [_plain(o), _plain(n)] for p, (o, n) in c.values.items()}}
                         for c in self.changed],
             "rollouts": [vars(r) for r in self.rollouts],
@@ -342,7 +345,18 @@ def _change(r: Mapping[str, Any], paths: list[str], ignored: list[str], replace:
     return Change(type=r["type"], name=r["name"], parent=r.get("parent"), paths=paths, ignored=ignored,
                   replace=replace, values=values, group=group,
                   risk=rule.risk if rule else "deleted and created",
-                  delete_first=bool(options.get("deleteBeforeReplace")))
+                  delete_first=bool(options.get("deleteBeforeReplace")), slot=slot_of(r))
+
+
+def slot_of(r: Mapping[str, Any]) -> str | None:
+    """The blue/green slot a resource belongs to: its `fleet:slot` tag (ASG tag lists or tag maps)."""
+    tags = (r.get("inputs") or {}).get("tags")
+    if isinstance(tags, Mapping):
+        return tags.get("fleet:slot")
+    for t in tags if isinstance(tags, list) else ():
+        if isinstance(t, Mapping) and t.get("key") == "fleet:slot":
+            return t.get("value")
+    return None
 
 
 def _rollouts(changed: list[Change], resources: list[dict[str, Any]], group_of: dict[int, str | None]) -> list[Rollout]:
@@ -360,8 +374,13 @@ def _rollouts(changed: list[Change], resources: list[dict[str, Any]], group_of: 
         members = by_group.get(c.group, []) if c.group else []
         asgs = sorted((r["name"] for r in members if r["type"] == ASG), key=lambda n: ("on-demand" not in n, n))
         instances = sorted(r["name"] for r in members if r["type"] == INSTANCE)
+        slots: dict[str, list[str]] = {}
+        for r in members:
+            if r["type"] == ASG and slot_of(r):
+                slots.setdefault(slot_of(r), []).append(r["name"])
         out.append(Rollout(group=c.group or "?", template=c.name,
-                           paths=sorted({_top(p) for p in versioned or c.replace}), asgs=asgs, instances=instances))
+                           paths=sorted({_top(p) for p in versioned or c.replace}), asgs=asgs, instances=instances,
+                           slots={k: sorted(v) for k, v in sorted(slots.items())}))
     return out
 
 
@@ -456,14 +475,20 @@ def format_diff(d: PlanDiff, max_paths: int = 12) -> str:
     for c in d.changed:
         mark = "!" if c.replace else "~"
         note = f" [{c.note}]" if c.note else ""
-        lines.append(f"{mark} {_where({'type': c.type, 'name': c.name, 'parent': c.parent})}{note}")
+        slot = f" (slot {c.slot})" if c.slot else ""
+        lines.append(f"{mark} {_where({'type': c.type, 'name': c.name, 'parent': c.parent})}{slot}{note}")
         lines += _value_lines(c, max_paths)
         if c.replace:
             lines.append(f"    {replace_line(c)}")
     for ro in d.rollouts:
         order = " then ".join(ro.asgs) if ro.asgs else "no ASG"
         what = f"ROLLOUT group {ro.group}: new version of launch template {ro.template} ({', '.join(ro.paths)})"
-        what += f": instance refresh of {order}" if ro.asgs else ""
+        if ro.slots:  # blue/green: which slot is idle is read from the listener rule at deploy time
+            what += (": blue/green into the idle slot (the one at weight 0 when the rollout runs: "
+                     + "; ".join(f"slot {k} = {', '.join(v)}" for k, v in ro.slots.items())
+                     + "), canary, then 100/0; the live slot stays on standby")
+        else:
+            what += f": instance refresh of {order}" if ro.asgs else ""
         what += (f"; one-off instances replaced: {', '.join(ro.instances)}" if ro.instances else "")
         lines.append(what)
     critical = [c for c in d.changed if c.critical]

@@ -140,6 +140,12 @@ class Rollout:
     """How a new launch template version reaches the group (fleet/ops/rollout.py)."""
 
     bake_time: int = 300  # soak after the on-demand canary, health alarms watched, before spot
+    # blue_green (http groups only: two slots behind weighted target groups, fleet/ops/bluegreen.py) or
+    # refresh (instance refresh of the one pair, fleet/ops/rollout.py); None: blue_green when the group has http
+    strategy: str | None = None
+    canary_weight: int = 5  # blue_green: percent of the group's traffic the new slot takes during the soak
+    standby: int = 3600  # blue_green: seconds the previous slot stays at full size (rollback without a launch)
+    standby_min: int | None = None  # blue_green: instances the standby keeps afterwards; None: node_min
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,13 @@ class Group:
     rollout: Rollout = field(default_factory=Rollout)
     tags: Mapping[str, str] = field(default_factory=lambda: frozen_map(None))
     region: str | None = None  # seed 001's key: must equal the stack's aws:region (fleet.spec.load)
+
+    @property
+    def blue_green(self) -> bool:
+        """Deploys into the idle one of two slots and shifts listener-rule weights (http groups by default)."""
+        if self.autoscale is None or self.http is None:
+            return False
+        return (self.rollout.strategy or "blue_green") == "blue_green"
 
     @property
     def converges(self) -> bool:

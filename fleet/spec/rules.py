@@ -204,6 +204,13 @@ def check_merged(g: Mapping[str, Any]) -> Iterator[Finding]:
         if slow and slow < 30:
             yield "http.slow_start", f"must be 0 (off) or 30-900 seconds, got {slow}"
 
+    rollout = g.get("rollout") or {}
+    if rollout.get("strategy") == "blue_green" and not (http and isinstance(auto, dict)):
+        yield "rollout.strategy", ("blue_green needs http and autoscale (its slots are weighted target groups "
+                                   "of a listener rule); use refresh")
+    if isinstance(auto, dict) and rollout.get("standby_min", 0) > auto.get("node_max", 4):
+        yield "rollout.standby_min", f"{rollout['standby_min']} is above node_max {auto.get('node_max', 4)}"
+
     s = g.get("scaling", {})
     target = s.get("target_cpu", 50)
     burst = s.get("burst", {}).get("cpu", 85)

@@ -56,6 +56,7 @@ WARNED_TAG = "fleet:interruption-warned"
 BASE_TAG = "fleet:on-demand-base"
 CEILING_TAG = "fleet:pair-ceiling"  # most instances the pair may run at once
 OD_MAX_TAG = "fleet:on-demand-max"  # the on-demand ASG's own maximum (its MaxSize is the room under the ceiling)
+SLOT_TAG = "fleet:slot"  # blue/green groups: a pair per slot (reconcile_group)
 NAMESPACE = "fleet/SpotCapacity"
 METRICS = ("SpotDeficit", "OnDemandExtra", "Capped")
 
@@ -109,6 +110,7 @@ def handler(event, context):
         _mark_warned(instance_id, event.get("time") or "unknown")
         group = _tags(spot)["fleet:group"]
         return {"decisions": [reconcile_group(stack, table, group, autoscaling, warned={instance_id},
+                                              slot=_tags(spot).get(SLOT_TAG),
                                               log={**base, "instance_id": instance_id, "drained_from": drained})]}
 
     if kind in ASG_EVENTS:
@@ -118,21 +120,23 @@ def handler(event, context):
         if reason:
             return {"decisions": [_log({**base, "action": "ignored", "asg": name, "reason": reason})]}
         return {"decisions": [reconcile_group(stack, table, _tags(spot)["fleet:group"], autoscaling,
+                                              slot=_tags(spot).get(SLOT_TAG),
                                               log={**base, "asg": name, "status": detail.get("StatusCode"),
                                                    "cause": detail.get("StatusMessage")})]}
 
     if kind == SCHEDULED and event.get("source") == "aws.events":
-        groups = sorted({_tags(g)["fleet:group"] for g in _stack_asgs(autoscaling, stack, "spot")})
-        return {"decisions": [_scheduled(stack, table, g, autoscaling, base) for g in groups]}
+        groups = sorted({(_tags(g)["fleet:group"], _tags(g).get(SLOT_TAG) or "")
+                         for g in _stack_asgs(autoscaling, stack, "spot")})
+        return {"decisions": [_scheduled(stack, table, g, autoscaling, base, slot or None) for g, slot in groups]}
 
     return {"decisions": [_log({**base, "action": "ignored", "reason": f"not a trigger of this handler: {kind!r}"})]}
 
 
-def _scheduled(stack: str, table: str, group: str, autoscaling, base: dict) -> dict:
+def _scheduled(stack: str, table: str, group: str, autoscaling, base: dict, slot: str | None = None) -> dict:
     """A scheduled run skips a group whose lease stays busy (the holder is reconciling it; the next
     period comes anyway) instead of failing the other groups; an event's run fails and is retried."""
     try:
-        return reconcile_group(stack, table, group, autoscaling, log=dict(base))
+        return reconcile_group(stack, table, group, autoscaling, log=dict(base), slot=slot)
     except LeaseBusy as e:
         return _log({**base, "group": group, "action": "busy", "reason": str(e)})
 
@@ -154,12 +158,14 @@ def _not_ours(spot: dict | None, stack: str) -> str | None:
     return None
 
 
-def _stack_asgs(autoscaling, stack: str, capacity: str, group: str | None = None) -> list[dict]:
+def _stack_asgs(autoscaling, stack: str, capacity: str, group: str | None = None,
+                slot: str | None = None) -> list[dict]:
     filters = [{"Name": "tag:fleet:stack", "Values": [stack]}, {"Name": "tag:fleet:capacity", "Values": [capacity]}]
     if group is not None:
         filters.append({"Name": "tag:fleet:group", "Values": [group]})
     pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(Filters=filters)
-    return [g for page in pages for g in page["AutoScalingGroups"]]
+    found = [g for page in pages for g in page["AutoScalingGroups"]]
+    return found if group is None else [g for g in found if _tags(g).get(SLOT_TAG) == slot]
 
 
 def _drain(spot: dict, instance_id: str) -> list[str]:
@@ -271,13 +277,20 @@ def _recorded_extra(item: dict, od_min_size: int, base: int | None) -> int:
 
 
 def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: set[str] = frozenset(),
-                    log: dict | None = None) -> dict:
-    """Read the pair, decide, write; under the group's lease. Returns (and logs) the decision."""
-    record = {**(log or {}), "group": group}
-    lease = Lease(table, f"{stack}/{group}")
+                    log: dict | None = None, slot: str | None = None) -> dict:
+    """Read the pair, decide, write; under the group's lease. Returns (and logs) the decision.
+
+    A blue/green group has a pair per slot (`fleet:slot` a|b): each is reconciled on its own, with its
+    own lease and record (slot a keeps the key a group had before slots). A slot parked by the rollout
+    (both ASGs at MaxSize 0) is left alone: its base must not launch an on-demand instance."""
+    record = {**(log or {}), "group": group, **({"slot": slot} if slot else {})}
+    lease = Lease(table, f"{stack}/{group}" + (f"/{slot}" if slot not in (None, "a") else ""))
     item = lease.acquire()
     try:
-        spots, ods = _stack_asgs(autoscaling, stack, "spot", group), _stack_asgs(autoscaling, stack, "on-demand", group)
+        spots, ods = (_stack_asgs(autoscaling, stack, capacity, group, slot) for capacity in ("spot", "on-demand"))
+        if len(spots) == 1 and len(ods) == 1 and spots[0]["MaxSize"] == ods[0]["MaxSize"] == 0:
+            lease.release()
+            return _log({**record, "action": "parked", "reason": "both ASGs of the slot are at MaxSize 0"})
         if len(spots) != 1 or len(ods) != 1:
             lease.release()
             return _log({**record, "action": "no-pair", "reason": f"expected one spot and one on-demand ASG "

@@ -1,0 +1,186 @@
+"""Blue/green rollout and rollback (fleet/ops/bluegreen.py, lambdas/bluegreen) against the moto server:
+moto keeps weighted forward actions (ModifyRule / DescribeRules round-trip the weights), registers ASG
+instances in their target groups and runs conditional DynamoDB writes; the lock race uses botocore's
+Stubber, since moto's server does not apply conditional writes atomically across concurrent requests."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from fleet.ops import bluegreen as bg
+from lambdas.bluegreen import handler as fn
+from lambdas.bluegreen import slots as sl
+from tests.bluegreen_world import GROUP, STACK, FakeClock, build
+
+
+@pytest.fixture
+def world(aws):
+    return build()
+
+
+def _count(client, operation: str) -> list:
+    calls: list = []
+    client.meta.events.register(f"provide-client-params.*.{operation}", lambda params, **kw: calls.append(params))
+    return calls
+
+
+def test_whole_deploy_canary_then_all_to_the_new_slot(world):
+    k, seen = FakeClock(), []
+    k.at(30, lambda: seen.append(world.weights()))  # in the middle of the 60 s soak
+    result = bg.deploy(world.settings(), world.clients, k)
+    assert (result.result, result.live, result.weights) == ("deployed", "b", {"a": 0, "b": 100})
+    assert seen == [{"a": 95, "b": 5}]
+    assert world.weights() == {"a": 0, "b": 100}
+    for cap in sl.CAPACITIES:
+        new, old = world.asg("b", cap), world.asg("a", cap)
+        assert new["LaunchTemplate"]["Version"] == "2" and new["DesiredCapacity"] == old["DesiredCapacity"] == 1
+        assert all(i["LaunchTemplate"]["Version"] == "2" for i in new["Instances"])
+        assert old["LaunchTemplate"]["Version"] == "1" and old["MinSize"] == old["DesiredCapacity"]  # standby pinned
+    record = sl.Lock(world.clients.dynamodb, sl.table_name(STACK), STACK, GROUP).record()
+    assert record["standby_slot"] == "a" and record["standby_until"] == int(k.t) + 3600
+    assert record["rule_arn"] == world.rule_arn
+    # the same version again: nothing moves
+    assert bg.deploy(world.settings(), world.clients, FakeClock()).result == "no-op"
+    assert world.weights() == {"a": 0, "b": 100}
+
+
+def test_failed_health_wait_leaves_the_live_slot_untouched(world):
+    k = FakeClock()
+    tg_b = world.target_groups["b"]
+
+    def never_healthy(**kw):  # slot b's new instances never pass the health check
+        found = world.clients.elbv2.describe_target_health(TargetGroupArn=tg_b)["TargetHealthDescriptions"]
+        if found:
+            world.clients.elbv2.deregister_targets(TargetGroupArn=tg_b, Targets=[t["Target"] for t in found])
+    world.clients.autoscaling.meta.events.register("after-call.auto-scaling.UpdateAutoScalingGroup", never_healthy)
+    with pytest.raises(bg.BlueGreenError, match=r"step health: slot b not healthy.*live slot a untouched"):
+        bg.deploy(world.settings(health_timeout=60), world.clients, k)
+    assert world.weights() == {"a": 100, "b": 0}
+    for cap in sl.CAPACITIES:
+        assert world.asg("a", cap)["LaunchTemplate"]["Version"] == "1"
+        assert world.asg("a", cap)["DesiredCapacity"] == 1
+    assert world.asg("b", "spot")["DesiredCapacity"] == 0 and world.asg("b", "on-demand")["DesiredCapacity"] == 1
+
+
+def test_alarm_in_the_soak_goes_back_in_one_write(world):
+    k = FakeClock()
+    writes = _count(world.clients.elbv2, "ModifyRule")
+    k.at(20, lambda: world.alarm("b"))
+    with pytest.raises(bg.BlueGreenError, match=r"step soak: .*health-b-5xx in ALARM; traffic back on slot a"):
+        bg.deploy(world.settings(), world.clients, k)
+    assert world.weights() == {"a": 100, "b": 0}
+    # the plain forward rewritten to both slots, the canary, and the one write back
+    assert [{t["TargetGroupArn"][-16:]: t["Weight"] for t in w["Actions"][0]["ForwardConfig"]["TargetGroups"]}
+            for w in writes][-1] == {world.target_groups["a"][-16:]: 100, world.target_groups["b"][-16:]: 0}
+    assert len(writes) == 2  # canary, then back (the rule already had slot a at 100 as a plain forward)
+
+
+def test_manual_rollback_is_one_rule_write(world):
+    bg.deploy(world.settings(), world.clients, FakeClock())
+    writes = _count(world.clients.elbv2, "ModifyRule")
+    scaling = _count(world.clients.autoscaling, "UpdateAutoScalingGroup")
+    result = bg.rollback(GROUP, STACK, world.clients, FakeClock())
+    assert (result.result, result.live) == ("rolled-back", "a")
+    assert world.weights() == {"a": 100, "b": 0}
+    assert len(writes) == 1 and scaling == []
+
+
+def _alarm_event(world, slot: str) -> dict:
+    alarm = world.clients.cloudwatch.describe_alarms(AlarmNames=[world.alarms[slot][0]])["MetricAlarms"][0]
+    return {"detail-type": fn.ALARM_EVENT, "source": "aws.cloudwatch", "resources": [alarm["AlarmArn"]],
+            "detail": {"alarmName": alarm["AlarmName"], "state": {"value": "ALARM"}}}
+
+
+def test_alarm_during_standby_flips_back_with_no_one_watching(world, monkeypatch):
+    k = FakeClock()
+    bg.deploy(world.settings(), world.clients, k)
+    monkeypatch.setenv("FLEET_STACK", STACK)
+    monkeypatch.setenv("FLEET_ROLLOUT_TABLE", sl.table_name(STACK))
+    # the standby's own alarm (no traffic) does nothing
+    assert fn.handler(_alarm_event(world, "a"), None, now=lambda: k.t + 60)["action"] == "ignored"
+    out = fn.handler(_alarm_event(world, "b"), None, now=lambda: k.t + 60)
+    assert out["action"] == "rolled-back" and world.weights() == {"a": 100, "b": 0}
+    # after the window nothing flips: deploy again, alarm after the standby ended
+    bg.deploy(world.settings(), world.clients, k)
+    assert world.weights() == {"a": 0, "b": 100}
+    late = fn.handler(_alarm_event(world, "b"), None, now=lambda: k.t + 3601)
+    assert late["action"] == "ignored" and world.weights() == {"a": 0, "b": 100}
+
+
+def test_standby_scaled_down_after_the_window_then_rollback_scales_it_up(world, monkeypatch):
+    k = FakeClock()
+    bg.deploy(world.settings(), world.clients, k)
+    monkeypatch.setenv("FLEET_STACK", STACK)
+    monkeypatch.setenv("FLEET_ROLLOUT_TABLE", sl.table_name(STACK))
+    assert fn.handler({"detail-type": fn.SCHEDULED}, None, now=lambda: k.t + 60)["decisions"] == []
+    # live slot b grows meanwhile (scaling policies)
+    world.clients.autoscaling.set_desired_capacity(AutoScalingGroupName=world.asgs["b"]["spot"], DesiredCapacity=3)
+    done = fn.handler({"detail-type": fn.SCHEDULED}, None, now=lambda: k.t + 3601)["decisions"]
+    assert [d["action"] for d in done] == ["scaled-down"]
+    assert world.asg("a", "spot")["DesiredCapacity"] == 0 and world.asg("a", "on-demand")["DesiredCapacity"] == 1
+    result = bg.rollback(GROUP, STACK, world.clients, FakeClock())
+    assert result.live == "a" and world.weights() == {"a": 100, "b": 0}
+    spot = world.asg("a", "spot")
+    assert spot["DesiredCapacity"] == 3 and spot["MinSize"] == 3  # sized like the bad slot, min pinned
+
+
+def test_two_rollouts_race_one_waits():
+    """Stubber: the second rollout's conditional write fails while the first holds the lock; it polls
+    and takes the lock once the first released it."""
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(dynamodb)
+    want = {"TableName": "fleet-staging-rollouts", "Key": {"group": {"S": "staging/www"}},
+            "UpdateExpression": "SET lock_owner = :me, lock_expires = :exp",
+            "ConditionExpression": "attribute_not_exists(lock_owner) OR lock_expires < :now OR lock_owner = :me",
+            "ExpressionAttributeValues": {":me": {"S": "second"}, ":exp": {"N": "1003600"},
+                                          ":now": {"N": "1000000"}}}
+    stub.add_client_error("update_item", "ConditionalCheckFailedException", expected_params=want)
+    want2 = {**want, "ExpressionAttributeValues": {":me": {"S": "second"}, ":exp": {"N": "1003605"},
+                                                   ":now": {"N": "1000005"}}}
+    stub.add_response("update_item", {}, expected_params=want2)
+    k = FakeClock()
+    clients = bg.Clients(None, None, None, dynamodb)
+    s = bg.Settings(GROUP, STACK, "rule", "fleet-staging-rollouts", "lt", 2)
+    with stub:
+        lock = sl.Lock(dynamodb, s.table, STACK, GROUP, ttl=3600, owner="second", clock=k.now)
+        original = sl.Lock
+        try:
+            sl.Lock = lambda *a, **kw: lock  # the lock `locked` makes is this one
+            got = bg.locked(s, clients, k)
+        finally:
+            sl.Lock = original
+    stub.assert_no_pending_responses()
+    assert got is lock and k.t == 1_000_005
+    assert any("holds the lock; waiting" in line for line in k.lines)
+
+
+def test_crash_mid_canary_then_a_new_rollout_converges(world, monkeypatch):
+    k = FakeClock()
+
+    def crash():
+        raise SystemExit("killed")
+    k.at(10, crash)
+    monkeypatch.setattr(sl.Lock, "release", lambda self: None)  # the process died: nothing released
+    with pytest.raises(SystemExit):
+        bg.deploy(world.settings(lock_timeout=300), world.clients, k)
+    monkeypatch.undo()
+    assert world.weights() == {"a": 95, "b": 5}
+    k2 = FakeClock()
+    k2.t = k.t
+    result = bg.deploy(world.settings(lock_timeout=600), world.clients, k2)
+    # it waited for the dead holder's lock to expire, put 100/0 back on a, and deployed again
+    assert any("waiting" in line for line in k2.lines)
+    assert any("writing 100/0 on live slot a first" in line for line in k2.lines)
+    assert result.result == "deployed" and world.weights() == {"a": 0, "b": 100}
+
+
+def test_weight_that_landed_wrong_is_put_right(world):
+    """A weight of 0 that landed as 1 (a known provider issue) is written back to 0 by the next run."""
+    slots = sl.find_slots(world.clients.autoscaling, GROUP, STACK)
+    sl.write_weights(world.clients.elbv2, world.rule_arn, slots, {"a": 100, "b": 1})
+    world.ec2.modify_launch_template(LaunchTemplateId=world.template_id, DefaultVersion="1")  # moto: see the world
+    s = world.settings(version=1)
+    assert bg.deploy(s, world.clients, FakeClock()).result == "no-op"
+    assert world.weights() == {"a": 100, "b": 0}
