@@ -107,6 +107,7 @@ class BlueGreenRollout(pulumi.ComponentResource):
         self.command = command.local.Command(f"{name}-deploy", command.local.CommandArgs(
             create=create,
             triggers=[args.launch_template_version, *args.target_group_arns, json.dumps(slot_sizes(group))],
+            add_previous_output_in_env=False,  # its output never comes back as environment variables
         ), opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
         self.register_outputs({"create": create})
 

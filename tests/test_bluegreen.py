@@ -184,3 +184,22 @@ def test_weight_that_landed_wrong_is_put_right(world):
     s = world.settings(version=1)
     assert bg.deploy(s, world.clients, FakeClock()).result == "no-op"
     assert world.weights() == {"a": 100, "b": 0}
+
+
+def test_spot_reconciler_takes_each_slot_on_its_own_and_leaves_a_parked_one(world, monkeypatch):
+    from lambdas.spot_capacity import handler as capacity
+
+    world.clients.dynamodb.create_table(TableName="capacity", BillingMode="PAY_PER_REQUEST",
+                                        AttributeDefinitions=[{"AttributeName": "group", "AttributeType": "S"}],
+                                        KeySchema=[{"AttributeName": "group", "KeyType": "HASH"}])
+    monkeypatch.setenv("FLEET_STACK", STACK)
+    monkeypatch.setenv("FLEET_CAPACITY_TABLE", "capacity")
+    out = capacity.handler({"detail-type": capacity.SCHEDULED, "source": "aws.events", "id": "1"}, None)
+    actions = {(d["group"], d.get("slot")): d["action"] for d in out["decisions"]}
+    # without the slot filter both slots' ASGs would make "no-pair" (two spot ASGs for one group)
+    assert actions[(GROUP, "b")] == "parked" and actions[(GROUP, "a")] == "unchanged"
+    assert world.asg("b", "on-demand")["DesiredCapacity"] == 0  # the base did not launch into the parked slot
+    bg.deploy(world.settings(), world.clients, FakeClock())  # slot b live, slot a on standby at full size
+    out = capacity.handler({"detail-type": capacity.SCHEDULED, "source": "aws.events", "id": "2"}, None)
+    assert {(d["group"], d.get("slot")): d["action"] for d in out["decisions"]} == {
+        (GROUP, "a"): "unchanged", (GROUP, "b"): "unchanged"}
