@@ -56,9 +56,10 @@ def test_show_prints_resolved_values(capsys):
     assert shown["api"]["region"] == "us-east-1"  # the stack's
     # by builder unless set: ami converges at boot, a baked image does not
     assert shown["12_04-cron"]["boot"]["converge"] is True and shown["12_04-bee"]["boot"]["converge"] is False
+    assert (shown["api"]["rollout"]["strategy"], shown["12_04-bee"]["rollout"]["strategy"]) == ("blue_green", "refresh")
     for group, data in shown.items():
         nulls = [p for p in _none_paths(data) if p not in ("image.path", "image.command", "http", "autoscale",
-                                                         "boot.chef_package")]
+                                                         "boot.chef_package", "rollout.standby_min")]
         assert not nulls, (group, nulls)
 
 

@@ -15,7 +15,8 @@ DEFAULT_REGION = "us-east-1"  # the region without a stack, as `fleet packer` an
 def resolved(group: Group, stack: StackConfig | None) -> dict[str, Any]:
     """`group.to_dict()` with `autoscale.on_demand.max` (node_max unless set), `http.priority` (the
     hash of the name unless set), `boot.converge` (by builder unless set) and `region` (the stack's,
-    else the group's, else us-east-1) filled in."""
+    else the group's, else us-east-1), `rollout.strategy` (blue_green for http groups) and
+    `rollout.standby_min` (node_min) filled in."""
     d = group.to_dict()
     if group.autoscale is not None:
         d["autoscale"]["on_demand"]["max"] = group.autoscale.on_demand_max
@@ -24,4 +25,8 @@ def resolved(group: Group, stack: StackConfig | None) -> dict[str, Any]:
     if "boot" in d and d["boot"].get("converge") is None:
         d["boot"]["converge"] = group.converges
     d["region"] = stack.region if stack is not None else (group.region or DEFAULT_REGION)
+    if d["rollout"].get("strategy") is None:  # blue_green for http groups (fleet/ops/bluegreen.py)
+        d["rollout"]["strategy"] = "blue_green" if group.blue_green else "refresh"
+    if d["rollout"].get("standby_min") is None and group.autoscale is not None:
+        d["rollout"]["standby_min"] = group.autoscale.node_min
     return d
