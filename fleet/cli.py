@@ -346,8 +346,26 @@ def _add_rollback(sub, add) -> None:
 
 
 
+def cmd_iam(args) -> int:
+    """`fleet iam deployer`: the deploy role's policy (fleet/render/deployer_policy.py), for
+    `aws iam put-role-policy --policy-document file://...` (an inline policy: it is longer than a managed
+    policy may be)."""
+    from fleet.render.deployer_policy import render
+
+    sys.stdout.write(render())
+    return EXIT_OK
+
+
+def _add_iam(sub, add) -> None:
+    sp = add("iam", cmd_iam, "print IAM policies fleet needs")
+    iam_sub = sp.add_subparsers(dest="iam_command", required=True, parser_class=_Parser, metavar="ROLE")
+    iam_sub.add_parser("deployer", help="the policy of the role that runs `pulumi up` and the deploy workflow",
+                       description="the least-privilege policy of the deploy role: every call the program, its "
+                       "Commands (Packer included) and the deploy workflow make")
+
+
 _EXTRA_COMMANDS: list[Callable] = [_add_image, _add_deploy, _add_plan, _add_lock, _add_simulate, _add_status,
-                                   _add_rollback]
+                                   _add_rollback, _add_iam]
 
 
 def command_name(args) -> str:

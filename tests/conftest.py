@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.aws_calls import deploy_calls_are_allowed  # noqa: F401  (autouse: the deploy policy covers every call)
+
 # Test runs leave no __pycache__ in the tree. (The spot capacity Lambda no longer depends on this: its
 # code is an explicit list of files by content, tests/test_components_spot_capacity.py.)
 sys.dont_write_bytecode = True
