@@ -234,3 +234,26 @@ def test_deploy_job_runs_its_commands_without_an_activated_venv(tmp_path, aws):
     for name, ami in baked.items():
         result = json.loads(ran[name].stdout.strip().splitlines()[-1])
         assert result["ami_id"] == ami and result["cached"] is True
+
+
+def test_deploy_installs_pinned_packer_and_its_plugin_and_checks_the_lock_before_pulumi_up():
+    from image_builds.packer_builder import AMAZON_PLUGIN, AMAZON_PLUGIN_VERSION, SSH_MIN_VERSION
+
+    wf = load("deploy.yml")
+    version = tuple(int(x) for x in wf["env"]["PACKER_VERSION"].split("."))
+    assert version >= SSH_MIN_VERSION and wf["env"]["AMAZON_PLUGIN_VERSION"] == AMAZON_PLUGIN_VERSION
+    for stack, job in wf["jobs"].items():
+        names = [s.get("uses", "").split("@")[0] or s.get("name", "") for s in steps(job)]
+        [setup] = uses(job, "hashicorp/setup-packer@")
+        assert setup["with"]["version"] == "${{ env.PACKER_VERSION }}"
+        plugin = step(job, "amazon plugin")["run"]
+        assert f"packer plugins install {AMAZON_PLUGIN} \"$AMAZON_PLUGIN_VERSION\"" in plugin
+        check = step(job, "fleet lock --check")["run"]
+        assert check == f".venv/bin/python -m fleet lock --check --stack {stack}"
+        order = [names.index(n) for n in ("hashicorp/setup-packer", "Packer's amazon plugin", "fleet lock --check",
+                                          "pulumi/actions")]
+        assert order == sorted(order), names  # packer before the bake, the lock check before pulumi up
+        assert names.index("aws-actions/configure-aws-credentials") < names.index("fleet lock --check")
+        assert "command -v packer" not in runs(job)  # Debian's packer (1.6.6) is for the tests, not deploys
+        [logs] = uses(job, "actions/upload-artifact@")
+        assert logs["if"] == "always()" and logs["with"]["path"] == ".fleet/logs/"
