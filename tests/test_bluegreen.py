@@ -203,3 +203,59 @@ def test_spot_reconciler_takes_each_slot_on_its_own_and_leaves_a_parked_one(worl
     out = capacity.handler({"detail-type": capacity.SCHEDULED, "source": "aws.events", "id": "2"}, None)
     assert {(d["group"], d.get("slot")): d["action"] for d in out["decisions"]} == {
         (GROUP, "a"): "unchanged", (GROUP, "b"): "unchanged"}
+
+
+def test_the_plans_rollback_model_counts_the_calls_the_code_makes(world, monkeypatch):
+    """fleet/ops/timing.py's CALLS_TO_FLIP (what the plan's rollback seconds are made of) is what a manual
+    rollback and the standby function really call before and including the write."""
+    from fleet.ops import timing
+
+    k = FakeClock()
+    bg.deploy(world.settings(), world.clients, k)
+    ops: list[str] = []
+    for client in vars(world.clients).values():
+        client.meta.events.register("before-call", lambda model, **kw: ops.append(model.name))
+    bg.rollback(GROUP, STACK, world.clients, FakeClock())
+    assert ops.index("ModifyRule") + 1 == timing.CALLS_TO_FLIP
+    bg.deploy(world.settings(), world.clients, k)  # b live again, a on standby
+    event = _alarm_event(world, "b")
+    ops.clear()
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("before-call", lambda model, **kw: ops.append(model.name))
+    monkeypatch.setenv("FLEET_STACK", STACK)
+    monkeypatch.setenv("FLEET_ROLLOUT_TABLE", sl.table_name(STACK))
+    assert fn.handler(event, None, now=lambda: k.t + 60)["action"] == "rolled-back"
+    assert ops.index("ModifyRule") + 1 == timing.CALLS_TO_FLIP
+
+
+CLI_NODES = """\
+__base__: {instance_type: m5.large, source_ami: ami-12345678}
+www:
+  autoscale: {node_min: 2, node_max: 6}
+  http: {port: 8080, hosts: [www.example.com]}
+jobs: {autoscale: {node_min: 1, node_max: 2}}
+"""
+
+
+def test_fleet_rollback_and_deploy_through_the_cli(world, tmp_path, capsys):
+    import json
+
+    from fleet.cli import main
+
+    (tmp_path / "nodes.yaml").write_text(CLI_NODES)
+    (tmp_path / "Pulumi.staging.yaml").write_text("config: {}\n")
+    endpoint = world.clients.elbv2.meta.endpoint_url
+    # no rollout recorded yet: `pulumi up` first, one line
+    assert main(["--project", str(tmp_path), "rollback", "www", "--stack", STACK, "--endpoint-url", endpoint]) == 1
+    assert "no rollout recorded" in capsys.readouterr().err
+    bg.deploy(world.settings(), world.clients, FakeClock())  # slot b live on version 2 (the latest)
+    argv = ["--project", str(tmp_path), "deploy", "www", "--stack", STACK, "--endpoint-url", endpoint]
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["result"] == "no-op"
+    assert main(["--project", str(tmp_path), "rollback", "www", "--stack", STACK, "--endpoint-url", endpoint]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["result"], out["live"], out["weights"]) == ("rolled-back", "a", {"a": 100, "b": 0})
+    assert world.weights() == {"a": 100, "b": 0}
+    # a refresh group has no slots to go back to: bad input, one line, exit 2
+    assert main(["--project", str(tmp_path), "rollback", "jobs", "--stack", STACK]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) >= 1 and "jobs" in err[-1] and "rollout.strategy" in err[-1]
