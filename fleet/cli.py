@@ -29,26 +29,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"fleet: {message} (see --help)\n")
 
 
-def project_of(args, stack: str | None = None) -> Project:
+def project_of(args, stack: str | None = None, default_stack: bool = False) -> Project:
     """The project, nodes file and stack this command works on (fleet.spec.project); printed once as
-    the first stderr line, so the user sees which fleet they are looking at."""
+    the first stderr line, so the user sees which fleet they are looking at. `default_stack`: the
+    stack rule of validate, show, deploy and plan (fleet.spec.project.pick_stack)."""
     from fleet.spec.project import resolve_project
 
     if getattr(args, "resolved_project", None) is None:
-        args.resolved_project = resolve_project(args.project, args.nodes, stack if stack is not None else args.stack)
+        stack = stack if stack is not None else args.stack
+        try:
+            args.resolved_project = resolve_project(args.project, args.nodes, stack, default_stack=default_stack)
+        except SpecError:  # a stack without its file: the context line still comes first
+            print(resolve_project(args.project, args.nodes, stack).describe(), file=sys.stderr, flush=True)
+            raise
         print(args.resolved_project.describe(), file=sys.stderr, flush=True)
     return args.resolved_project
 
 
-def _load(args, check_files: bool = False) -> Fleet:
-    """The fleet of the project; `check_files`: also the repository files groups need at boot (validate)."""
+def _load(args, check_files: bool = False, default_stack: bool = False) -> Fleet:
+    """The fleet of the project; `check_files`: also the repository files groups need at boot (validate);
+    `default_stack`: see project_of (a stack without its file loads with the stack defaults)."""
     from fleet.spec.load import load_fleet
     from fleet.spec.project import display
 
-    project = project_of(args)
+    project = project_of(args, default_stack=default_stack)
     project.check_nodes_file()
     return load_fleet(Path(display(project.nodes)), project.stack, project_dir=project.dir,
-                      check_files=check_files)
+                      check_files=check_files, stack_values={} if project.stack_defaults else None)
 
 
 def _print_json(obj) -> None:
@@ -56,7 +63,7 @@ def _print_json(obj) -> None:
 
 
 def cmd_validate(args) -> int:
-    fleet = _load(args, check_files=True)
+    fleet = _load(args, check_files=True, default_stack=True)
     where = f" for stack {fleet.stack.name}" if fleet.stack else ""
     print(f"{fleet.nodes_file}: {len(fleet.groups)} groups OK{where}: {', '.join(fleet.groups)}")
     return EXIT_OK
@@ -65,7 +72,7 @@ def cmd_validate(args) -> int:
 def cmd_show(args) -> int:
     from fleet.spec.resolve import resolved
 
-    fleet = _load(args)
+    fleet = _load(args, default_stack=True)
     _print_json(resolved(fleet.group(args.group), fleet.stack))
     return EXIT_OK
 
@@ -189,9 +196,7 @@ def _add_image(sub, add) -> None:
 def cmd_deploy(args) -> int:
     """`fleet deploy [GROUP] --stack S`: the health-gated rollout now (seed 001 instance:deploy); without
     GROUP every autoscaled group, in nodes.yaml order, stopping at the first that fails."""
-    fleet = _load(args)
-    if fleet.stack is None:
-        raise SpecError([Problem(fleet.nodes_file, None, args.group, None, "deploy needs --stack")])
+    fleet = _load(args, default_stack=True)
     if args.group is not None:
         groups = [fleet.group(args.group)]
         if groups[0].autoscale is None:

@@ -140,11 +140,12 @@ def test_real_entry_point_exits_2_without_traceback(tmp_path):
     nodes = tmp_path / "nodes.yaml"
     nodes.write_text(BASE + "web: {instance_typ: m5.large}\n")
     proc = subprocess.run([sys.executable, "-m", "fleet", "--nodes", str(nodes), "validate"],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     context, problem = proc.stderr.strip().splitlines()
-    assert context == f"fleet: project {ROOT}, nodes {nodes}, stack (none: nodes file only)"
-    assert problem == f"{nodes}:2: group 'web': key 'instance_typ': unknown key (did you mean 'instance_type'?)"
+    assert context == (f"fleet: project {tmp_path}, nodes nodes.yaml, "
+                       "stack staging (no Pulumi.staging.yaml: stack defaults)")
+    assert problem == "nodes.yaml:2: group 'web': key 'instance_typ': unknown key (did you mean 'instance_type'?)"
     assert proc.stdout == ""
 
 

@@ -36,6 +36,8 @@ def register(name: str, root: str = "/dev/sda1") -> str:
 @pytest.fixture
 def project(tmp_path, aws):
     (tmp_path / "nodes.yaml").write_text(NODES)
+    # validate runs the default stack: a sandbox of the moto server, whose AMI ids exist nowhere else
+    (tmp_path / "Pulumi.staging.yaml").write_text(f"config:\n  fleet:awsEndpoint: {aws}\n")
     return tmp_path
 
 
@@ -48,7 +50,7 @@ def entries(project: Path) -> dict:
 
 
 def test_unlocked_filters_are_one_line_each_and_exit_2(project, capsys):
-    assert main(["--nodes", str(project / "nodes.yaml"), "validate"]) == 2
+    assert main(["--project", str(project), "validate"]) == 2
     context, *lines = capsys.readouterr().err.strip().splitlines()
     assert context.startswith("fleet: project ")
     assert len(lines) == 2, lines  # one per distinct filter; the literal id needs no lock
@@ -81,7 +83,7 @@ def test_lock_adds_missing_entries_and_then_changes_nothing(project, capsys):
     assert lock(project) == 0
     assert (project / "nodes.lock.json").read_text() == before
     assert capsys.readouterr().out.count("unchanged") == 2
-    assert main(["--nodes", str(project / "nodes.yaml"), "validate"]) == 0
+    assert main(["--project", str(project), "validate"]) == 0
     assert old != new
 
 
@@ -126,7 +128,7 @@ def test_no_image_for_a_filter_fails_and_leaves_the_lock(project, capsys):
 
 def test_a_malformed_lock_is_one_line(project, capsys):
     (project / "nodes.lock.json").write_text('{"images": {"us-east-1": {"self/base-web-*": {"ami_id": 1}}}}')
-    assert main(["--nodes", str(project / "nodes.yaml"), "validate"]) == 2
+    assert main(["--project", str(project), "validate"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()[1:]  # after the project line: one per problem
     assert [line.split("key '")[1].split("'")[0].rsplit(".", 1)[1] for line in lines] == [
         "ami_id", "creation_date", "name", "root_device_name"]

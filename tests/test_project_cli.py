@@ -39,7 +39,8 @@ def test_plan_in_a_folder_holding_only_a_nodes_file_plans_that_file(tmp_path):
     assert "12_04-www" not in proc.stdout and "api" not in proc.stdout.split("group solo")[1].split("shared")[0]
     header = proc.stdout.splitlines()[0]
     assert f"directory {tmp_path}" in header and "nodes nodes.yaml" in header and "stack staging" in header
-    assert context(proc) == f"fleet: project {tmp_path}, nodes nodes.yaml, stack staging (Pulumi.staging.yaml)"
+    assert context(proc) == (f"fleet: project {tmp_path}, nodes nodes.yaml, "
+                             "stack staging (no Pulumi.staging.yaml: stack defaults)")
 
 
 def test_validate_and_plan_agree_from_another_directory(tmp_path):
@@ -93,8 +94,8 @@ def test_nodes_default_to_the_stacks_nodes_file(tmp_path):
     assert "1 groups OK for stack e: edge" in proc.stdout
     assert context(proc) == (f"fleet: project {tmp_path}, nodes {tmp_path / 'fleets' / 'edge.yaml'}, "
                              "stack e (Pulumi.e.yaml)")
-    proc = fleet(tmp_path / "sub", "validate")  # no stack: the project's nodes.yaml
-    assert "1 groups OK: solo" in proc.stdout
+    proc = fleet(tmp_path / "sub", "validate")  # the default stack, on its defaults: the project's nodes.yaml
+    assert "1 groups OK for stack staging: solo" in proc.stdout
 
 
 @pytest.mark.parametrize("argv", [["validate"], ["show", "solo"], ["role", "solo"], ["packer", "solo"],
@@ -104,7 +105,9 @@ def test_every_command_names_project_nodes_and_stack_first(tmp_path, argv):
     (tmp_path / "Pulumi.s.yaml").write_text("config: {}\n")
     proc = fleet(tmp_path, *argv)
     assert proc.returncode == 0, proc.stderr
-    stack = "s (Pulumi.s.yaml)" if "--stack" in argv else "(none: nodes file only)"
+    stack = ("s (Pulumi.s.yaml)" if "--stack" in argv
+             else "staging (no Pulumi.staging.yaml: stack defaults)" if argv[0] in ("validate", "show")
+             else "(none: nodes file only)")
     assert context(proc) == f"fleet: project {tmp_path}, nodes nodes.yaml, stack {stack}"
 
 

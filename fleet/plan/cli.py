@@ -66,12 +66,12 @@ def cmd_plan(args) -> int:
     gc.disable()
     try:
         from fleet.cli import project_of
-        from fleet.plan.engine import DEFAULT_STACK, plan_result
+        from fleet.plan.engine import plan_result
 
-        project = project_of(args, stack=args.stack or DEFAULT_STACK)
+        project = project_of(args, default_stack=True)  # the stack rule validate, show and deploy use
         project.check_nodes_file()
         result = plan_result(project.dir, project.stack, nodes=project.nodes, group=args.group,
-                             stack_named=args.stack is not None)
+                             stack_named=not project.stack_defaults)
         for message in result.run.warnings():
             print(f"warning: {message}", file=sys.stderr)
         if args.json:

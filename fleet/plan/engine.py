@@ -61,7 +61,6 @@ REGION = "us-east-1"
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 MOCK_AMI = "ami-0123456789abcdef0"
 MOCK_ROOT_DEVICE = "/dev/xvda"  # what mocked builds report: not Ubuntu's /dev/sda1, so nothing may assume it
-DEFAULT_STACK = "staging"
 PROJECT_PLACEHOLDER = "<project>"
 # Options every plan resource carries (ARCHITECTURE.md: at least the first four).
 PLAN_OPTIONS = ("ignoreChanges", "dependsOn", "protect", "deleteBeforeReplace", "replaceOnChanges",

@@ -18,6 +18,8 @@ from fleet.spec.stack import stack_file
 from fleet.spec.yamlfile import load_yaml_file
 
 DEFAULT_NODES = "nodes.yaml"
+# The stack `validate`, `show`, `deploy` and `plan` work on when none is named (pick_stack).
+DEFAULT_STACK = "staging"
 
 
 def display(path: Path) -> str:
@@ -71,6 +73,20 @@ def _configured_nodes_file(project_dir: Path, stack: str | None) -> tuple[str, P
     return None
 
 
+def pick_stack(project_dir: Path, named: str | None) -> tuple[str, bool]:
+    """(stack, whether it runs on the stack defaults): the one rule of `validate`, `show`, `deploy` and
+    `plan`. The stack is `--stack`, else DEFAULT_STACK. The default stack without its Pulumi.<stack>.yaml
+    runs on the defaults, as a new Pulumi stack does, whether it was named or not; any other stack needs
+    its file (one line with "did you mean" over the project's stacks). So a folder holding only a
+    nodes.yaml is the default stack on its defaults in every command."""
+    stack = named if named is not None else DEFAULT_STACK
+    if stack_file(project_dir, stack).is_file():
+        return stack, False
+    if stack != DEFAULT_STACK:
+        raise SpecError([missing_stack(project_dir, stack)])
+    return stack, True
+
+
 @dataclass(frozen=True)
 class Project:
     """What a command works on: the project directory, the nodes file and the stack (None: no stack)."""
@@ -79,6 +95,7 @@ class Project:
     nodes: Path
     stack: str | None
     nodes_set_in: tuple[Path, tuple[str, ...]] | None = None  # (file, key path) that named the nodes file
+    stack_defaults: bool = False  # the stack has no Pulumi.<stack>.yaml: its config is the defaults
 
     def check_nodes_file(self) -> None:
         """A nodes file named by the stack (or Pulumi.yaml) that is missing is that file's key's problem."""
@@ -98,19 +115,27 @@ class Project:
 
     def describe(self) -> str:
         """The context line every command prints first on stderr."""
-        stack = f"{self.stack} (Pulumi.{self.stack}.yaml)" if self.stack is not None else "(none: nodes file only)"
+        stack = ("(none: nodes file only)" if self.stack is None
+                 else f"{self.stack} (no Pulumi.{self.stack}.yaml: stack defaults)" if self.stack_defaults
+                 else f"{self.stack} (Pulumi.{self.stack}.yaml)")
         return f"fleet: project {self.dir}, nodes {display(self.nodes)}, stack {stack}"
 
 
 def resolve_project(project: str | Path | None = None, nodes: str | Path | None = None,
-                    stack: str | None = None, cwd: str | Path | None = None) -> Project:
-    """The project of `cwd` (or `project`), its nodes file (or `nodes`, relative to `cwd`) and `stack`."""
+                    stack: str | None = None, cwd: str | Path | None = None, default_stack: bool = False) -> Project:
+    """The project of `cwd` (or `project`), its nodes file (or `nodes`, relative to `cwd`) and `stack`;
+    `default_stack`: the stack is chosen by pick_stack (never None)."""
     here = Path(cwd if cwd is not None else os.getcwd()).resolve()
     project_dir = (here / project).resolve() if project is not None else find_project_dir(here)
+    defaults = False
+    if default_stack:
+        stack, defaults = pick_stack(project_dir, stack)
     if nodes is not None:
-        return Project(dir=project_dir, nodes=(here / nodes).resolve(), stack=stack)
+        return Project(dir=project_dir, nodes=(here / nodes).resolve(), stack=stack, stack_defaults=defaults)
     configured = _configured_nodes_file(project_dir, stack)
     if configured is None:
-        return Project(dir=project_dir, nodes=(project_dir / DEFAULT_NODES).resolve(), stack=stack)
+        return Project(dir=project_dir, nodes=(project_dir / DEFAULT_NODES).resolve(), stack=stack,
+                       stack_defaults=defaults)
     value, path, keys = configured
-    return Project(dir=project_dir, nodes=(project_dir / value).resolve(), stack=stack, nodes_set_in=(path, keys))
+    return Project(dir=project_dir, nodes=(project_dir / value).resolve(), stack=stack, nodes_set_in=(path, keys),
+                   stack_defaults=defaults)
