@@ -1,7 +1,8 @@
 """The `fleet plan` subcommand: argparse wiring and the human-readable plan (pure; no Pulumi here).
 
     fleet plan [--stack S] [--group G] [--json] [--nodes PATH]   offline plan (default stack: staging)
-    fleet plan diff OLD.json NEW.json [--fail-on-replace]        what changes between two `--json` plans
+    fleet plan diff OLD.json NEW.json [--fail-on-replace] [--allow-other-stack]
+                                                                 what changes between two `--json` plans
 
 fleet.plan.engine (the only module that imports pulumi) is imported when a plan runs, so `fleet --help`
 and the other subcommands stay fast. Exit status: 0 ok; 1 guardrail violations (the plan, or its
@@ -38,6 +39,8 @@ def add_plan_command(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
                     help="only this group's resources (its NodeGroup and the resources tagged with it)")
     sp.add_argument("--fail-on-replace", action="store_true",
                     help=f"with diff: exit {EXIT_REPLACES} when a resource would be replaced")
+    sp.add_argument("--allow-other-stack", action="store_true",
+                    help="with diff: compare plans of two different stacks or projects (refused otherwise)")
 
 
 def cmd_plan(args) -> int:
@@ -47,10 +50,13 @@ def cmd_plan(args) -> int:
         if args.action != "diff" or len(args.files) != 2:
             raise SpecError([Problem("fleet plan", None, None, None,
                                      "usage: fleet plan diff OLD.json NEW.json (two plan files)")])
-        return cmd_plan_diff(*args.files, fail_on_replace=args.fail_on_replace)
-    if args.fail_on_replace:
-        raise SpecError([Problem("fleet plan", None, None, None, "--fail-on-replace goes with diff: "
-                                 "fleet plan diff OLD.json NEW.json --fail-on-replace")])
+        return cmd_plan_diff(*args.files, fail_on_replace=args.fail_on_replace,
+                             allow_other_stack=args.allow_other_stack)
+    for flag in ("fail_on_replace", "allow_other_stack"):
+        if getattr(args, flag):
+            option = "--" + flag.replace("_", "-")
+            raise SpecError([Problem("fleet plan", None, None, None, f"{option} goes with diff: "
+                                     f"fleet plan diff OLD.json NEW.json {option}")])
 
     from fleet.plan.sdk import UnsupportedSdk, check_sdk
 
@@ -85,10 +91,27 @@ def cmd_plan(args) -> int:
             gc.enable()
 
 
-def cmd_plan_diff(old_path: str, new_path: str, fail_on_replace: bool = False) -> int:
-    from fleet.plan.diff import diff_plans, format_diff, load_plan
+def cmd_plan_diff(old_path: str, new_path: str, fail_on_replace: bool = False,
+                  allow_other_stack: bool = False) -> int:
+    """Both files are checked on load (every problem of both, one line each); plans of two different
+    stacks or projects are refused unless asked for: what they differ by is not a change `pulumi up`
+    would make to either stack."""
+    from fleet.plan.diff import diff_plans, format_diff, load_plan, other_stack
+    from fleet.spec.errors import Problem, SpecError
 
-    old, new = load_plan(old_path), load_plan(new_path)
+    loaded, problems = [], []
+    for path in (old_path, new_path):
+        try:
+            loaded.append(load_plan(path))
+        except SpecError as exc:
+            problems += exc.problems
+    if problems:
+        raise SpecError(problems)
+    old, new = loaded
+    why = other_stack(old, new)
+    if why and not allow_other_stack:
+        raise SpecError([Problem(new_path, None, None, None, f"{why}; refused (--allow-other-stack compares "
+                                 "them anyway)")])
     d = diff_plans(old, new)
     print(format_diff(d))
     return EXIT_REPLACES if fail_on_replace and d.replacements else EXIT_OK

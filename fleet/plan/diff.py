@@ -28,6 +28,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,8 @@ from fleet.plan.replacements import (
     rule_for,
 )
 from fleet.plan.tags import tag_value
-from fleet.spec.errors import Problem, SpecError
+from fleet.spec.errors import Problem, SpecError, one_line
+from fleet.spec.jsonfile import JsonError, read_json
 
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
@@ -144,22 +147,87 @@ def _ref(r: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": r["type"], "name": r["name"], "parent": r.get("parent")}
 
 
+MAX_PLAN_BYTES = 128 * 1024 * 1024  # a 10,000-resource plan is ~25 MB
+MAX_PLAN_DEPTH = 64
+MAX_PLAN_VALUES = 10_000_000
+MAX_PROBLEMS = 20  # lines about one malformed plan file; the rest are counted
+
+
+def plan_problems(data: Any) -> list[str]:
+    """What makes `data` not a fleet plan (`fleet plan --json`'s shape), one line each ([] = a plan)."""
+    if not isinstance(data, dict):
+        return [f"a plan is a JSON object, not {_kind(data)}"]
+    out: list[str] = []
+    for key in ("project", "stack"):
+        if key in data and not isinstance(data[key], str):
+            out.append(f"{key}: must be a string, not {_kind(data[key])}")
+    resources = data.get("resources")
+    if not isinstance(resources, list):
+        out.append(f"resources: must be a list of resources, not {_kind(resources)}")
+        resources = []
+    for i, r in enumerate(resources):
+        at = f"resources[{i}]"
+        if not isinstance(r, dict):
+            out.append(f"{at}: must be an object (type, name, parent, inputs, options), not {_kind(r)}")
+            continue
+        for key in ("type", "name"):
+            if not isinstance(r.get(key), str) or not r[key]:
+                out.append(f"{at}.{key}: must be a non-empty string, not {_kind(r.get(key))}")
+        if r.get("parent") is not None and not isinstance(r["parent"], str):
+            out.append(f"{at}.parent: must be a name (string) or null, not {_kind(r['parent'])}")
+        for key in ("inputs", "options"):
+            if r.get(key) is not None and not isinstance(r[key], dict):
+                out.append(f"{at}.{key}: must be an object, not {_kind(r[key])}")
+        options = r.get("options") if isinstance(r.get("options"), dict) else {}
+        for key in ("ignoreChanges", "replaceOnChanges", "aliases", "dependsOn"):
+            value = options.get(key)
+            if value is not None and not isinstance(value, list):
+                out.append(f"{at}.options.{key}: must be a list, not {_kind(value)}")
+            elif key in ("ignoreChanges", "replaceOnChanges") and value and not all(isinstance(v, str) for v in value):
+                out.append(f"{at}.options.{key}: must list input names (strings)")
+    if data.get("outputs") is not None and not isinstance(data["outputs"], dict):
+        out.append(f"outputs: must be an object, not {_kind(data['outputs'])}")
+    violations = data.get("violations", [])
+    if not isinstance(violations, list):
+        out.append(f"violations: must be a list, not {_kind(violations)}")
+        violations = []
+    for i, v in enumerate(violations):
+        if not isinstance(v, dict) or not all(isinstance(v.get(k, ""), str) for k in ("policy", "resource", "message")):
+            out.append(f"violations[{i}]: must be an object of strings (policy, resource, message)")
+    return out
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
 def load_plan(path: str | Path) -> dict[str, Any]:
-    """A plan JSON file; SpecError (one line) when it is missing or not a plan."""
-    path = Path(path)
+    """A plan JSON file, checked on load (fleet/spec/jsonfile.py's limits, then the plan's shape);
+    SpecError with one line per problem when it is missing, unreadable or not a plan."""
+    where = str(path)
     try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        message = f"cannot read the plan: {exc.strerror or exc}"
-        raise SpecError([Problem(str(path), None, None, None, message)]) from None
-    except ValueError as exc:
-        raise SpecError([Problem(str(path), None, None, None, f"not JSON: {exc}")]) from None
-    if not isinstance(data, dict) or not isinstance(data.get("resources"), list) or not all(
-            isinstance(r, dict) and isinstance(r.get("type"), str) and isinstance(r.get("name"), str)
-            for r in data["resources"]):
-        raise SpecError([Problem(str(path), None, None, None,
-                                 "not a fleet plan (expected {\"resources\": [{\"type\", \"name\", ...}], ...})")])
+        data = read_json(path, max_bytes=MAX_PLAN_BYTES, max_depth=MAX_PLAN_DEPTH, max_values=MAX_PLAN_VALUES)
+    except JsonError as exc:
+        raise SpecError([Problem(where, None, None, None, f"not a fleet plan: {exc}")]) from None
+    problems = plan_problems(data)
+    if problems:
+        lines = [Problem(where, None, None, None, f"not a fleet plan: {p}") for p in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            lines.append(Problem(where, None, None, None, f"not a fleet plan: ... {len(problems) - MAX_PROBLEMS} "
+                                 "more problems"))
+        raise SpecError(lines)
     return data
+
+
+def other_stack(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """Why two plans are not of one stack of one project (None when they are): such a diff is not what
+    `pulumi up` would do to either stack."""
+    a = (old.get("project"), old.get("stack"))
+    b = (new.get("project"), new.get("stack"))
+    if a == b:
+        return None
+    return f"the plans are of different stacks: project {a[0]}, stack {a[1]} -> project {b[0]}, stack {b[1]}"
 
 
 def value_changes(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -222,12 +290,13 @@ def replace_reasons(typ: str, old: Mapping[str, Any], new: Mapping[str, Any], pa
 
 def _keyed(resources: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
     out: dict[Key, dict[str, Any]] = {}
+    seen: Counter[Key] = Counter()
     for r in resources:
         key: Key = (r["type"], r.get("parent"), r["name"])
-        n = 2
+        base = key
         while key in out:  # the same (type, parent name, name) twice: keep both, in file order
-            key = (r["type"], r.get("parent"), f"{r['name']}#{n}")
-            n += 1
+            seen[base] += 1
+            key = (r["type"], r.get("parent"), f"{r['name']}#{seen[base] + 1}")
         out[key] = r
     return out
 
@@ -290,19 +359,29 @@ def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> PlanDiff:
         paths = [p for p, _, _ in triples]
         ignore = list(n_opts.get("ignoreChanges") or [])
         ignored = [p for p in paths if not p.startswith("options.") and _ignored(p, ignore)]
-        live = [p for p in paths if p not in ignored and not p.startswith("options.")]
+        skip = set(ignored)
+        live = [p for p in paths if p not in skip and not p.startswith("options.")]
         replace = replace_reasons(n["type"], o_in, n_in, live, list(n_opts.get("replaceOnChanges") or []))
         changed.append(_change(n, paths, ignored, replace, {p: (a, b) for p, a, b in triples}, group_of[id(n)]))
 
-    # the same name under another parent / with another type: Pulumi deletes and creates it (new URN)
-    for match, what in ((lambda a, b: a["type"] == b["type"] and a["name"] == b["name"], "moved"),
-                        (lambda a, b: a.get("parent") == b.get("parent") and a["name"] == b["name"], "retyped")):
-        for n in list(added):
-            o = next((o for o in removed if match(o, n)), None)
-            if o is None:
+    # the same name under another parent / with another type: Pulumi deletes and creates it (new URN).
+    # Matched through an index of the removed resources: linear, however many there are.
+    for what, same in (("moved", lambda r: (r["type"], r["name"])),
+                       ("retyped", lambda r: (r.get("parent"), r["name"]))):
+        index: dict[tuple, deque] = {}
+        for o in removed:
+            index.setdefault(same(o), deque()).append(o)
+        taken: set[int] = set()
+        still: list[dict[str, Any]] = []
+        for n in added:
+            candidates = index.get(same(n))
+            while candidates and id(candidates[0]) in taken:
+                candidates.popleft()
+            if not candidates:
+                still.append(n)
                 continue
-            added.remove(n)
-            removed.remove(o)
+            o = candidates.popleft()
+            taken.add(id(o))
             aliases = (n.get("options") or {}).get("aliases") or []
             how = (f"parent {o.get('parent')} -> {n.get('parent')}" if what == "moved"
                    else f"type {o['type']} -> {n['type']}")
@@ -311,16 +390,23 @@ def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> PlanDiff:
                         {p: (a, b) for p, a, b in triples}, group_of[id(n)])
             c.note = f"{what}: {how}" + (" (aliased)" if aliases else ", no alias: deleted and created")
             changed.append(c)
+        added, removed = still, [o for o in removed if id(o) not in taken]
 
     rollouts = _rollouts(changed, new_list, group_of)
+    instance_keys: dict[str, Key] = {}
+    for k in after:
+        if k[0] == INSTANCE:
+            instance_keys.setdefault(k[2], k)
+    by_key = {(c.type, c.parent, c.name): c for c in changed}
     for ro in rollouts:  # one-off instances on the template's latest version are replaced by a new version
         for name in ro.instances:
-            key = next(k for k in after if k[0] == INSTANCE and k[2] == name)
-            c = next((c for c in changed if (c.type, c.parent, c.name) == key), None)
+            key = instance_keys[name]
+            c = by_key.get(key)
             if c is None:
-                c = _change(after[key], [], [], [], {}, group_of[id(after[key])])
+                c = by_key[key] = _change(after[key], [], [], [], {}, group_of[id(after[key])])
                 changed.append(c)
-            c.replace.append(LT_VERSION)
+            if LT_VERSION not in c.replace:
+                c.replace.append(LT_VERSION)
             c.note = f"new version of launch template {ro.template}"
 
     def vkey(v: Mapping[str, str]) -> tuple[str, str, str]:
@@ -363,6 +449,22 @@ def _rollouts(changed: list[Change], resources: list[dict[str, Any]], group_of: 
     by_group: dict[str | None, list[dict[str, Any]]] = {}
     for r in resources:
         by_group.setdefault(group_of[id(r)], []).append(r)
+    # group -> (ASGs in rollout order, instances, blue/green slot -> its ASGs); once per group, so many
+    # changed templates of one group stay linear
+    members_of: dict[str, tuple[list[str], list[str], dict[str, list[str]]]] = {}
+
+    def members(group: str) -> tuple[list[str], list[str], dict[str, list[str]]]:
+        if group not in members_of:
+            rs = by_group.get(group, [])
+            slots: dict[str, list[str]] = {}
+            for r in rs:
+                if r["type"] == ASG and slot_of(r):
+                    slots.setdefault(slot_of(r), []).append(r["name"])
+            members_of[group] = (
+                sorted((r["name"] for r in rs if r["type"] == ASG), key=lambda n: ("on-demand" not in n, n)),
+                sorted(r["name"] for r in rs if r["type"] == INSTANCE), slots)
+        return members_of[group]
+
     out = []
     for c in changed:
         if c.type != LAUNCH_TEMPLATE:
@@ -371,13 +473,7 @@ def _rollouts(changed: list[Change], resources: list[dict[str, Any]], group_of: 
         versioned = [p for p in live if _top(p) not in LT_NO_VERSION]
         if not versioned and not c.replace:
             continue
-        members = by_group.get(c.group, []) if c.group else []
-        asgs = sorted((r["name"] for r in members if r["type"] == ASG), key=lambda n: ("on-demand" not in n, n))
-        instances = sorted(r["name"] for r in members if r["type"] == INSTANCE)
-        slots: dict[str, list[str]] = {}
-        for r in members:
-            if r["type"] == ASG and slot_of(r):
-                slots.setdefault(slot_of(r), []).append(r["name"])
+        asgs, instances, slots = members(c.group) if c.group else ([], [], {})
         out.append(Rollout(group=c.group or "?", template=c.name,
                            paths=sorted({_top(p) for p in versioned or c.replace}), asgs=asgs, instances=instances,
                            slots={k: sorted(v) for k, v in sorted(slots.items())}))
@@ -390,16 +486,56 @@ def _where(r: Mapping[str, Any]) -> str:
     return f"{r['type']} {r['name']}" + (f" (in {r['parent']})" if r.get("parent") else "")
 
 
-def short(value: Any, width: int = 72) -> str:
-    """A value on one line: strings as they are, the rest as compact JSON; long ones cut in the middle."""
+def _text(value: Any) -> str:
+    """A value on one line: strings as they are, the rest as compact JSON; control characters (ESC
+    sequences, newlines, U+2028) escaped, so a plan cannot write to the terminal."""
     if value is MISSING:
         return "(unset)"
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
-    text = text.replace("\n", "\\n")
+    return one_line(text, sys.maxsize)
+
+
+def short(value: Any, width: int = 72) -> str:
+    """`_text(value)`, long ones cut in the middle."""
+    text = _text(value)
     if len(text) > width:
         keep = (width - 1) // 2
         text = text[:keep] + "…" + text[len(text) - (width - 1 - keep):]
     return text
+
+
+def short_pair(old: Any, new: Any, width: int = 72) -> tuple[str, str]:
+    """Two values shortened so that the part that changed stays visible in both: cut in the middle when
+    that shows a difference, else a window around the first and last differing characters (a long JSON
+    document changed in its middle would otherwise print as two identical-looking lines)."""
+    a, b = _text(old), _text(new)
+    if len(a) <= width and len(b) <= width:
+        return a, b
+    cut = short(old, width), short(new, width)
+    if old is MISSING or new is MISSING or cut[0] != cut[1]:
+        return cut
+    head = 0
+    limit = min(len(a), len(b))
+    while head < limit and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    return _window(a, head, len(a) - tail, width), _window(b, head, len(b) - tail, width)
+
+
+def _window(text: str, start: int, end: int, width: int) -> str:
+    """At most about `width` characters of `text` showing text[start:end] (the change) with some context."""
+    if len(text) <= width:
+        return text
+    room = width - 2  # an ellipsis on either side
+    lo, hi = max(0, start - 12), min(len(text), end + 12)
+    if hi - lo <= room:
+        hi = min(len(text), lo + room)
+        lo = max(0, hi - room)
+        return ("…" if lo else "") + text[lo:hi] + ("…" if hi < len(text) else "")
+    half = (room - 1) // 2  # the change itself is long: its start and its end
+    return ("…" if lo else "") + text[lo:lo + half] + "…" + text[hi - half:hi] + ("…" if hi < len(text) else "")
 
 
 def decode_user_data(value: Any) -> str | None:
@@ -438,7 +574,8 @@ def _value_lines(c: Change, max_paths: int) -> list[str]:
                 out.append(f"    {p}{tag} (base64, decoded):")
                 out += [f"      {line}" for line in text]
                 continue
-        out.append(f"    {p}: {short(old)} -> {short(new)}{tag}")
+        a, b = short_pair(old, new)
+        out.append(f"    {p}: {a} -> {b}{tag}")
     if len(c.paths) > max_paths:
         out.append(f"    ... {len(c.paths) - max_paths} more")
     return out
@@ -449,7 +586,7 @@ def replace_line(c: Change) -> str:
     if c.note.startswith(("moved", "retyped")):
         why = c.note
     else:
-        why = "; ".join(f"{p} {short(c.values[p][0], 40)} -> {short(c.values[p][1], 40)}" if p in c.values
+        why = "; ".join("{} {} -> {}".format(p, *short_pair(*c.values[p], 40)) if p in c.values
                         else f"{p} changes" for p in c.replace[:3])
         if LT_VERSION in c.replace and LT_VERSION not in c.values:
             why = f"{c.note}" + (f"; {why}" if c.replace[0] != LT_VERSION else "")
@@ -460,12 +597,15 @@ def replace_line(c: Change) -> str:
 def format_diff(d: PlanDiff, max_paths: int = 12) -> str:
     lines = [f"fleet plan diff ({d.stack or 'stack ?'}): {len(d.added)} to add, {len(d.removed)} to remove, "
              f"{len(d.changed)} to change ({len(d.replacements)} replaced), {len(d.rollouts)} rollout(s)"]
+    tagged = Counter(tag_value(r.get("inputs") or {}, "fleet:group") for r in d.added)
     for g in d.added_groups:
-        lines.append(f"new group {g}: {sum(1 for r in d.added if tag_value(r.get('inputs') or {}, 'fleet:group') == g)}"
-                     " tagged resources created; its ASGs must reach node_min healthy")
+        lines.append(f"new group {g}: {tagged[g]} tagged resources created; its ASGs must reach node_min healthy")
+    terminated: dict[Any, list[str]] = {}
+    for r in d.removed:
+        if r["type"] in (ASG, INSTANCE):
+            terminated.setdefault(tag_value(r.get("inputs") or {}, "fleet:group"), []).append(r["name"])
     for g in d.removed_groups:
-        doomed = [r["name"] for r in d.removed if r["type"] in (ASG, INSTANCE)
-                  and tag_value(r.get("inputs") or {}, "fleet:group") == g]
+        doomed = terminated.get(g, [])
         lines.append(f"removed group {g}: deleted" + (f", terminating the instances of {', '.join(doomed)}"
                                                        if doomed else ""))
     for r in d.added:
@@ -501,4 +641,4 @@ def format_diff(d: PlanDiff, max_paths: int = 12) -> str:
         lines.append(f"new violation: {v.get('policy')} on {v.get('resource')}: {v.get('message')}")
     for v in d.fixed_violations:
         lines.append(f"fixed violation: {v.get('policy')} on {v.get('resource')}: {v.get('message')}")
-    return "\n".join(lines)
+    return "\n".join(one_line(line, sys.maxsize) for line in lines)  # names and messages come from the files
