@@ -27,8 +27,9 @@
   - dynamodb:UpdateItem on its table;
   - cloudwatch:PutMetricData on "*" (the action has no resource type) for its namespace only
     (cloudwatch:namespace condition);
-  - autoscaling:DescribeAutoScalingInstances, autoscaling:DescribeAutoScalingGroups, ec2:DescribeTags
-    on "*": these Describe actions do not support resource-level permissions.
+  - autoscaling:DescribeAutoScalingInstances, autoscaling:DescribeAutoScalingGroups, ec2:DescribeTags,
+    ec2:DescribeInstances (launch times) on "*": these Describe actions do not support resource-level
+    permissions.
 - Alarms: per group, `<alarm prefix>spot-capped` when the reconciler could not cover the deficit
   under `on_demand.max` (metric Capped of namespace fleet/SpotCapacity), notifying `alarm_actions`.
 - Tags fleet:stack on everything taggable (and fleet:group on a group's alarm).

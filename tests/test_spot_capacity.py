@@ -520,7 +520,7 @@ class TestContract:
                     roots.add("." if n.level else n.module.split(".")[0])
                 elif isinstance(n, ast.Import):
                     roots.update(a.name.split(".")[0] for a in n.names)
-        assert roots <= {"__future__", ".", "reconcile", "json", "os", "random", "time", "uuid", "dataclasses",
+        assert roots <= {"__future__", ".", "reconcile", "json", "os", "random", "re", "time", "uuid", "dataclasses",
                          "typing", "boto3", "botocore"}
 
     def test_the_handler_agrees_with_fleet_ops_events(self):
@@ -624,3 +624,225 @@ def test_pair_ceiling_leaves_room_for_the_spot_deficit(fleet):
     capacity.handler(schedule(), None)
     g = group_of(fleet, bee.od)
     assert g["MaxSize"] == 2 and g["DesiredCapacity"] == 2  # one spot instance missing -> one on-demand extra
+
+
+class TestMalformedEvents:
+    """Lambda retries an event whose run raises, then sends it to the dead-letter queue: a malformed event
+    must be logged as ignored, with nothing done (no drain, no tag, no capacity change)."""
+
+    def malformed(self, victim: str, spot: str) -> dict[str, object]:
+        out: dict[str, object] = {"a list": [warning_for(victim)], "a string": WARNING_TYPE, "null": None,
+                                  "a number": 5}
+
+        def mutate(name: str, make, change) -> None:
+            event = make()
+            change(event)
+            out[name] = event
+
+        def warning():
+            return warning_for(victim)
+
+        def launch():
+            return asg_event("EC2 Instance Launch Successful", spot)
+
+        def failed():
+            return asg_event("EC2 Instance Launch Unsuccessful", spot)
+
+        mutate("detail-type a list", warning, lambda e: e.update({"detail-type": [WARNING_TYPE]}))
+        mutate("detail-type a number", launch, lambda e: e.update({"detail-type": 7}))
+        mutate("warning detail a string", warning, lambda e: e.update(detail=victim))
+        mutate("warning detail a list", warning, lambda e: e.update(detail=[e["detail"]]))
+        mutate("instance-id missing", warning, lambda e: e["detail"].pop("instance-id"))
+        mutate("instance-id a list", warning, lambda e: e["detail"].update({"instance-id": [victim]}))
+        mutate("instance-id an object", warning, lambda e: e["detail"].update({"instance-id": {"id": victim}}))
+        mutate("instance-id empty", warning, lambda e: e["detail"].update({"instance-id": ""}))
+        mutate("instance-id a path", warning, lambda e: e["detail"].update({"instance-id": "../../etc"}))
+        mutate("instance-id with a newline", warning, lambda e: e["detail"].update({"instance-id": victim + "\n"}))
+        mutate("instance-id too long", warning, lambda e: e["detail"].update({"instance-id": victim * 10}))
+        mutate("time an object", warning, lambda e: e.update(time={"at": "now"}))
+        mutate("time a number", warning, lambda e: e.update(time=1700000000))
+        mutate("time missing", warning, lambda e: e.pop("time"))
+        mutate("time too long for a tag", warning, lambda e: e.update(time=e["time"] * 30))
+        mutate("time not a time", warning, lambda e: e.update(time="yesterday"))
+        mutate("ASG detail a list", launch, lambda e: e.update(detail=[e["detail"]]))
+        mutate("ASG detail a string", failed, lambda e: e.update(detail=spot))
+        mutate("ASG name missing", launch, lambda e: e["detail"].pop("AutoScalingGroupName"))
+        mutate("ASG name a number", launch, lambda e: e["detail"].update(AutoScalingGroupName=12))
+        mutate("ASG name a list", failed, lambda e: e["detail"].update(AutoScalingGroupName=[spot]))
+        mutate("ASG name empty", failed, lambda e: e["detail"].update(AutoScalingGroupName=""))
+        mutate("ASG name too long", launch, lambda e: e["detail"].update(AutoScalingGroupName="a" * 256))
+        mutate("ASG name a control character", launch,
+               lambda e: e["detail"].update(AutoScalingGroupName=spot + "\x1b[2J"))
+        mutate("schedule detail a list", schedule, lambda e: e.update(detail=[]))
+        mutate("schedule source a list", schedule, lambda e: e.update(source=["aws.events"]))
+        return out
+
+    def test_every_malformed_event_is_ignored_and_nothing_is_done(self, fleet, capsys):
+        victim = instances(fleet, fleet.spot)[0]
+        events = self.malformed(victim, fleet.spot)
+        assert len(events) == 30
+        for name, event in events.items():
+            d = decision(capacity.handler(event, None))
+            assert d["action"] == "ignored" and d["reason"].startswith("malformed event: "), (name, d)
+        assert [line["action"] for line in lines(capsys)] == ["ignored"] * len(events)
+        assert od_state(fleet) == (1, 1)
+        assert victim in registered(fleet)
+        assert not fleet.ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [victim]},
+                                                    {"Name": "key", "Values": [WARNED_TAG]}])["Tags"]
+
+    def test_the_instance_is_tagged_before_it_is_drained(self, fleet, monkeypatch):
+        """Tagging fails (a retry will come): the instance must still be serving, not drained and uncounted."""
+        real = capacity._client
+
+        def client(service):
+            c = real(service)
+            if service == "ec2":
+                def refuse(**kwargs):
+                    raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "CreateTags")
+                c.create_tags = refuse
+            return c
+        monkeypatch.setattr(capacity, "_client", client)
+        victim = instances(fleet, fleet.spot)[0]
+        with pytest.raises(ClientError):
+            capacity.handler(warning_for(victim), None)
+        assert victim in registered(fleet), "not drained before it was tagged"
+        monkeypatch.setattr(capacity, "_client", real)
+        assert decision(capacity.handler(warning_for(victim), None))["action"] == "raised"  # Lambda's retry
+        assert victim not in registered(fleet)
+
+
+WARNING_TYPE = SAMPLE_SPOT_INTERRUPTION_EVENT["detail-type"]
+
+
+@pytest.fixture
+def launching(monkeypatch):
+    """Instance ids that Auto Scaling still reports as Pending:Wait (their launching hook holds them).
+    moto has no lifecycle hook in effect (every instance is InService at once: the first test below
+    shows it), so this rewrites only that field of moto's real DescribeAutoScalingGroups answer."""
+    ids: set[str] = set()
+    real = capacity._client
+
+    def pending(parsed, **_):
+        for g in parsed.get("AutoScalingGroups", []):
+            for i in g.get("Instances", []):
+                if i["InstanceId"] in ids:
+                    i["LifecycleState"] = "Pending:Wait"
+
+    def client(service):
+        c = real(service)
+        if service == "autoscaling":
+            c.meta.events.register("after-call.auto-scaling.DescribeAutoScalingGroups", pending)
+        return c
+    monkeypatch.setattr(capacity, "_client", client)
+    return ids
+
+
+class TestLaunchSequence:
+    """A spot instance still launching is arriving, not missing, until launch + timeout has passed."""
+
+    GRACE = 300  # the spot ASG's health check grace period = the group's autoscale.timeout
+
+    @pytest.fixture(autouse=True)
+    def _grace(self, fleet):
+        fleet.asg.update_auto_scaling_group(AutoScalingGroupName=fleet.spot, HealthCheckGracePeriod=self.GRACE)
+
+    def test_moto_puts_launching_instances_in_service_at_once(self, fleet):
+        fleet.asg.put_lifecycle_hook(AutoScalingGroupName=fleet.spot, LifecycleHookName="fleet-launch",
+                                     LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING", HeartbeatTimeout=390)
+        fleet.asg.update_auto_scaling_group(AutoScalingGroupName=fleet.spot, DesiredCapacity=3)
+        assert {i["LifecycleState"] for i in group_of(fleet, fleet.spot)["Instances"]} == {"InService"}
+
+    def test_first_launch_does_not_launch_on_demand_too(self, fleet, launching):
+        new = fleet.make_pair("new", spot=2)
+        fleet.asg.update_auto_scaling_group(AutoScalingGroupName=new.spot, HealthCheckGracePeriod=self.GRACE)
+        launching.update(instances(fleet, new.spot))
+        decisions = {d["group"]: d for d in capacity.handler(schedule(), None)["decisions"]}
+        d = decisions["new"]
+        assert (d["action"], d["deficit"], d["arriving"]) == ("unchanged", 0, instances(fleet, new.spot))
+        assert d["launch_bound"] == capacity.LAUNCH_SECONDS + self.GRACE
+        assert od_state(fleet, new.od) == (1, 1)
+
+    def test_scale_out_does_not_launch_on_demand_too(self, fleet, launching):
+        before = instances(fleet, fleet.spot)
+        fleet.asg.update_auto_scaling_group(AutoScalingGroupName=fleet.spot, DesiredCapacity=4)
+        launching.update(set(instances(fleet, fleet.spot)) - set(before))
+        assert len(launching) == 2
+        d = decision(capacity.handler(asg_event("EC2 Instance Launch Successful", fleet.spot), None))
+        assert (d["action"], d["deficit"], len(d["arriving"])) == ("unchanged", 0, 2)
+        launching.clear()  # they converged and went InService
+        d = decision(capacity.handler(asg_event("EC2 Instance Launch Successful", fleet.spot), None))
+        assert (d["action"], d["deficit"], d["arriving"]) == ("unchanged", 0, [])
+        assert od_state(fleet) == (1, 1)
+
+    def test_a_launch_that_never_gets_healthy_is_missing_past_its_bound(self, fleet, launching, monkeypatch):
+        before = instances(fleet, fleet.spot)
+        fleet.asg.update_auto_scaling_group(AutoScalingGroupName=fleet.spot, DesiredCapacity=3)
+        (stuck,) = set(instances(fleet, fleet.spot)) - set(before)
+        launching.add(stuck)
+        bound = capacity.LAUNCH_SECONDS + self.GRACE
+        assert capacity.handler(schedule(), None)["decisions"][0]["action"] == "unchanged"
+        monkeypatch.setattr(capacity, "_now", lambda: time.time() + bound - 5)
+        assert capacity.handler(schedule(), None)["decisions"][0]["action"] == "unchanged"
+        monkeypatch.setattr(capacity, "_now", lambda: time.time() + bound + 5)
+        d = capacity.handler(schedule(), None)["decisions"][0]
+        assert (d["action"], d["deficit"], d["arriving"]) == ("raised", 1, [])
+        assert od_state(fleet) == (2, 2)
+
+    def test_the_launch_seconds_agree_with_the_hook_heartbeat_model(self):
+        from fleet.spec.readiness import LAUNCH_SECONDS
+
+        assert capacity.LAUNCH_SECONDS == LAUNCH_SECONDS
+
+
+class _Context:
+    """What the handler uses of Lambda's context object: the time left."""
+
+    def __init__(self, seconds: float):
+        self.until = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.until - time.monotonic()) * 1000)
+
+
+class TestBoundedRuns:
+    def test_100_groups_with_busy_leases_finish_within_the_function_timeout(self, fleet):
+        """Every lease held (by runs for those groups): the scheduled run tries each once, it does not wait
+        WAIT_SECONDS per group (100 x 40 s against a 60 s timeout)."""
+        from components.spot_capacity import TIMEOUT
+
+        assert capacity.FUNCTION_TIMEOUT == TIMEOUT
+        lt = fleet.ec2.create_launch_template(LaunchTemplateName="many", LaunchTemplateData={
+            "ImageId": "ami-12c6146b", "InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+        groups = ["web"] + [f"g{i:03d}" for i in range(99)]
+        for g in groups[1:]:
+            name = f"staging-{g}-spot"
+            fleet.asg.create_auto_scaling_group(
+                AutoScalingGroupName=name, MinSize=0, MaxSize=2, DesiredCapacity=0, VPCZoneIdentifier=fleet.subnet,
+                LaunchTemplate={"LaunchTemplateId": lt, "Version": "1"},
+                Tags=_asg_tags(name, {"fleet:stack": "staging", "fleet:group": g, "fleet:capacity": "spot"}))
+        for g in groups:
+            capacity.Lease("fleet-staging-capacity", f"staging/{g}").acquire()
+        result, started = {}, time.monotonic()
+        run = threading.Thread(target=lambda: result.update(capacity.handler(schedule(), _Context(TIMEOUT))),
+                               daemon=True)
+        run.start()
+        run.join(TIMEOUT)
+        took = time.monotonic() - started
+        assert not run.is_alive(), f"still running after the function's {TIMEOUT} s timeout"
+        assert sorted(d["group"] for d in result["decisions"]) == sorted(groups)
+        assert {d["action"] for d in result["decisions"]} == {"busy"}
+        assert took < TIMEOUT - capacity.MARGIN, took
+
+    def test_no_group_starts_without_its_margin(self, fleet):
+        fail_spot_launches(fleet, desired=4)  # a deficit it would act on
+        (d,) = capacity.handler(schedule(), _Context(capacity.MARGIN))["decisions"]
+        assert d["action"] == "deferred" and od_state(fleet) == (1, 1)
+        (d,) = capacity.handler(schedule(), _Context(capacity.MARGIN + 30))["decisions"]
+        assert d["action"] == "raised" and od_state(fleet) == (3, 3)
+
+    def test_an_event_waits_for_a_lease_only_while_the_invocation_has_time(self, fleet):
+        capacity.Lease("fleet-staging-capacity", "staging/web").acquire()
+        started = time.monotonic()
+        with pytest.raises(capacity.LeaseBusy):
+            capacity.handler(warning_for(instances(fleet, fleet.spot)[0]), _Context(capacity.MARGIN + 1))
+        assert time.monotonic() - started < 5, "not WAIT_SECONDS: the invocation would time out first"

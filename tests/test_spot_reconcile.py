@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdas.spot_capacity.reconcile import OnDemand, SpotInstance, plan, spot_deficit
+from lambdas.spot_capacity.reconcile import OnDemand, SpotInstance, arriving, plan, spot_deficit
 
 
 def serving(*ids: str) -> list[SpotInstance]:
@@ -101,3 +101,31 @@ def test_the_reconciler_and_the_scaling_policies_do_not_fight(base, room, steps)
         assert base <= cpu and min_size == base + extra and desired <= max_size
     decayed = plan(0, OnDemand(desired=desired, max_size=max_size, base=base, extra=extra))
     assert (decayed.desired, decayed.min_size) == (cpu, base), "spot recovered: exactly the CPU-driven part is left"
+
+
+class TestArriving:
+    """A launching instance younger than its launch bound is arriving, not missing."""
+
+    NOW, BOUND = 10_000.0, 390.0
+
+    def launching(self, iid: str, age: float, state: str = "Pending:Wait") -> SpotInstance:
+        return SpotInstance(iid, state, "Healthy", launched_at=self.NOW - age)
+
+    def test_young_launching_instances_are_not_missing(self):
+        instances = [*serving("a"), self.launching("b", 10), self.launching("c", 200, "Pending")]
+        assert spot_deficit(3, instances, [], now=self.NOW, launch_bound=self.BOUND) == 0
+
+    def test_past_the_bound_they_are_missing(self):
+        instances = [*serving("a"), self.launching("b", 391), self.launching("c", 389, "Pending:Proceed")]
+        assert spot_deficit(3, instances, [], now=self.NOW, launch_bound=self.BOUND) == 1
+
+    def test_warned_unknown_age_and_unhealthy_in_service_are_missing(self):
+        instances = [self.launching("w", 5), SpotInstance("u", "Pending", "Healthy"),
+                     SpotInstance("x", "InService", "Unhealthy", launched_at=self.NOW - 5)]
+        assert spot_deficit(3, instances, ["w"], now=self.NOW, launch_bound=self.BOUND) == 3
+
+    def test_without_a_clock_the_old_answer(self):
+        """Callers that pass no time (positional arguments as before) get what they always got."""
+        instances = [*serving("a"), self.launching("b", 10)]
+        assert spot_deficit(2, instances, []) == 1
+        assert arriving(instances, []) == set()

@@ -152,6 +152,7 @@ SPOT_CAPACITY_ACTIONS: tuple[str, ...] = (
     "autoscaling:DescribeAutoScalingGroups",
     "autoscaling:UpdateAutoScalingGroup",
     "ec2:DescribeTags",
+    "ec2:DescribeInstances",
     "ec2:CreateTags",
     "elasticloadbalancing:DeregisterTargets",
     "dynamodb:UpdateItem",

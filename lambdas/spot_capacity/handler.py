@@ -2,13 +2,26 @@
 
 Level-triggered: every invocation reads the current state of a group's pair and writes what it should
 be (reconcile.plan); events only say *which* groups to look at and *when*:
-- `EC2 Spot Instance Interruption Warning`: drain the instance from its target groups at once, tag it
-  `fleet:interruption-warned` (so every later run counts it as missing until it is gone), reconcile
-  its group;
+- `EC2 Spot Instance Interruption Warning`: tag the instance `fleet:interruption-warned` (so every
+  later run counts it as missing until it is gone), then drain it from its target groups at once (in
+  that order: a failure between the two leaves it tagged and serving, never drained and uncounted),
+  reconcile its group;
 - Auto Scaling `EC2 Instance Launch Successful` / `Launch Unsuccessful` / `Terminate Successful` of the
   stack's spot ASGs: reconcile that group (a replacement arrived, a launch failed, an instance left);
 - the schedule (`Scheduled Event` from aws.events): reconcile every group of the stack, so a lost or
   failed event is repaired within one period.
+Every event's shape is checked before anything is done: a malformed one (a field missing or of the
+wrong type, an instance id or ASG name that is not one) is logged as `ignored` with the reason and
+not retried.
+
+A spot instance still launching counts as arriving, not missing, until its launch bound (LAUNCH_SECONDS
++ the spot ASG's health check grace period, which is the group's `autoscale.timeout`) from EC2's
+LaunchTime has passed (reconcile.arriving).
+
+Time: a run never outlasts the function. The scheduled run tries each group's lease once (a busy
+group is being reconciled by its holder: `busy`) and starts no group with less than MARGIN seconds of
+the invocation left (`deferred`: the next period, in another order, gets it); an event's run waits for
+its group's lease at most WAIT_SECONDS and never past that margin.
 
 Concurrency without reserved concurrency: one lease per group in the stack's DynamoDB table
 (FLEET_CAPACITY_TABLE), taken with a conditional write (free, or expired) and released with a
@@ -37,6 +50,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 import uuid
 
@@ -62,6 +76,12 @@ METRICS = ("SpotDeficit", "OnDemandExtra", "Capped")
 
 LEASE_SECONDS = 90      # longer than the function's timeout (components/spot_capacity.py TIMEOUT)
 WAIT_SECONDS = 40       # how long an invocation waits for a busy group's lease before it fails (and is retried)
+FUNCTION_TIMEOUT = 60   # components/spot_capacity.py TIMEOUT: the budget when no Lambda context says it
+MARGIN = 10             # seconds kept at the end of an invocation: no group starts with less left
+LAUNCH_SECONDS = 90     # RunInstances to a booting OS (fleet/spec/readiness.py LAUNCH_SECONDS)
+LAUNCHING = ("Pending", "Pending:Wait", "Pending:Proceed")
+INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+EVENT_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 _CONFIG = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 4})
 
@@ -87,6 +107,43 @@ def _tags(asg: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in asg.get("Tags", [])}
 
 
+def _now() -> float:
+    return time.time()
+
+
+def _malformed(event) -> str | None:
+    """Why `event` cannot be acted on (None: its shape is fine). Only what a trigger of this handler uses
+    is checked; an event of another kind is ignored later as not a trigger."""
+    if not isinstance(event, dict):
+        return f"the event is {type(event).__name__}, not an object"
+    kind, detail = event.get("detail-type"), event.get("detail", {})
+    if not isinstance(kind, str):
+        return f"detail-type is {type(kind).__name__}, not a string"
+    if kind not in (WARNING, *ASG_EVENTS, SCHEDULED):
+        return None
+    if not isinstance(detail, dict):
+        return f"detail is {type(detail).__name__}, not an object"
+    if kind == WARNING:
+        instance_id, when = detail.get("instance-id"), event.get("time")
+        if not isinstance(instance_id, str) or not INSTANCE_ID.fullmatch(instance_id):
+            return f"detail.instance-id is not an instance id: {json.dumps(instance_id, default=str)[:80]}"
+        if not isinstance(when, str) or not EVENT_TIME.fullmatch(when):
+            return f"time is not an event time: {json.dumps(when, default=str)[:80]}"
+    if kind in ASG_EVENTS:
+        name = detail.get("AutoScalingGroupName")
+        if not isinstance(name, str) or not 1 <= len(name) <= 255 or not name.isprintable():
+            return f"detail.AutoScalingGroupName is not an ASG name: {json.dumps(name, default=str)[:80]}"
+    if kind == SCHEDULED and not isinstance(event.get("source"), str):
+        return "source is not a string"
+    return None
+
+
+def _time_left(context) -> float:
+    """Seconds until the invocation times out (the Lambda context's count, else FUNCTION_TIMEOUT)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if remaining else FUNCTION_TIMEOUT
+
+
 def handler(event, context):
     """Lambda entry point for the warning rule, the Auto Scaling rule(s) and the schedule."""
     stack = os.environ.get("FLEET_STACK")
@@ -94,22 +151,27 @@ def handler(event, context):
     if not stack or not table:
         raise RuntimeError("FLEET_STACK and FLEET_CAPACITY_TABLE must be set: the reconciler cannot tell "
                            "its own groups from others or keep its record without them")
+    until = time.monotonic() + _time_left(context) - MARGIN
+    malformed = _malformed(event)
+    if malformed:
+        event_id = event.get("id") if isinstance(event, dict) else None
+        return {"decisions": [_log({"stack": stack, "event_id": json.dumps(event_id, default=str)[:80],
+                                    "action": "ignored", "reason": f"malformed event: {malformed}"})]}
     kind, detail = event.get("detail-type"), event.get("detail") or {}
     base = {"stack": stack, "event_id": event.get("id"), "trigger": kind}
     autoscaling = _client("autoscaling")
 
     if kind == WARNING:
-        instance_id = detail.get("instance-id")
-        found = autoscaling.describe_auto_scaling_instances(
-            InstanceIds=[instance_id])["AutoScalingInstances"] if instance_id else []
+        instance_id = detail["instance-id"]
+        found = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
         spot = _describe(autoscaling, found[0]["AutoScalingGroupName"]) if found else None
         reason = _not_ours(spot, stack) if found else "instance is not in an Auto Scaling group"
         if reason:
             return {"decisions": [_log({**base, "action": "ignored", "instance_id": instance_id, "reason": reason})]}
+        _mark_warned(instance_id, event["time"])  # first: once drained, only the tag makes it count as missing
         drained = _drain(spot, instance_id)
-        _mark_warned(instance_id, event.get("time") or "unknown")
         group = _tags(spot)["fleet:group"]
-        return {"decisions": [reconcile_group(stack, table, group, autoscaling, warned={instance_id},
+        return {"decisions": [reconcile_group(stack, table, group, autoscaling, warned={instance_id}, until=until,
                                               slot=_tags(spot).get(SLOT_TAG),
                                               log={**base, "instance_id": instance_id, "drained_from": drained})]}
 
@@ -119,7 +181,7 @@ def handler(event, context):
         reason = _not_ours(spot, stack)
         if reason:
             return {"decisions": [_log({**base, "action": "ignored", "asg": name, "reason": reason})]}
-        return {"decisions": [reconcile_group(stack, table, _tags(spot)["fleet:group"], autoscaling,
+        return {"decisions": [reconcile_group(stack, table, _tags(spot)["fleet:group"], autoscaling, until=until,
                                               slot=_tags(spot).get(SLOT_TAG),
                                               log={**base, "asg": name, "status": detail.get("StatusCode"),
                                                    "cause": detail.get("StatusMessage")})]}
@@ -127,16 +189,22 @@ def handler(event, context):
     if kind == SCHEDULED and event.get("source") == "aws.events":
         groups = sorted({(_tags(g)["fleet:group"], _tags(g).get(SLOT_TAG) or "")
                          for g in _stack_asgs(autoscaling, stack, "spot")})
-        return {"decisions": [_scheduled(stack, table, g, autoscaling, base, slot or None) for g, slot in groups]}
+        random.shuffle(groups)  # when some are deferred, the next period starts elsewhere
+        return {"decisions": [_scheduled(stack, table, g, autoscaling, base, until, slot or None)
+                              for g, slot in groups]}
 
     return {"decisions": [_log({**base, "action": "ignored", "reason": f"not a trigger of this handler: {kind!r}"})]}
 
 
-def _scheduled(stack: str, table: str, group: str, autoscaling, base: dict, slot: str | None = None) -> dict:
-    """A scheduled run skips a group whose lease stays busy (the holder is reconciling it; the next
-    period comes anyway) instead of failing the other groups; an event's run fails and is retried."""
+def _scheduled(stack: str, table: str, group: str, autoscaling, base: dict, until: float,
+               slot: str | None = None) -> dict:
+    """A scheduled run skips a group whose lease is taken (the holder is reconciling it; the next period
+    comes anyway) without waiting, and starts no group past `until`, instead of failing the others."""
+    if time.monotonic() >= until:
+        return _log({**base, "group": group, **({"slot": slot} if slot else {}), "action": "deferred",
+                     "reason": f"less than {MARGIN} s of the invocation left: the next scheduled run reconciles it"})
     try:
-        return reconcile_group(stack, table, group, autoscaling, log=dict(base), slot=slot)
+        return reconcile_group(stack, table, group, autoscaling, log=dict(base), slot=slot, wait=0)
     except LeaseBusy as e:
         return _log({**base, "group": group, "action": "busy", "reason": str(e)})
 
@@ -192,6 +260,20 @@ def _mark_warned(instance_id: str, when: str) -> None:
             raise  # a vanished instance needs no mark: it is no longer in the group
 
 
+def _launch_times(instance_ids: list[str]) -> dict[str, float]:
+    """EC2's LaunchTime (epoch seconds) of the launching instances; one that EC2 no longer knows has none."""
+    if not instance_ids:
+        return {}
+    try:
+        pages = _client("ec2").get_paginator("describe_instances").paginate(InstanceIds=instance_ids)
+        return {i["InstanceId"]: i["LaunchTime"].timestamp()
+                for page in pages for r in page["Reservations"] for i in r["Instances"]}
+    except ClientError as e:
+        if not _code(e).startswith("InvalidInstanceID"):
+            raise
+        return {}
+
+
 def _warned(instance_ids: list[str]) -> set[str]:
     if not instance_ids:
         return set()
@@ -210,8 +292,10 @@ class Lease:
         self.dynamodb, self.table, self.key = _client("dynamodb"), table, {"group": {"S": key}}
         self.owner = uuid.uuid4().hex
 
-    def acquire(self) -> dict:
-        deadline, delay = time.monotonic() + WAIT_SECONDS, 0.05
+    def acquire(self, wait: float | None = None) -> dict:
+        """Take the lease, waiting for it at most `wait` seconds (WAIT_SECONDS by default; 0: one try)."""
+        wait = WAIT_SECONDS if wait is None else max(0.0, wait)
+        deadline, delay = time.monotonic() + wait, 0.05
         while True:
             now = time.time()
             try:
@@ -226,9 +310,9 @@ class Lease:
             except ClientError as e:
                 if _code(e) != "ConditionalCheckFailedException":
                     raise
-            if time.monotonic() > deadline:
-                raise LeaseBusy(f"{self.key['group']['S']}: lease still held after {WAIT_SECONDS} s")
-            time.sleep(delay * (0.5 + random.random()))
+            if time.monotonic() >= deadline:
+                raise LeaseBusy(f"{self.key['group']['S']}: lease still held after {wait:g} s")
+            time.sleep(min(delay * (0.5 + random.random()), max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 1.0)
 
     def _write(self, expression: str, values: dict | None = None) -> None:
@@ -277,15 +361,18 @@ def _recorded_extra(item: dict, od_min_size: int, base: int | None) -> int:
 
 
 def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: set[str] = frozenset(),
-                    log: dict | None = None, slot: str | None = None) -> dict:
-    """Read the pair, decide, write; under the group's lease. Returns (and logs) the decision.
+                    log: dict | None = None, slot: str | None = None, wait: float | None = None,
+                    until: float | None = None) -> dict:
+    """Read the pair, decide, write; under the group's lease, waited for at most `wait` seconds and never
+    past `until` (time.monotonic()). Returns (and logs) the decision.
 
     A blue/green group has a pair per slot (`fleet:slot` a|b): each is reconciled on its own, with its
     own lease and record (slot a keeps the key a group had before slots). A slot parked by the rollout
     (both ASGs at MaxSize 0) is left alone: its base must not launch an on-demand instance."""
     record = {**(log or {}), "group": group, **({"slot": slot} if slot else {})}
     lease = Lease(table, f"{stack}/{group}" + (f"/{slot}" if slot not in (None, "a") else ""))
-    item = lease.acquire()
+    wait = WAIT_SECONDS if wait is None else wait
+    item = lease.acquire(wait if until is None else min(wait, until - time.monotonic()))
     try:
         spots, ods = (_stack_asgs(autoscaling, stack, capacity, group, slot) for capacity in ("spot", "on-demand"))
         if len(spots) == 1 and len(ods) == 1 and spots[0]["MaxSize"] == ods[0]["MaxSize"] == 0:
@@ -296,11 +383,16 @@ def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: 
             return _log({**record, "action": "no-pair", "reason": f"expected one spot and one on-demand ASG "
                          f"tagged fleet:group={group} fleet:stack={stack}, found {len(spots)} and {len(ods)}"})
         spot, od = spots[0], ods[0]
-        instances = [reconcile.SpotInstance(i["InstanceId"], i["LifecycleState"], i["HealthStatus"])
+        launched = _launch_times([i["InstanceId"] for i in spot.get("Instances", [])
+                                  if i["LifecycleState"] in LAUNCHING])
+        instances = [reconcile.SpotInstance(i["InstanceId"], i["LifecycleState"], i["HealthStatus"],
+                                            launched.get(i["InstanceId"]))
                      for i in spot.get("Instances", [])]
         ids = [i.instance_id for i in instances]
         warned_now = sorted((_warned(ids) | set(warned)) & set(ids))
-        deficit = reconcile.spot_deficit(spot["DesiredCapacity"], instances, warned_now)
+        now, bound = _now(), LAUNCH_SECONDS + spot.get("HealthCheckGracePeriod", 0)
+        coming = sorted(reconcile.arriving(instances, warned_now, now=now, launch_bound=bound))
+        deficit = reconcile.spot_deficit(spot["DesiredCapacity"], instances, warned_now, now=now, launch_bound=bound)
         od_tags = _tags(od)
         base = int(od_tags[BASE_TAG]) if BASE_TAG in od_tags else None
         extra = _recorded_extra(item, od["MinSize"], base)
@@ -323,7 +415,8 @@ def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: 
         lease.release()
         raise
     record.update(action=action, spot_asg=spot["AutoScalingGroupName"], on_demand_asg=od["AutoScalingGroupName"],
-                  spot_desired=spot["DesiredCapacity"], warned=warned_now, deficit=p.deficit, cpu_part=p.cpu_part,
+                  spot_desired=spot["DesiredCapacity"], warned=warned_now, arriving=coming, launch_bound=bound,
+                  deficit=p.deficit, cpu_part=p.cpu_part,
                   extra_before=extra, extra=p.extra, base=base, max_size=room,
                   desired_before=od["DesiredCapacity"], desired_after=p.desired, min_size=p.min_size,
                   capped=p.capped, unmet=p.unmet,

@@ -22,8 +22,11 @@ Why the two never fight:
 
 The spot deficit counts spot instances that are not serving: warned (an interruption warning was
 received and the instance is still in the group) plus the gap between the spot ASG's desired
-capacity and its InService, healthy, unwarned instances (failed launches leave no instance at all,
-pending ones are not serving yet).
+capacity and its InService, healthy, unwarned instances (failed launches leave no instance at all).
+An instance that is still launching (Pending, Pending:Wait, Pending:Proceed) and younger than its
+launch bound (the launch itself + the group's `autoscale.timeout`) is arriving, not missing: every
+spot scale-out and every first launch would otherwise launch as many on-demand instances too. Past
+the bound (a launch that never gets healthy) it is missing like any other.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Iterable
 
 SERVING_STATE = "InService"
 HEALTHY = "Healthy"
+LAUNCHING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
 
 
 @dataclass(frozen=True)
@@ -40,14 +44,30 @@ class SpotInstance:
     instance_id: str
     lifecycle_state: str
     health_status: str
+    launched_at: float | None = None  # epoch seconds (EC2's LaunchTime); None: unknown
 
 
-def spot_deficit(desired: int, instances: Iterable[SpotInstance], warned: Iterable[str]) -> int:
-    """Spot instances missing from the spot ASG's desired capacity: desired - serving, unwarned ones."""
+def arriving(instances: Iterable[SpotInstance], warned: Iterable[str], *, now: float | None = None,
+             launch_bound: float | None = None) -> set[str]:
+    """Unwarned instances still launching and younger than `launch_bound` seconds at `now`: not serving
+    yet, not missing either. Without `now` and `launch_bound` (or a launch time) none is arriving."""
+    if now is None or launch_bound is None:
+        return set()
     warned = set(warned)
+    return {i.instance_id for i in instances
+            if i.lifecycle_state in LAUNCHING_STATES and i.instance_id not in warned
+            and i.launched_at is not None and now - i.launched_at < launch_bound}
+
+
+def spot_deficit(desired: int, instances: Iterable[SpotInstance], warned: Iterable[str], *,
+                 now: float | None = None, launch_bound: float | None = None) -> int:
+    """Spot instances missing from the spot ASG's desired capacity: desired - serving, unwarned ones -
+    arriving ones (see `arriving`; without `now` and `launch_bound` every launching instance is missing)."""
+    instances, warned = list(instances), set(warned)
     serving = {i.instance_id for i in instances
                if i.lifecycle_state == SERVING_STATE and i.health_status == HEALTHY and i.instance_id not in warned}
-    return max(0, desired - len(serving))
+    coming = arriving(instances, warned, now=now, launch_bound=launch_bound)
+    return max(0, desired - len(serving) - len(coming))
 
 
 @dataclass(frozen=True)
