@@ -127,7 +127,7 @@ def _malformed(event) -> str | None:
         instance_id, when = detail.get("instance-id"), event.get("time")
         if not isinstance(instance_id, str) or not INSTANCE_ID.fullmatch(instance_id):
             return f"detail.instance-id is not an instance id: {json.dumps(instance_id, default=str)[:80]}"
-        if not isinstance(when, str) or not EVENT_TIME.fullmatch(when):
+        if when is not None and (not isinstance(when, str) or not EVENT_TIME.fullmatch(when)):
             return f"time is not an event time: {json.dumps(when, default=str)[:80]}"
     if kind in ASG_EVENTS:
         name = detail.get("AutoScalingGroupName")
@@ -168,7 +168,7 @@ def handler(event, context):
         reason = _not_ours(spot, stack) if found else "instance is not in an Auto Scaling group"
         if reason:
             return {"decisions": [_log({**base, "action": "ignored", "instance_id": instance_id, "reason": reason})]}
-        _mark_warned(instance_id, event["time"])  # first: once drained, only the tag makes it count as missing
+        _mark_warned(instance_id, event.get("time") or "unknown")  # first: once drained, only the tag counts it
         drained = _drain(spot, instance_id)
         group = _tags(spot)["fleet:group"]
         return {"decisions": [reconcile_group(stack, table, group, autoscaling, warned={instance_id}, until=until,
