@@ -67,6 +67,8 @@ def test_matching_healthy_groups_and_the_json_contract(deployed, capsys):
                 "image_id"} <= set(a)
         assert (a["desired"], a["in_service"], a["pending"], a["launch_template_version"], a["image_id"]) == (
             1, 1, 0, "1", maker.out.ami["web"])
+    assert [(a["spot"], a["on_demand"]) for a in web["asgs"]] == [(0, 1), (1, 0)]
+    assert web["split"] == {"spot": 1, "on_demand": 1}
     (tg,) = web["target_groups"]
     assert tg["arn"] == maker.out.target_group["web"] and tg["weight"] is None  # one target group: no weights
     assert tg["healthy"] + tg["unhealthy"] + tg["initial"] + tg["other"] == 2  # both ASGs' instances registered
@@ -307,3 +309,35 @@ def test_watch_in_a_process_stops_on_sigint(deployed):
             proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_groups_without_asgs_are_checked_by_their_instances(aws, tmp_path, capsys):
+    project = write_project(tmp_path / "project", {}, extra_nodes="solo:\n  autoscale: false\n  instances: 2\n")
+    hashes = declared_hashes(project)
+    maker = FleetMaker(aws)
+    ami = maker.ami(hashes["solo"])
+    tags = [{"ResourceType": "instance", "Tags": maker.stack_tags(**{"fleet:group": "solo"})}]
+    (instance,) = [i["InstanceId"] for i in maker.ec2.run_instances(
+        ImageId=ami, MinCount=1, MaxCount=1, InstanceType="m5.large", TagSpecifications=tags)["Instances"]]
+    code = main(["--project", str(project), "status", "--stack", STACK, "--endpoint-url", aws, "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    solo = group(rep, "solo")
+    assert code == 1 and solo["asgs"] == [] and [i["id"] for i in solo["instances"]] == [instance]
+    assert solo["drift"] == ["1 instance(s) running, nodes.yaml declares 2"]
+    maker.ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="m5.large", TagSpecifications=tags)
+    assert main(["--project", str(project), "status", "--stack", STACK, "--endpoint-url", aws, "--json"]) == 0
+
+
+@pytest.mark.parametrize(("distribution", "in_service", "spot"), [
+    ({"OnDemandBaseCapacity": 0, "OnDemandPercentageAboveBaseCapacity": 0}, 3, 3),
+    ({"OnDemandBaseCapacity": 1, "OnDemandPercentageAboveBaseCapacity": 0}, 3, 2),
+    ({"OnDemandBaseCapacity": 0, "OnDemandPercentageAboveBaseCapacity": 50}, 3, 1),  # on-demand rounded up
+    ({"OnDemandBaseCapacity": 4, "OnDemandPercentageAboveBaseCapacity": 0}, 2, 0),
+])
+def test_spot_count_follows_the_instances_distribution(distribution, in_service, spot):
+    from fleet.status.join import spot_count
+
+    asg = {"MixedInstancesPolicy": {"LaunchTemplate": {}, "InstancesDistribution": distribution}}
+    assert spot_count(asg, {}, in_service) == spot
+    assert spot_count({"LaunchTemplate": {}}, {"InstanceMarketOptions": {"MarketType": "spot"}}, 2) == 2
+    assert spot_count({"LaunchTemplate": {}}, {}, 2) == 0

@@ -8,7 +8,8 @@ API allows it:
 - DescribeAutoScalingGroups filtered on the tag `fleet:stack` (100 per page);
 - DescribeLaunchTemplateVersions for `$Latest` of every template (200 per page); a version an ASG
   runs that is not the latest (a rollout in flight, or one that failed) is read per template;
-- DescribeImages for the distinct AMIs those versions run; DescribeInstances filtered on `fleet:stack`;
+- DescribeImages for the distinct AMIs those versions run; DescribeInstances only for the groups without
+  ASGs (`autoscale: false`), filtered on their `fleet:group` tags;
 - DescribeListeners/DescribeRules per load balancer (one per stack) for the listener weights;
 - a Scan of the reconciler's table (one item per group).
 Two APIs take exactly one resource per call, so they are called per resource, concurrently:
@@ -58,17 +59,20 @@ class LiveStack:
     refreshes_unavailable: str | None = None
     bake_started: dict[str, datetime] = field(default_factory=dict)  # ASG name -> end of its last activity
     calls: int = 0
+    calls_by_operation: dict[str, int] = field(default_factory=dict)
 
 
 class _Counter:
-    """Counts the AWS calls of one read (the bench checks they do not grow with the groups)."""
+    """Counts the AWS calls of one read, per operation (the bench shows which grow with the groups)."""
 
     def __init__(self):
-        self.n, self._lock = 0, threading.Lock()
+        self.n, self.by_operation, self._lock = 0, {}, threading.Lock()
 
-    def __call__(self, **_) -> None:
+    def __call__(self, model=None, **_) -> None:
+        name = model.name if model is not None else "?"
         with self._lock:
             self.n += 1
+            self.by_operation[name] = self.by_operation.get(name, 0) + 1
 
 
 def tags_of(item: dict) -> dict[str, str]:
@@ -99,7 +103,9 @@ def template_spec(asg: dict) -> dict:
 def latest_versions(ec2) -> tuple[dict[str, int], dict[tuple[str, str], dict]]:
     """Every template's latest version (number and data), in pages, whatever the number of templates."""
     latest, data = {}, {}
-    for page in ec2.get_paginator("describe_launch_template_versions").paginate(Versions=["$Latest"]):
+    pages = ec2.get_paginator("describe_launch_template_versions").paginate(
+        Versions=["$Latest"], PaginationConfig={"PageSize": 200})  # 200: the API's largest page
+    for page in pages:
         for v in page["LaunchTemplateVersions"]:
             latest[v["LaunchTemplateId"]] = int(v["VersionNumber"])
             data[(v["LaunchTemplateId"], str(v["VersionNumber"]))] = v.get("LaunchTemplateData") or {}
@@ -131,13 +137,18 @@ def images(ec2, ami_ids: Iterable[str]) -> dict[str, dict]:
     return out
 
 
-def stack_instances(ec2, stack: str) -> list[dict]:
-    """The stack's instances that are not terminated: id, AMI, lifecycle (spot or not), state and tags."""
-    pages = ec2.get_paginator("describe_instances").paginate(Filters=[
-        {"Name": f"tag:{STACK_TAG}", "Values": [stack]}, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
-    return [{"id": i["InstanceId"], "image_id": i.get("ImageId"), "spot": i.get("InstanceLifecycle") == "spot",
-             "state": i["State"]["Name"], "tags": tags_of(i)}
-            for page in pages for r in page["Reservations"] for i in r["Instances"]]
+def group_instances(ec2, stack: str, groups: Iterable[str]) -> list[dict]:
+    """The instances of the given groups (the `autoscale: false` ones: ASG instances are counted from
+    the ASGs, which is far less to read) that are not terminated: id, AMI, spot or not, state and tags."""
+    names, out = sorted(set(groups)), []
+    for i in range(0, len(names), 200):  # values per filter
+        pages = ec2.get_paginator("describe_instances").paginate(Filters=[
+            {"Name": f"tag:{STACK_TAG}", "Values": [stack]}, {"Name": f"tag:{GROUP_TAG}", "Values": names[i:i + 200]},
+            {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
+        out += [{"id": i["InstanceId"], "image_id": i.get("ImageId"), "spot": i.get("InstanceLifecycle") == "spot",
+                 "state": i["State"]["Name"], "tags": tags_of(i)}
+                for page in pages for r in page["Reservations"] for i in r["Instances"]]
+    return out
 
 
 def target_health(elbv2, arn: str) -> dict[str, int]:
@@ -242,54 +253,82 @@ def refreshes(autoscaling, asg_names: list[str], pool: ThreadPoolExecutor, probe
     return dict(zip(asg_names, [first, *rest], strict=False)), None
 
 
+class StackReader:
+    """The clients of one `fleet status` (made once, from one session: `--watch` reads again with them)."""
+
+    def __init__(self, stack: str, *, region: str | None = None, endpoint_url: str | None = None):
+        import boto3
+
+        self.stack, self.counter = stack, _Counter()
+        session = boto3.session.Session()
+
+        def make(service: str, max_attempts: int | None = None):
+            c = aws_client(service, region=region, endpoint_url=endpoint_url, max_attempts=max_attempts,
+                           max_pool_connections=WORKERS * 2, session=session)
+            c.meta.events.register("before-call", self.counter)
+            return c
+
+        self.tagging, self.autoscaling, self.ec2, self.elbv2, self.dynamodb = (
+            make(s) for s in ("resourcegroupstaggingapi", "autoscaling", "ec2", "elbv2", "dynamodb"))
+        # The refresh probe is not retried: an endpoint lacking the API would spend seconds in retries of a
+        # 500 page, and status is only a view (a throttled probe is asked again with retries).
+        self.probe = make("autoscaling", max_attempts=1)
+
+    def read(self, now: datetime | None = None, instance_groups: Iterable[str] = ()) -> LiveStack:
+        """One read of the stack (and of the instances of `instance_groups`, the groups without ASGs).
+        The independent paged describes run side by side, then what needs their answers (AMIs, target
+        health, weights, the reconciler's record, refreshes)."""
+        before = dict(self.counter.by_operation)
+        stack, ec2, elbv2, autoscaling = self.stack, self.ec2, self.elbv2, self.autoscaling
+        live = LiveStack(stack=stack, read_at=now or datetime.now(UTC))
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            f_resources = pool.submit(stack_resources, self.tagging, stack)
+            f_asgs = pool.submit(stack_asgs, autoscaling, stack)
+            f_latest = pool.submit(latest_versions, ec2)
+            f_instances = pool.submit(group_instances, ec2, stack, instance_groups)
+            live.asgs = f_asgs.result()
+            f_refreshes = pool.submit(refreshes, autoscaling, sorted(g["AutoScalingGroupName"] for g in live.asgs),
+                                      pool, self.probe)
+            resources = f_resources.result()
+            tg_arns = sorted({a for a in resources if ":targetgroup/" in a} |
+                             {a for asg in live.asgs for a in asg.get("TargetGroupARNs", [])})
+            f_health = [pool.submit(target_health, elbv2, a) for a in tg_arns]
+            f_weights = [pool.submit(listener_weights, elbv2, lb) for lb in resources if ":loadbalancer/app/" in lb]
+            f_records = [pool.submit(reconciler_records, self.dynamodb, t.split(":table/")[-1], stack)
+                         for t in resources if ":table/" in t]
+            live.latest, live.versions = f_latest.result()
+            wanted: dict[str, set[str]] = {}
+            for asg in live.asgs:
+                spec = template_spec(asg)
+                tid, version = spec.get("LaunchTemplateId"), str(spec.get("Version", ""))
+                if tid and version.isdigit() and (tid, version) not in live.versions:
+                    wanted.setdefault(tid, set()).add(version)
+            for got in pool.map(lambda kv: template_versions(ec2, *kv), wanted.items()):
+                live.versions.update(got)
+            live.instances = f_instances.result()
+            live.images = images(ec2, {d["ImageId"] for d in live.versions.values() if d.get("ImageId")} |
+                                 {i["image_id"] for i in live.instances if i["image_id"]})
+            live.target_groups = {a: {"name": a.split(":targetgroup/")[-1].split("/")[0],
+                                      "tags": resources.get(a, {}), "health": f.result()}
+                                  for a, f in zip(tg_arns, f_health, strict=True)}
+            for f in f_weights:
+                live.weights.update(f.result())
+            for f in f_records:
+                live.reconciler.update(f.result())
+            live.refreshes, live.refreshes_unavailable = f_refreshes.result()
+            baking = [(n, r) for n, r in live.refreshes.items()
+                      if r and r.get("Status") == "Baking" and r.get("StartTime")]
+            for (name, _), start in zip(baking, pool.map(
+                    lambda nr: bake_started(autoscaling, nr[0], nr[1]["StartTime"]), baking), strict=True):
+                if start is not None:
+                    live.bake_started[name] = start
+        live.calls_by_operation = {k: v - before.get(k, 0) for k, v in self.counter.by_operation.items()
+                                   if v > before.get(k, 0)}
+        live.calls = sum(live.calls_by_operation.values())
+        return live
+
+
 def read_stack(stack: str, *, region: str | None = None, endpoint_url: str | None = None,
-               now: datetime | None = None) -> LiveStack:
-    """One consistent-enough read of the stack (every call made within this function)."""
-    counter = _Counter()
-
-    def make(service: str, max_attempts: int | None = None):
-        c = aws_client(service, region=region, endpoint_url=endpoint_url, max_attempts=max_attempts,
-                       max_pool_connections=WORKERS * 2)
-        c.meta.events.register("before-call", counter)
-        return c
-
-    services = ("resourcegroupstaggingapi", "autoscaling", "ec2", "elbv2", "dynamodb")
-    tagging, autoscaling, ec2, elbv2, dynamodb = (make(s) for s in services)
-    # The refresh probe is not retried: an endpoint lacking the API would spend seconds in retries of a
-    # 500 page, and status is only a view (a throttled probe is retried by the per-ASG calls after it).
-    probe = make("autoscaling", max_attempts=1)
-    live = LiveStack(stack=stack, read_at=now or datetime.now(UTC))
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        resources = stack_resources(tagging, stack)
-        live.asgs = stack_asgs(autoscaling, stack)
-        live.latest, live.versions = latest_versions(ec2)
-        wanted: dict[str, set[str]] = {}
-        for asg in live.asgs:
-            spec = template_spec(asg)
-            tid, version = spec.get("LaunchTemplateId"), str(spec.get("Version", ""))
-            if tid and version.isdigit() and (tid, version) not in live.versions:
-                wanted.setdefault(tid, set()).add(version)
-        for tid, versions in wanted.items():
-            live.versions.update(template_versions(ec2, tid, versions))
-        live.instances = stack_instances(ec2, stack)
-        live.images = images(ec2, {d["ImageId"] for d in live.versions.values() if d.get("ImageId")} |
-                             {i["image_id"] for i in live.instances if i["image_id"]})
-        tg_arns = {a for a in resources if ":targetgroup/" in a} | {
-            a for asg in live.asgs for a in asg.get("TargetGroupARNs", [])}
-        health = dict(zip(sorted(tg_arns), pool.map(lambda a: target_health(elbv2, a), sorted(tg_arns)), strict=False))
-        live.target_groups = {a: {"name": a.split(":targetgroup/")[-1].split("/")[0], "tags": resources.get(a, {}),
-                                  "health": health[a]} for a in sorted(tg_arns)}
-        for lb in (a for a in resources if ":loadbalancer/app/" in a):
-            live.weights.update(listener_weights(elbv2, lb))
-        for table in (a for a in resources if ":table/" in a):
-            live.reconciler.update(reconciler_records(dynamodb, table.split(":table/")[-1], stack))
-        live.refreshes, live.refreshes_unavailable = refreshes(
-            autoscaling, sorted(g["AutoScalingGroupName"] for g in live.asgs), pool, probe)
-        baking = [(n, r) for n, r in live.refreshes.items()
-                  if r and r.get("Status") == "Baking" and r.get("StartTime")]
-        for name, start in zip([n for n, _ in baking], pool.map(
-                lambda nr: bake_started(autoscaling, nr[0], nr[1]["StartTime"]), baking), strict=False):
-            if start is not None:
-                live.bake_started[name] = start
-    live.calls = counter.n
-    return live
+               now: datetime | None = None, instance_groups: Iterable[str] = ()) -> LiveStack:
+    """One read of the stack with clients of its own."""
+    return StackReader(stack, region=region, endpoint_url=endpoint_url).read(now, instance_groups)

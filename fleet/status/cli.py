@@ -80,12 +80,14 @@ def cmd_status(args) -> int:
     declared = declared_of(fleet, project_of(args).dir)
     region = args.region or fleet.stack.region
 
-    def read() -> dict:
-        from fleet.ops.status_read import read_stack
-        from fleet.status.join import report
+    from fleet.ops.status_read import StackReader
+    from fleet.status.join import report
 
-        return report(fleet.stack.name, declared, read_stack(fleet.stack.name, region=region,
-                                                             endpoint_url=args.endpoint_url), only=args.group)
+    instance_groups = [name for name, d in declared.items() if not d.autoscaled]
+    reader = StackReader(fleet.stack.name, region=region, endpoint_url=args.endpoint_url)
+
+    def read() -> dict:
+        return report(fleet.stack.name, declared, reader.read(instance_groups=instance_groups), only=args.group)
 
     return run(read, as_json=args.json, watch=args.watch)  # AWS failures: one line, by fleet.cli.run_reporting
 

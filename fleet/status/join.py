@@ -12,6 +12,7 @@ no longer has are `unknown`. The JSON contract (`report()`): keys are only ever 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Mapping
@@ -88,8 +89,21 @@ def refresh_view(refresh: dict | None, asg: dict, bake_started: datetime | None,
     }
 
 
-def _asg_row(asg: dict, live: LiveStack, declared: Declared | None, spot_ids: set[str], drift: list[str],
-             problems: list[str]) -> dict:
+def spot_count(asg: dict, template_data: dict, in_service: int) -> int:
+    """How many of the ASG's in-service instances are spot, as its configuration has them: a mixed
+    instances policy's distribution (on-demand base first, then the on-demand percentage of the rest,
+    rounded up as AWS does), else the launch template's market type."""
+    mixed = asg.get("MixedInstancesPolicy")
+    if mixed:
+        dist = mixed.get("InstancesDistribution") or {}
+        base = min(in_service, int(dist.get("OnDemandBaseCapacity", 0)))
+        pct = int(dist.get("OnDemandPercentageAboveBaseCapacity", 100))
+        return in_service - base - math.ceil((in_service - base) * pct / 100)
+    market = (template_data.get("InstanceMarketOptions") or {}).get("MarketType")
+    return in_service if market == "spot" else 0
+
+
+def _asg_row(asg: dict, live: LiveStack, declared: Declared | None, drift: list[str], problems: list[str]) -> dict:
     tags = _tags(asg)
     name = asg["AutoScalingGroupName"]
     capacity, slot = tags.get(CAPACITY_TAG), tags.get(SLOT_TAG)
@@ -105,7 +119,7 @@ def _asg_row(asg: dict, live: LiveStack, declared: Declared | None, spot_ids: se
     in_service = sum(1 for i in instances if i.get("LifecycleState") == "InService")
     pending = sum(1 for i in instances if str(i.get("LifecycleState", "")).startswith("Pending"))
     unhealthy = sum(1 for i in instances if i.get("HealthStatus") not in (None, "Healthy"))
-    spot = sum(1 for i in instances if i["InstanceId"] in spot_ids and i.get("LifecycleState") == "InService")
+    spot = spot_count(asg, data, in_service)
 
     if capacity not in CAPACITIES:
         drift.append(f"{name}: tag {CAPACITY_TAG} is {capacity!r}, not spot or on-demand")
@@ -169,11 +183,10 @@ def group_report(name: str, declared: Declared | None, asgs: list[dict], instanc
     """One group's entry of the report (`declared` None: a deployed group the nodes file no longer has)."""
     drift: list[str] = []
     problems: list[str] = []
-    spot_ids = {i["id"] for i in live.instances if i["spot"]}
     order = {c: i for i, c in enumerate(CAPACITIES)}
     asgs = sorted(asgs, key=lambda a: (_tags(a).get(SLOT_TAG) or "", order.get(_tags(a).get(CAPACITY_TAG), 9),
                                        a["AutoScalingGroupName"]))
-    rows = [_asg_row(a, live, declared, spot_ids, drift, problems) for a in asgs]
+    rows = [_asg_row(a, live, declared, drift, problems) for a in asgs]
     if declared is not None and declared.autoscaled:
         by_slot: dict[str | None, set[str]] = {}
         for r in rows:
