@@ -51,6 +51,14 @@ def parse_build_result(stdout: str) -> dict:
     return result
 
 
+def report_build_warnings(result: dict, warn) -> dict:
+    """Hand every warning of the build's result line (e.g. retention that failed after a bake) to `warn`
+    (pulumi.log.warn in the component), so `pulumi up` shows it; returns the result unchanged."""
+    for warning in result.get("warnings") or []:
+        warn(f"image build: {warning}")
+    return result
+
+
 def parse_build_output(stdout: str) -> str:
     """The AMI id from the build's stdout."""
     return parse_build_result(stdout)["ami_id"]
@@ -120,7 +128,8 @@ class BakedImage(pulumi.ComponentResource):
                 triggers=[args.image_hash],
                 add_previous_output_in_env=False,  # its output never comes back as environment variables
             ), opts=pulumi.ResourceOptions(parent=self))
-            result = self.command.stdout.apply(parse_build_result)
+            result = self.command.stdout.apply(parse_build_result).apply(
+                lambda r: report_build_warnings(r, lambda text: pulumi.log.warn(text, resource=self)))
             ami_id = result.apply(lambda r: r["ami_id"])
             root_device = result.apply(lambda r: r["root_device_name"])
         self.ami_id = ami_id

@@ -212,20 +212,30 @@ def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, e
         print(f"fleet image build {group_name}: {exc}", file=sys.stderr)
         return 1
     if not result["cached"]:
-        retain(group_name, nodes=nodes, stack=stack, region=region, endpoint_url=endpoint_url)
+        warning = retain(group_name, nodes=nodes, stack=stack, region=region, endpoint_url=endpoint_url)
+        if warning:
+            # the build made its image (exit 0), but old AMIs may pile up: said on stderr, and carried in
+            # the result line, which the BakedImage component turns into a warning of `pulumi up`
+            print(f"warning: fleet image build {group_name}: {warning}", file=sys.stderr, flush=True)
+            result["warnings"] = [warning]
     print(json.dumps(result), flush=True)
     return 0
 
 
-def retain(group_name: str, *, nodes: str, stack: str | None, region: str, endpoint_url: str | None) -> None:
+def retain(group_name: str, *, nodes: str, stack: str | None, region: str, endpoint_url: str | None) -> str | None:
     """Retention after a bake, with the group's image.keep (what `fleet image clean` does; the new
-    AMI is the current image, so it stays). Its lines go to stderr; a failure is reported, and the
-    build, which succeeded, still prints its result."""
+    AMI is the current image, so it stays). Its lines go to stderr. Returns None, or the warning when
+    retention failed: the build, which made its image, still succeeds."""
     try:
-        clean.run(group_name, nodes=nodes, stack=stack, keep=None, dry_run=False, region=region,
-                  endpoint_url=endpoint_url, out=sys.stderr)
+        status = clean.run(group_name, nodes=nodes, stack=stack, keep=None, dry_run=False, region=region,
+                           endpoint_url=endpoint_url, out=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - retention must not fail a build that made its image
-        print(f"fleet image build {group_name}: retention did not run to the end: {exc}", file=sys.stderr)
+        line = failure_line(exc) if is_aws_error(exc) else " ".join(str(exc).split())
+        return f"retention after the bake did not run to the end ({line}); run `fleet image clean {group_name}`"
+    if status != 0:
+        return (f"retention after the bake could not remove every old AMI (see the lines above); run "
+                f"`fleet image clean {group_name}`")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

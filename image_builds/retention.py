@@ -304,19 +304,6 @@ def remove_all(ec2, group: str, remove: Sequence[Image], *, dry_run: bool = Fals
     return out
 
 
-def clean(ec2, autoscaling, group: str, keep: int, *, dry_run: bool = False,
-          policy: retry.RetryPolicy | None = None) -> list[Removed]:
-    """`plan_clean`, then `remove_all` of what it says to remove."""
-    _, remove = plan_clean(ec2, autoscaling, group, keep)
-    return remove_all(ec2, group, remove, dry_run=dry_run, policy=policy)
-
-
-def delete_all(ec2, autoscaling, group: str, *, dry_run: bool = False,
-               policy: retry.RetryPolicy | None = None) -> list[Removed]:
-    """Remove every AMI of the group that is not in use (`clean` with keep=0)."""
-    return clean(ec2, autoscaling, group, 0, dry_run=dry_run, policy=policy)
-
-
 def orphaned_snapshots(ec2, group: str, *, grace: dt.timedelta = ORPHAN_GRACE,
                        now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """The group's snapshots that no AMI uses and that are older than `grace` (see module doc)."""

@@ -14,9 +14,9 @@ from fleet.ops.events import (
     REFRESH_ALERT_DETAIL_TYPES,
     REFRESH_OTHER_DETAIL_TYPES,
     refresh_alert_pattern,
-    sample_refresh_event,
 )
 from fleet.plan.engine import stack_config
+from tests.aws_sample_events import sample_refresh_event
 from tests.pulumi_mocks import run_program
 from tests.test_program import GROUPS, SLUGS, asgs_of, node_of
 

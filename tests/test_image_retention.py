@@ -1,4 +1,4 @@
-"""Retention: pure selection, then `plan_clean` / `clean` / `delete_all` against the moto server.
+"""Retention: pure selection, then `plan_clean` / `remove_all` (keep N, keep 0) against the moto server.
 
 Ordering note: moto stamps CreationDate to the second, so AMIs registered in one test tie; they are
 ordered by Name then (`registry.sort_key`), and the test names them web-000 ... web-011 in creation
@@ -130,6 +130,13 @@ def existing_snapshots(ec2, wanted) -> set[str]:
     return found
 
 
+def _clean(ec2, autoscaling, group: str, keep: int, dry_run: bool = False):
+    """What `fleet image clean` does below its protections (image_builds.clean.run adds the current
+    image hashes and the stacks' pins): plan, then remove."""
+    _, remove = retention.plan_clean(ec2, autoscaling, group, keep)
+    return retention.remove_all(ec2, group, remove, dry_run=dry_run)
+
+
 def test_keep_6_removes_only_the_old_unused_ami_and_its_snapshots(fleet):
     """5 AMIs are in use and do not count: keep 6 keeps the 6 newest unused ones besides them."""
     ec2, autoscaling, a, other, snapshots = fleet
@@ -140,28 +147,28 @@ def test_keep_6_removes_only_the_old_unused_ami_and_its_snapshots(fleet):
     assert "shared-lt v1 used by ASG asg-mixed" in reasons[a[0]]
     assert reasons[a[2]].startswith("instance i-")
 
-    dry = retention.clean(ec2, autoscaling, GROUP, 6, dry_run=True)
+    dry = _clean(ec2, autoscaling, GROUP, 6, dry_run=True)
     assert [(r.image_id, r.snapshot_ids) for r in dry] == [(a[1], tuple(snapshots[a[1]]))]
     assert len(ec2.describe_images(ImageIds=a)["Images"]) == 12, "a dry run removes nothing"
     all_snaps = {s for v in snapshots.values() for s in v}
     assert existing_snapshots(ec2, all_snaps) == all_snaps
 
-    done = retention.clean(ec2, autoscaling, GROUP, 6)
+    done = _clean(ec2, autoscaling, GROUP, 6)
     assert [(r.image_id, r.name, r.snapshot_ids, r.errors) for r in done] == [
         (a[1], "web-001", tuple(snapshots[a[1]]), ())]
     left = {i["ImageId"] for i in retention.group_images(ec2, GROUP)}
     assert left == set(a) - {a[1]}
     assert existing_snapshots(ec2, all_snaps) == all_snaps - set(snapshots[a[1]])
-    assert retention.clean(ec2, autoscaling, GROUP, 6) == []  # idempotent
+    assert _clean(ec2, autoscaling, GROUP, 6) == []  # idempotent
     assert ec2.describe_images(ImageIds=[other])["Images"], "another group's AMI is never touched"
 
 
 def test_delete_all_keeps_only_what_is_in_use(fleet):
     ec2, autoscaling, a, other, snapshots = fleet
     in_use = {a[0], a[2], a[4], a[5], a[6]}  # asg-mixed $Default, instance, asg-plain $Latest, web-lt default+latest
-    dry = retention.delete_all(ec2, autoscaling, GROUP, dry_run=True)
+    dry = _clean(ec2, autoscaling, GROUP, 0, dry_run=True)
     assert {r.image_id for r in dry} == set(a) - in_use
-    removed = retention.delete_all(ec2, autoscaling, GROUP)
+    removed = _clean(ec2, autoscaling, GROUP, 0)
     assert {r.image_id for r in removed} == set(a) - in_use and all(not r.errors for r in removed)
     assert {i["ImageId"] for i in retention.group_images(ec2, GROUP)} == in_use
     all_snaps = {s for v in snapshots.values() for s in v}
@@ -173,7 +180,7 @@ def test_stopped_instances_protect_and_the_cache_lookup_picks_the_newest(fleet):
     ec2, autoscaling, a, _, _ = fleet
     inst = ec2.run_instances(ImageId=a[3], MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
     ec2.stop_instances(InstanceIds=[inst["InstanceId"]])
-    assert a[3] not in ids(retention.delete_all(ec2, autoscaling, GROUP, dry_run=True))
+    assert a[3] not in ids(_clean(ec2, autoscaling, GROUP, 0, dry_run=True))
     for ami in (a[8], a[9]):
         ec2.create_tags(Resources=[ami], Tags=[{"Key": registry.IMAGE_HASH_TAG, "Value": "h1"}])
     assert registry.find_cached(ec2, "h1") == a[9]

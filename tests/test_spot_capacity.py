@@ -24,10 +24,6 @@ from fleet.ops.events import (
     BASE_TAG,
     CEILING_TAG,
     OD_MAX_TAG,
-    SAMPLE_ASG_EVENTS,
-    SAMPLE_REBALANCE_EVENT,
-    SAMPLE_SCHEDULED_EVENT,
-    SAMPLE_SPOT_INTERRUPTION_EVENT,
     SPOT_CAPACITY_ACTIONS,
     SPOT_INTERRUPTION_PATTERN,
     WARNED_TAG,
@@ -35,6 +31,12 @@ from fleet.ops.events import (
 )
 from lambdas.spot_capacity import handler as capacity
 from lambdas.spot_capacity import reconcile
+from tests.aws_sample_events import (
+    SAMPLE_ASG_EVENTS,
+    SAMPLE_REBALANCE_EVENT,
+    SAMPLE_SCHEDULED_EVENT,
+    SAMPLE_SPOT_INTERRUPTION_EVENT,
+)
 
 HANDLER_DIR = Path(capacity.__file__).parent
 
