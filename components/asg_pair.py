@@ -31,9 +31,12 @@ on both ASGs, heartbeat = fleet/spec/readiness.py's `launch_hook_heartbeat` (the
 the group's `autoscale.timeout`, clamped to AWS's 30-7200 s), default result ABANDON. An instance
 waits in Pending:Wait, outside its target group, until its boot program completes the hook
 (CONTINUE once converged, ABANDON on failure); one that never answers is abandoned at the timeout
-and replaced. The hook is given twice on purpose: as `initial_lifecycle_hooks`, so a new ASG's very
-first instances wait too, and as a `LifecycleHook` resource (PutLifecycleHook is an upsert), which
-adds or removes it on ASGs that already exist. `initial_lifecycle_hooks` forces a new ASG when it
+and replaced. A new ASG starts with it (`initial_lifecycle_hooks`), so its very first instances
+wait too. On ASGs that already exist the group's rollout puts or deletes the hook as its first step,
+before any instance of the new launch template version starts (components/rollout.py): a Pulumi
+`LifecycleHook` resource would change it only after the rollout, too late both ways. Blue/green
+slots keep the `LifecycleHook` resource: the new version goes into the idle slot, which is parked
+(no instances) while Pulumi changes the hook. `initial_lifecycle_hooks` forces a new ASG when it
 changes (fleet/plan/replacements.py), so both ASGs ignore changes to it: turning converge on or off
 never replaces an ASG.
 
@@ -65,10 +68,12 @@ from fleet.render.capacity import (  # noqa: F401 (re-exported: the pair's sizes
     spot_headroom,
     spot_share,
 )
-from fleet.render.userdata import LAUNCH_HOOK_NAME  # the boot program's config names it
 from fleet.spec.model import Group
 from fleet.spec.names import slug
-from fleet.spec.readiness import hook_heartbeat
+from fleet.spec.readiness import (
+    LAUNCH_HOOK_NAME,  # the boot program completes it
+    hook_heartbeat,
+)
 
 SPOT, ON_DEMAND = "spot", "on-demand"
 GROUP_METRICS = [
@@ -194,8 +199,10 @@ class AsgPair(pulumi.ComponentResource):
                     lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
                     heartbeat_timeout=drain_seconds(group),
                     default_result="CONTINUE"), opts=pulumi.ResourceOptions(parent=self))
+        # Blue/green slots: an idle slot is parked (no instances) when Pulumi changes the hook, so a
+        # resource is early enough there; instance-refresh pairs get it from their rollout (docstring).
         self.launch_hooks: dict[str, aws.autoscaling.LifecycleHook] = {}
-        for capacity, asg in self.asgs.items() if launch_hook else ():
+        for capacity, asg in self.asgs.items() if launch_hook and args.slot is not None else ():
             self.launch_hooks[capacity] = aws.autoscaling.LifecycleHook(
                 f"{gslug}-{capacity}-launch", aws.autoscaling.LifecycleHookArgs(
                     autoscaling_group_name=asg.name, **launch_hook), opts=pulumi.ResourceOptions(parent=self))

@@ -129,7 +129,8 @@ class NodeGroup(pulumi.ComponentResource):
                 self.rollout = Rollout(f"{gslug}-rollout", RolloutArgs(
                     group=group, stack=stack.name, launch_template_id=lt.id,
                     launch_template_version=lt.latest_version, region=stack.region, project_dir=args.project_dir,
-                    alarm_names=[a.name for a in self.health_alarms]), opts=child)
+                    alarm_names=[a.name for a in self.health_alarms],
+                    launch_hook_heartbeat=launch_hook_heartbeat(group) if args.boot else None), opts=child)
             self.asg_pair = AsgPair(gslug, AsgPairArgs(
                 group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
                 subnet_ids=args.private_subnet_ids, spot_instance_types=spot_instance_types(group),

@@ -24,6 +24,12 @@ Command exits 0: the ASGs are then created on this version, and the new-group he
 
 - `triggers=[launch_template_version]`: a new launch template version replaces the Command, which
   runs `create` again (PITFALLS 9); a re-run at an unchanged version is a no-op.
+- The launching lifecycle hook of a group that converges at boot is the rollout's first step
+  (`--launch-hook-heartbeat N`; `--no-launch-hook` deletes it), not a Pulumi resource after the ASGs:
+  turning converge on gates the new version's very first instances, turning it off leaves none
+  waiting on a hook nothing completes. Converge on or off changes the user data, so the launch
+  template gets a new version and the rollout runs; a changed heartbeat alone changes the command
+  line, and pulumi-command runs `create` again for an update that has no `update` command.
 - Like BakedImage's Command it runs the project's virtualenv python by a relative path and sets no
   `dir` and no `environment` (components/project_python.py; PITFALLS 31, 32).
 
@@ -47,8 +53,10 @@ from fleet.spec.model import Group
 def rollout_command_line(project_dir: Path, group: str, stack: str, launch_template_id: str,
                          version: int | float | str, alarms: Iterable[str] = (), *, warmup: int | None = None,
                          bake_time: int = 300, timeout: int = 3600, rollback_timeout: int = 1800,
-                         region: str | None = None) -> str:
-    """`.venv/bin/python -m fleet.ops.rollout ...` with every value shell-quoted."""
+                         region: str | None = None, launch_hook_heartbeat: int | None = None,
+                         no_launch_hook: bool = False) -> str:
+    """`.venv/bin/python -m fleet.ops.rollout ...` with every value shell-quoted. `launch_hook_heartbeat`
+    puts the launching lifecycle hook on both ASGs before the refreshes, `no_launch_hook` deletes it."""
     argv = ["--group", group, "--stack", stack,
             "--launch-template-id", launch_template_id, "--version", str(int(float(version)))]
     for alarm in alarms:
@@ -59,6 +67,10 @@ def rollout_command_line(project_dir: Path, group: str, stack: str, launch_templ
              "--rollback-timeout", str(int(rollback_timeout))]
     if region:
         argv += ["--region", region]
+    if launch_hook_heartbeat is not None:
+        argv += ["--launch-hook-heartbeat", str(int(launch_hook_heartbeat))]
+    elif no_launch_hook:
+        argv += ["--no-launch-hook"]
     return python_module_command(project_dir, "fleet.ops.rollout", argv)
 
 
@@ -71,6 +83,7 @@ class RolloutArgs:
     region: str
     project_dir: Path
     alarm_names: Sequence[pulumi.Input[str]] = ()
+    launch_hook_heartbeat: int | None = None  # the group converges at boot: its hook; None: no hook
 
 
 class Rollout(pulumi.ComponentResource):
@@ -87,7 +100,9 @@ class Rollout(pulumi.ComponentResource):
             return rollout_command_line(args.project_dir, group.name, args.stack, template_id, version, alarms,
                                         warmup=warmup, bake_time=group.rollout.bake_time,
                                         timeout=timing.rollout_timeout(group),
-                                        rollback_timeout=timing.rollback_timeout(group), region=args.region)
+                                        rollback_timeout=timing.rollback_timeout(group), region=args.region,
+                                        launch_hook_heartbeat=args.launch_hook_heartbeat,
+                                        no_launch_hook=args.launch_hook_heartbeat is None)
 
         create = pulumi.Output.all(args.launch_template_id, args.launch_template_version,
                                    *args.alarm_names).apply(line)

@@ -218,7 +218,8 @@ def _deploy_group(args, fleet: Fleet, group) -> int:
     """One group's rollout; any failure, AWS's own errors included, is one line and exit 1."""
     from fleet.ops import timing
     from fleet.ops.aws import failure_line, is_aws_error
-    from fleet.ops.rollout import RolloutError, deploy
+    from fleet.ops.rollout import LaunchHook, RolloutError, deploy
+    from fleet.spec.readiness import launch_hook_heartbeat
 
     if group.blue_green:
         return _blue_green(args, fleet, group, "deploy")
@@ -231,7 +232,8 @@ def _deploy_group(args, fleet: Fleet, group) -> int:
         results = deploy(group.name, fleet.stack.name, region=args.region or fleet.stack.region,
                          endpoint_url=args.endpoint_url, warmup=warmup, bake_time=group.rollout.bake_time,
                          timeout=timeout, rollback_timeout=timing.rollback_timeout(group),
-                         gate_timeout=timing.gate_timeout(group))
+                         gate_timeout=timing.gate_timeout(group),
+                         launch_hook=LaunchHook(launch_hook_heartbeat(group) if group.converges else None))
     except Exception as exc:  # the group's name leads the line: deploy without GROUP rolls several
         if not isinstance(exc, RolloutError) and not is_aws_error(exc):
             raise

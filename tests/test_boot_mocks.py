@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import bz2
 import json
+import shlex
 import shutil
 
 import pulumi
@@ -21,6 +22,7 @@ from fleet.spec.readiness import LAUNCH_SECONDS, launch_hook_heartbeat
 from tests.pulumi_mocks import ROOT, group, run, run_program, worker_group
 
 HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
+COMMAND = "command:local:Command"
 ASG = "aws:autoscaling/group:Group"
 
 
@@ -81,18 +83,15 @@ def test_no_boot_resource_input_holds_the_checkout_path(staging):
 
 
 def test_launching_hook_on_both_asgs_of_a_converging_group_only(staging):
-    hooks = [h for h in staging.of_type(HOOK) if h.inputs["name"] == LAUNCH_HOOK_NAME]
-    assert sorted(h.name for h in hooks) == ["api-on-demand-launch", "api-spot-launch"]
-    asgs = {a.outputs["name"]: a for a in staging.of_type(ASG)}
+    """New ASGs start with the hook (`initialLifecycleHooks`); on existing ASGs the rollout puts or deletes it
+    as its first step, so no `LifecycleHook` resource changes it after the rollout."""
+    assert [h.name for h in staging.of_type(HOOK) if h.inputs["name"] == LAUNCH_HOOK_NAME] == []
     timeout = _groups()["api"].autoscale.timeout
     # the hook holds the instance from launch: the OS boot counts against its heartbeat too
-    assert launch_hook_heartbeat(_groups()["api"]) == LAUNCH_SECONDS + timeout
-    timeout = LAUNCH_SECONDS + timeout
-    assert {asgs[h.inputs["autoscalingGroupName"]].name for h in hooks} == {"api-spot", "api-on-demand"}
+    heartbeat = launch_hook_heartbeat(_groups()["api"])
+    assert heartbeat == LAUNCH_SECONDS + timeout
     expected = {"name": LAUNCH_HOOK_NAME, "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
-                "heartbeatTimeout": timeout, "defaultResult": "ABANDON"}
-    for h in hooks:
-        assert {k: h.inputs[k] for k in expected} == expected
+                "heartbeatTimeout": heartbeat, "defaultResult": "ABANDON"}
     for a in staging.of_type(ASG):
         initial = a.inputs.get("initialLifecycleHooks")
         if a.name.startswith("api-"):
@@ -100,6 +99,15 @@ def test_launching_hook_on_both_asgs_of_a_converging_group_only(staging):
         else:
             assert not initial, a.name
         assert "initialLifecycleHooks" in a.options["ignoreChanges"], "never replaces an existing ASG"
+    rollouts = {c.name: shlex.split(c.inputs["create"]) for c in staging.of_type(COMMAND)
+                if c.name.endswith("-rollout-refresh")}
+    assert rollouts, "no rollout Commands"
+    for name, argv in rollouts.items():
+        if name == "api-rollout-refresh":
+            i = argv.index("--launch-hook-heartbeat")
+            assert argv[i + 1] == str(heartbeat) and "--no-launch-hook" not in argv
+        else:
+            assert "--no-launch-hook" in argv and "--launch-hook-heartbeat" not in argv, name
 
 
 def test_instance_roles_get_exactly_the_boot_statements(staging):
@@ -198,8 +206,8 @@ def test_components_alone(tmp_path):
     r = run(program, stack="prod")
     text = _user_data(r, "cron-lt")
     assert '\\"hook\\": null' in text and "a" * 64 in text
-    hooks = [h for h in r.of_type(HOOK) if h.inputs["name"] == LAUNCH_HOOK_NAME]
-    assert len(hooks) == 2 and {h.inputs["heartbeatTimeout"] for h in hooks} == {30}, "AWS minimum 30 s"
+    initial = [h for a in r.of_type(ASG) for h in a.inputs["initialLifecycleHooks"]]
+    assert len(initial) == 2 and {h["heartbeatTimeout"] for h in initial} == {30}, "AWS minimum 30 s"
 
 
 def _groups():

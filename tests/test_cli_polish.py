@@ -123,6 +123,17 @@ def test_deploy_without_group_rolls_every_autoscaled_group_in_order(aws, project
     assert {r["result"] for r in results} == {"no-op"}  # already on the latest version
 
 
+def test_deploy_without_group_stops_at_the_first_group_that_fails(aws, project, capsys):
+    """workers fails (its newer version needs an instance refresh, which moto lacks): batch, next in
+    nodes.yaml, is not rolled at all, and the exit status is the failure's."""
+    _pair("workers", version=2)
+    _pair("batch")
+    code = main(["--project", str(project), "deploy", "--stack", "staging", "--endpoint-url", aws])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "fleet deploy workers: " in err and "fleet deploy batch" not in err, err
+
+
 def test_deploy_an_api_the_endpoint_lacks_is_one_line(aws, project, capsys):
     _pair("workers", version=2)  # a newer version: deploy must start an instance refresh, which moto lacks
     code = main(["--project", str(project), "deploy", "workers", "--stack", "staging", "--endpoint-url", aws])

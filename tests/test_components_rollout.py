@@ -90,7 +90,7 @@ def test_component_runs_fleet_rollout_in_the_project_triggered_by_the_version():
         ".venv/bin/python -m fleet.ops.rollout --group web --stack prod --launch-template-id lt-0123456789abcdef0 "
         "--version 4 "
         f"--alarm fleet-prod-web-health-5xx-abc --warmup 120 --bake-time 300 --timeout {timing.rollout_timeout(g)} "
-        f"--rollback-timeout {timing.rollback_timeout(g)} --region us-east-1")
+        f"--rollback-timeout {timing.rollback_timeout(g)} --region us-east-1 --no-launch-hook")
     assert cmd.inputs["triggers"] == [4]
     assert "dir" not in cmd.inputs and "environment" not in cmd.inputs
     assert "update" not in cmd.inputs and "delete" not in cmd.inputs, "a new version replaces it: create runs"
@@ -108,6 +108,7 @@ def test_one_rollout_per_group_triggered_by_the_templates_latest_version(www):
     argv = shlex.split(cmd.inputs["create"])
     assert argv[:3] == [".venv/bin/python", "-m", "fleet.ops.rollout"]
     assert "dir" not in cmd.inputs and "environment" not in cmd.inputs
+    assert argv.pop() == "--no-launch-hook", "www does not converge at boot: the rollout removes any launch hook"
     opts = {}
     for flag, value in zip(argv[3::2], argv[4::2], strict=True):
         opts.setdefault(flag, []).append(value)
@@ -183,6 +184,13 @@ def _argv(cmd) -> list[str]:
     return shlex.split(cmd.inputs["create"])[3:]
 
 
+def _no_launch_hooks(stub, names):
+    """The rollout's first step for a group that does not converge: no launching hook on either ASG."""
+    for capacity in ("on-demand", "spot"):
+        stub.add_response("describe_lifecycle_hooks", {"LifecycleHooks": []},
+                          {"AutoScalingGroupName": names[capacity], "LifecycleHookNames": ["fleet-launch"]})
+
+
 def _run_cli(monkeypatch, argv, script) -> int:
     client = fleet_aws.client("autoscaling", region="eu-west-1")
     stub = Stubber(client)
@@ -225,6 +233,7 @@ def test_a_pair_already_on_the_version_is_a_no_op(www, monkeypatch, capsys):
         for capacity in ("on-demand", "spot"):
             stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []},
                               {"AutoScalingGroupName": names[capacity]})
+        _no_launch_hooks(stub, names)
         for capacity in ("on-demand", "spot"):
             stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []},
                               {"AutoScalingGroupName": names[capacity]})
@@ -252,6 +261,7 @@ def test_a_rolled_back_canary_fails_the_command_with_one_line(www, monkeypatch, 
         for capacity in ("on-demand", "spot"):
             stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []},
                               {"AutoScalingGroupName": names[capacity]})
+        _no_launch_hooks(stub, names)
         stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []}, {"AutoScalingGroupName": od})
         stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [described["on-demand"]]},
                           {"AutoScalingGroupNames": [od]})
@@ -259,6 +269,7 @@ def test_a_rolled_back_canary_fails_the_command_with_one_line(www, monkeypatch, 
         stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [
             {"InstanceRefreshId": "r-1", "AutoScalingGroupName": od, "Status": "RollbackSuccessful",
              "PercentageComplete": 0, "StatusReason": reason}]}, None)
+        stub.add_response("create_or_update_tags", {}, None)  # the failed version, remembered on both ASGs
 
     assert _run_cli(monkeypatch, argv, script) == 1
     err = capsys.readouterr().err.strip().splitlines()

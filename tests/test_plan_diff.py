@@ -104,6 +104,24 @@ def test_replacements_name_the_value_and_the_risk(typ, field, old, new):
     assert ("WARNING: 1 replacement(s)" in text) == (typ in CRITICAL)
 
 
+def test_an_asgs_initial_lifecycle_hooks_force_a_new_asg_unless_ignored():
+    """AWS sets initial lifecycle hooks at creation only: the provider replaces the ASG when they change, which
+    is why both ASGs ignore them (the rollout puts the hook on existing ASGs)."""
+    hook = {"name": "fleet-launch", "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+            "heartbeatTimeout": 300, "defaultResult": "ABANDON"}
+    old, new = [hook], [dict(hook, heartbeatTimeout=390)]
+    (c,) = diff_plans(doc(res(ASG, "api-spot", "api", initialLifecycleHooks=old)),
+                      doc(res(ASG, "api-spot", "api", initialLifecycleHooks=new))).changed
+    assert c.replace == ["initialLifecycleHooks[0].heartbeatTimeout"]
+    assert "REPLACE ASG api-spot: initialLifecycleHooks[0].heartbeatTimeout 300 -> 390" in format_diff(
+        diff_plans(doc(res(ASG, "api-spot", "api", initialLifecycleHooks=old)),
+                   doc(res(ASG, "api-spot", "api", initialLifecycleHooks=new))))
+    ignored = {"ignoreChanges": ["desiredCapacity", "initialLifecycleHooks"]}
+    (c,) = diff_plans(doc(res(ASG, "api-spot", "api", ignored, initialLifecycleHooks=old)),
+                      doc(res(ASG, "api-spot", "api", ignored, initialLifecycleHooks=new))).changed
+    assert not c.replace
+
+
 def test_the_issue_example_line():
     d = diff_plans(doc(res(TG, "12-04-www", "12-04-www", port=8080)), doc(res(TG, "12-04-www", "12-04-www", port=8081)))
     assert ("REPLACE target group 12-04-www: port 8080 -> 8081 (forces new; traffic moves to an empty group unless "

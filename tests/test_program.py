@@ -74,7 +74,7 @@ def test_resource_counts_per_group(stack_run):
     worker, www, api, cron = (counts(r, g) for g in GROUPS)
     for c in (worker, www, api):
         slots = 1 if c is worker else 2  # http groups deploy blue/green: two slots, each an ASG pair
-        # api converges at boot: a launching hook on each ASG besides the drain hooks (issue 12)
+        # the drain hooks; api's launching hooks too, since a blue/green slot keeps them as resources
         hooks = (4 if c is api else 2) * slots
         assert c[ASG] == 2 * slots and c["aws:autoscaling/lifecycleHook:LifecycleHook"] == hooks
         assert c["aws:iam/rolePolicy:RolePolicy"] == (1 if c is api else 0), "the boot's own statements"

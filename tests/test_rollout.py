@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import boto3
 import botocore.session
 import pytest
-from botocore.stub import Stubber
+from botocore.awsrequest import AWSResponse
+from botocore.stub import ANY, Stubber
 
 from fleet.ops import aws as fleet_aws
 from fleet.ops import rollout
@@ -328,9 +329,27 @@ SPOT_TO = {"MixedInstancesPolicy": {**json.loads(json.dumps(MIXED)), "LaunchTemp
 
 
 def tagged(g: dict, name: str, capacity: str) -> dict:
+    g = dict(g)
+    extra = g.pop("ExtraTags", [])
     return dict(g, AutoScalingGroupName=name, Tags=[
         {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v, "PropagateAtLaunch": True}
-        for k, v in {"fleet:group": "web", "fleet:stack": "staging", "fleet:capacity": capacity}.items()])
+        for k, v in [*{"fleet:group": "web", "fleet:stack": "staging", "fleet:capacity": capacity}.items(), *extra]])
+
+
+def with_tag(g: dict, key: str, value: str) -> dict:
+    """`g` as DescribeAutoScalingGroups gives it with one more tag (as `tagged` lays tags out)."""
+    return dict(g, ExtraTags=[(key, value)])
+
+
+def retemplate(g: dict, template_id: str) -> dict:
+    """`g` configured with (and its instances launched from) another launch template id."""
+    def walk(x):
+        if isinstance(x, dict):
+            return {k: (template_id if k == "LaunchTemplateId" and v == LT else walk(v)) for k, v in x.items()}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        return x
+    return walk(g)
 
 
 class Pair(Script):
@@ -344,13 +363,31 @@ class Pair(Script):
         self.history(*od_foreign, asg=OD)
         self.history(*spot_foreign, asg=SP)
 
-    def run(self, timeout=3600, rollback_timeout=1800, now=None):
+    def run(self, timeout=3600, rollback_timeout=1800, now=None, **kwargs):
         now = now if now is not None else [0.0]
         w = rollout.Waiter(self.client, poll=15, log=self.logs.append,
-                           sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+                           sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0],
+                           wall=lambda: 1_780_000_000.0)
         with self.stub:
             return rollout.roll_group("web", "staging", LT, 2, alarms=[HEALTH], warmup=120, bake_time=300,
-                                      timeout=timeout, rollback_timeout=rollback_timeout, waiter=w)
+                                      timeout=timeout, rollback_timeout=rollback_timeout, waiter=w, **kwargs)
+
+    def hooks(self, *found: dict | None):
+        """DescribeLifecycleHooks of the launching hook on the on-demand, then the spot ASG."""
+        for asg, hook in zip((OD, SP), found, strict=True):
+            self.stub.add_response("describe_lifecycle_hooks", {"LifecycleHooks": [dict(hook, AutoScalingGroupName=asg)]
+                                                                if hook else []},
+                                   {"AutoScalingGroupName": asg, "LifecycleHookNames": ["fleet-launch"]})
+
+    def put_hook(self, asg: str, heartbeat: int, result: str = "ABANDON"):
+        self.stub.add_response("put_lifecycle_hook", {}, {
+            "LifecycleHookName": "fleet-launch", "AutoScalingGroupName": asg,
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING", "HeartbeatTimeout": heartbeat,
+            "DefaultResult": result})
+
+    def delete_hook(self, asg: str):
+        self.stub.add_response("delete_lifecycle_hook", {}, {"LifecycleHookName": "fleet-launch",
+                                                             "AutoScalingGroupName": asg})
 
     def canary_ok(self):
         self.history(asg=OD)
@@ -363,6 +400,12 @@ class Pair(Script):
         self.history(asg=SP)
         self.group(group("1", mixed=True), asg=SP)
         self.start("r-sp", asg=SP, prefs=SPOT_PREFS, desired=SPOT_TO)
+
+    def marked(self, asgs=(OD, SP)):
+        """The failure is remembered on both ASGs (FAILED_TAG, not propagated to instances)."""
+        self.stub.add_response("create_or_update_tags", {}, {"Tags": [
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": rollout.FAILED_TAG, "Value": ANY,
+             "PropagateAtLaunch": False} for name in asgs]})
 
     def restore_canary(self, end="Successful"):
         self.history(asg=OD)
@@ -404,6 +447,7 @@ class TestPairRollout:
         s.poll(refresh("r-od", "InProgress", 30),
                refresh("r-od", "RollbackSuccessful", 0, "Instances failed health checks"), asg=OD)
 
+        s.marked()
         with pytest.raises(RolloutError) as err:
             s.run()
 
@@ -420,6 +464,7 @@ class TestPairRollout:
                refresh("r-od", "RollbackInProgress", 50, f"Alarm {HEALTH} is in ALARM state"),
                refresh("r-od", "RollbackSuccessful", 0, f"Alarm {HEALTH} is in ALARM state"), asg=OD)
 
+        s.marked()
         with pytest.raises(RolloutError) as err:
             s.run()
 
@@ -436,6 +481,7 @@ class TestPairRollout:
                refresh("r-sp", "RollbackSuccessful", 0, "Instance refresh failed: alarm in ALARM"), asg=SP)
         s.restore_canary()
 
+        s.marked()
         with pytest.raises(RolloutError) as err:
             s.run()
 
@@ -453,6 +499,7 @@ class TestPairRollout:
         s.stub.add_client_error("start_instance_refresh", "ValidationError", "SpotInstancePools is not valid", 400)
         s.restore_canary()
 
+        s.marked()
         with pytest.raises(RolloutError, match=r"^group web: step spot: .*ValidationError.*restored to version 1"):
             s.run()
 
@@ -463,6 +510,7 @@ class TestPairRollout:
         s.spot_start()
         s.poll(refresh("r-sp", "RollbackSuccessful", 0, "boom"), asg=SP)
         s.restore_canary(end="Failed")
+        s.marked()
         with pytest.raises(RolloutError, match=rf"restoring on-demand ASG {OD} to version 1 FAILED: .*r-back failed"):
             s.run()
 
@@ -496,6 +544,7 @@ class TestPairRollout:
         s.poll(refresh("r-sp", "RollbackInProgress", 20), refresh("r-sp", "RollbackSuccessful", 0), asg=SP)
         s.restore_canary()
 
+        s.marked()
         with pytest.raises(RolloutError) as err:
             s.run(timeout=90, now=now)
 
@@ -503,6 +552,192 @@ class TestPairRollout:
         assert message.startswith(f"group web: step spot: {SP}: timed out waiting for instance refresh r-sp "
                                   "(InProgress, 50% complete); rolled back to the previous launch template version")
         assert f"on-demand ASG {OD} restored to version 1" in message
+
+    def test_a_refresh_that_failed_without_a_rollback_is_refreshed_back(self, pair_script):
+        """AWS did not roll the canary back (Failed, not RollbackSuccessful) and the ASG moved to version 2:
+        the rollout refreshes it back to version 1 itself."""
+        s = pair_script
+        s.preflight()
+        s.history(asg=OD)
+        s.group(group("1"), asg=OD)
+        s.start("r-od", asg=OD, prefs=CANARY_PREFS)
+        s.poll(refresh("r-od", "InProgress", 50), refresh("r-od", "Failed", 50, "Instance launch failed"), asg=OD)
+        s.group(group("2", ("2", "1")), asg=OD)  # the in-flight ASG, read again: not on version 1 any more
+        s.restore_canary()
+        s.marked()
+
+        with pytest.raises(RolloutError) as err:
+            s.run()
+
+        message = str(err.value)
+        assert message.startswith(f"group web: step canary: {OD}: instance refresh r-od failed: Instance launch failed")
+        assert message.endswith(f"; on-demand ASG {OD} restored to version 1 (instance refresh r-back)")
+
+    def test_a_restore_returns_to_the_template_the_asg_had_before(self, pair_script):
+        """The launch template was replaced (new id, versions from 1 again): the canary goes back to the old
+        template's version 5, not to version 5 of the new template."""
+        s = pair_script
+        old = "lt-0aaaaaaaaaaaaaaaa"
+        s.tags(retemplate(group("5"), old), retemplate(group("5", mixed=True), old))
+        s.history(asg=OD)
+        s.history(asg=SP)
+        s.history(asg=OD)
+        s.group(retemplate(group("5"), old), asg=OD)
+        s.start("r-od", asg=OD, prefs=CANARY_PREFS)
+        s.poll(refresh("r-od", "Successful", 100), asg=OD)
+        s.history(asg=SP)
+        s.group(retemplate(group("5", mixed=True), old), asg=SP)
+        s.start("r-sp", asg=SP, prefs=SPOT_PREFS, desired=SPOT_TO)
+        s.poll(refresh("r-sp", "RollbackSuccessful", 0, "Alarm in ALARM"), asg=SP)
+        s.history(asg=OD)
+        s.group(group("2", ("2", "2")), asg=OD)
+        s.start("r-back", asg=OD, prefs=RESTORE_PREFS, desired={"LaunchTemplate": {"LaunchTemplateId": old,
+                                                                                 "Version": "5"}})
+        s.poll(refresh("r-back", "Successful", 100), asg=OD)
+        s.marked()
+
+        with pytest.raises(RolloutError) as err:
+            s.run()
+        assert str(err.value).endswith(f"; on-demand ASG {OD} restored to version 5 (instance refresh r-back)")
+
+    def test_a_version_that_failed_is_not_rolled_again_and_says_why(self, pair_script):
+        """The next `pulumi up` re-runs the Command for the same version: nothing starts, and the one line
+        says which version the group is on and why the new one is not rolled."""
+        s = pair_script
+        value = rollout.failed_tag_value(LT, "2", "step soak: web-od: Alarm fleet-staging-web-health-5xx in ALARM",
+                                         1_780_000_000.0)
+        s.tags(with_tag(group("1"), rollout.FAILED_TAG, value), with_tag(group("1", mixed=True), rollout.FAILED_TAG,
+                                                                         value))
+        s.history(asg=OD)
+        s.history(asg=SP)
+
+        with pytest.raises(RolloutError) as err:
+            s.run()  # any StartInstanceRefresh (the bad canary again) would fail the Stubber
+
+        assert str(err.value) == (
+            f"group web: still on launch template {LT} version 1: version 2 of {LT} failed its rollout at "
+            "2026-05-28T20:26:40Z step soak: web-od: Alarm fleet-staging-web-health-5xx in ALARM; not rolled again. "
+            "Change the group (a new version) and `pulumi up`, or retry this version with "
+            "`fleet deploy web --stack staging`")
+
+    def test_a_failure_is_remembered_on_both_asgs(self, pair_script):
+        s = pair_script
+        s.preflight()
+        s.history(asg=OD)
+        s.group(group("1"), asg=OD)
+        s.start("r-od", asg=OD, prefs=CANARY_PREFS)
+        s.poll(refresh("r-od", "RollbackSuccessful", 0, "Instances failed health checks"), asg=OD)
+        value = (f"{LT}:2 2026-05-28T20:26:40Z step canary: {OD}: instance refresh r-od failed and was rolled back "
+                 "to the previous launch template version: Instances failed health checks")
+        s.stub.add_response("create_or_update_tags", {}, {"Tags": [
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": "fleet:rollout-failed",
+             "Value": value, "PropagateAtLaunch": False} for name in (OD, SP)]})
+        with pytest.raises(RolloutError, match="step canary"):
+            s.run()
+
+    def test_retry_rolls_a_failed_version_and_a_success_clears_the_mark(self, pair_script):
+        s = pair_script
+        value = rollout.failed_tag_value(LT, "2", "step canary: x", 0)
+        s.tags(with_tag(group("1"), rollout.FAILED_TAG, value), with_tag(group("1", mixed=True), rollout.FAILED_TAG,
+                                                                         value))
+        s.history(asg=OD)
+        s.history(asg=SP)
+        s.canary_ok()
+        s.spot_start()
+        s.poll(refresh("r-sp", "Successful", 100), asg=SP)
+        s.stub.add_response("delete_tags", {}, {"Tags": [
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": "fleet:rollout-failed"}
+            for name in (OD, SP)]})
+
+        assert [r.result for r in s.run(retry=True)] == ["succeeded", "succeeded"]
+
+    def test_a_mark_for_another_version_does_not_stop_this_one(self, pair_script):
+        s = pair_script
+        value = rollout.failed_tag_value(LT, "3", "step canary: x", 0)
+        s.tags(with_tag(group("1"), rollout.FAILED_TAG, value), group("1", mixed=True))
+        s.history(asg=OD)
+        s.history(asg=SP)
+        s.canary_ok()
+        s.spot_start()
+        s.poll(refresh("r-sp", "Successful", 100), asg=SP)
+        s.stub.add_response("delete_tags", {}, {"Tags": [
+            {"ResourceId": OD, "ResourceType": "auto-scaling-group", "Key": "fleet:rollout-failed"}]})
+        assert [r.result for r in s.run()] == ["succeeded", "succeeded"]
+
+    def test_converge_turned_on_puts_the_launch_hook_first(self, pair_script):
+        """Before the canary's first instance of the converging version launches, both ASGs have the hook."""
+        s = pair_script
+        s.preflight()
+        s.hooks(None, None)
+        s.put_hook(OD, 390)
+        s.put_hook(SP, 390)
+        s.canary_ok()
+        s.spot_start()
+        s.poll(refresh("r-sp", "Successful", 100), asg=SP)
+        s.run(launch_hook=rollout.LaunchHook(390))
+
+    def test_converge_turned_off_deletes_the_launch_hook_first(self, pair_script):
+        s = pair_script
+        hook = {"LifecycleHookName": "fleet-launch", "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "HeartbeatTimeout": 390, "DefaultResult": "ABANDON"}
+        s.preflight()
+        s.hooks(hook, hook)
+        s.delete_hook(OD)
+        s.delete_hook(SP)
+        s.canary_ok()
+        s.spot_start()
+        s.poll(refresh("r-sp", "Successful", 100), asg=SP)
+        s.run(launch_hook=rollout.LaunchHook(None))
+
+    def test_a_hook_already_right_is_left_alone(self, pair_script):
+        s = pair_script
+        hook = {"LifecycleHookName": "fleet-launch", "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "HeartbeatTimeout": 390, "DefaultResult": "ABANDON"}
+        s.preflight()
+        s.hooks(hook, hook)
+        s.canary_ok()
+        s.spot_start()
+        s.poll(refresh("r-sp", "Successful", 100), asg=SP)
+        s.run(launch_hook=rollout.LaunchHook(390))
+
+    def test_a_rollback_puts_the_hooks_back_as_soon_as_it_starts(self, pair_script):
+        """Converge turned on, the canary fails: the previous version's instances that AWS's rollback launches
+        must not wait on a hook their image never completes, so the hooks go as soon as the rollback shows."""
+        s = pair_script
+        s.preflight()
+        s.hooks(None, None)
+        s.put_hook(OD, 390)
+        s.put_hook(SP, 390)
+        s.history(asg=OD)
+        s.group(group("1"), asg=OD)
+        s.start("r-od", asg=OD, prefs=CANARY_PREFS)
+        s.poll(refresh("r-od", "InProgress", 30), refresh("r-od", "RollbackInProgress", 10, "health"), asg=OD)
+        s.delete_hook(OD)  # before the next poll: while AWS's rollback launches the old version
+        s.delete_hook(SP)
+        s.poll(refresh("r-od", "RollbackSuccessful", 0, "health"), asg=OD)
+        s.marked()
+
+        with pytest.raises(RolloutError, match="step canary"):
+            s.run(launch_hook=rollout.LaunchHook(390))
+
+    def test_a_changed_heartbeat_is_put_back_after_a_failure(self, pair_script):
+        s = pair_script
+        old = {"LifecycleHookName": "fleet-launch", "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+               "HeartbeatTimeout": 200, "DefaultResult": "ABANDON"}
+        s.preflight()
+        s.hooks(old, old)
+        s.put_hook(OD, 390)
+        s.put_hook(SP, 390)
+        s.history(asg=OD)
+        s.group(group("1"), asg=OD)
+        s.start("r-od", asg=OD, prefs=CANARY_PREFS)
+        s.poll(refresh("r-od", "RollbackSuccessful", 0, "health"), asg=OD)
+        s.put_hook(OD, 200)
+        s.put_hook(SP, 200)
+        s.marked()
+
+        with pytest.raises(RolloutError, match="step canary"):
+            s.run(launch_hook=rollout.LaunchHook(390))
 
     def test_first_up_has_no_asgs_and_nothing_to_roll(self, pair_script):
         s = pair_script
@@ -609,7 +844,55 @@ class TestDeploy:
         assert rollout.discover_alarms(cw, "web", "staging") == ["fleet-staging-web-health-5xx"]
 
 
+class TestOnMoto:
+    """The hook and failure-tag calls against the moto server (real HTTP, the real request shapes)."""
+
+    def test_launch_hook_put_changed_and_deleted(self, pair):
+        autoscaling = boto3.client("autoscaling")
+        w = rollout.Waiter(autoscaling, log=lambda m: None)
+        assert rollout.read_launch_hook(autoscaling, "web-od") is None
+        rollout.set_launch_hook(w, "web-od", 390, None)
+        hook = rollout.read_launch_hook(autoscaling, "web-od")
+        assert (hook["LifecycleTransition"], hook["HeartbeatTimeout"], hook["DefaultResult"]) == (
+            "autoscaling:EC2_INSTANCE_LAUNCHING", 390, "ABANDON")
+        rollout.set_launch_hook(w, "web-od", 450, hook)
+        assert rollout.read_launch_hook(autoscaling, "web-od")["HeartbeatTimeout"] == 450
+        rollout.set_launch_hook(w, "web-od", None, rollout.read_launch_hook(autoscaling, "web-od"))
+        assert rollout.read_launch_hook(autoscaling, "web-od") is None
+        assert rollout.read_launch_hook(autoscaling, "web-spot") is None, "only the ASG named"
+
+    def test_failure_tag_is_read_back_by_the_pair_lookup_and_cleared(self, pair):
+        autoscaling = boto3.client("autoscaling")
+        w = rollout.Waiter(autoscaling, log=lambda m: None)
+        value = rollout.failed_tag_value(pair, "2", "step canary: " + "x" * 400, 0)
+        assert len(value) == 256
+        rollout.mark_failed(autoscaling, ["web-od", "web-spot"], value)
+        # moto's DescribeInstanceRefreshes is missing: members_of waits for none when there is none to read
+        autoscaling.meta.events.register("before-call.autoscaling.DescribeInstanceRefreshes", lambda **_: (
+            AWSResponse(None, 200, {}, None), {"InstanceRefreshes": [], "ResponseMetadata": {}}))
+        members = rollout.members_of(w, "web", "staging", 0, 60)
+        assert [(m.capacity, m.previous, m.previous_template, m.failed) for m in members] == [
+            ("on-demand", "1", pair, value), ("spot", "1", pair, value)]
+        with pytest.raises(RolloutError, match=f"still on launch template {pair} version 1: version 2 of"):
+            rollout.roll_group("web", "staging", pair, 2, waiter=w)
+        rollout.clear_failed(autoscaling, ["web-od", "web-spot"])
+        assert all(not m.failed for m in rollout.members_of(w, "web", "staging", 0, 60))
+        prod = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["prod-web-od"])["AutoScalingGroups"]
+        assert rollout.FAILED_TAG not in {t["Key"] for t in prod[0]["Tags"]}
+
+
 class TestMain:
+    def test_launch_hook_flags_reach_the_rollout(self, monkeypatch):
+        seen = []
+        monkeypatch.setattr(rollout, "aws_client", lambda *a, **k: "client")
+        monkeypatch.setattr(rollout, "roll_group", lambda *a, **k: seen.append(k["launch_hook"]) or [])
+        base = ["--group", "web", "--stack", "s", "--launch-template-id", LT, "--version", "2"]
+        for extra in (["--launch-hook-heartbeat", "390"], ["--no-launch-hook"], []):
+            assert rollout.main(base + extra) == 0
+        assert seen == [rollout.LaunchHook(390), rollout.LaunchHook(None), None]
+        with pytest.raises(SystemExit):
+            rollout.main(base + ["--no-launch-hook", "--launch-hook-heartbeat", "390"])
+
     def test_prints_one_json_line_last(self, monkeypatch, capsys):
         seen = {}
 

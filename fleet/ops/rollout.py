@@ -26,6 +26,20 @@ Refresh preferences chosen, and why:
   outcome is not taken as ours: afterwards the ASG is read again and our own refresh starts (with
   SkipMatching it replaces only what is not on the version yet, and the canary's soak still runs).
 
+The launching lifecycle hook (groups that converge at boot) belongs to the rollout, not to a Pulumi
+resource after it: before any refresh, `roll_pair` puts the hook on both ASGs (or deletes it when the
+group no longer converges), so the new version's first instances are gated by it (converge turned on)
+and are not left waiting on a hook nothing completes (converge turned off). On a failure the hooks go
+back to what they were before the rollout as soon as AWS starts rolling back, so the previous
+version's instances launch as they did before.
+
+A version that failed is remembered on both ASGs (tag `fleet:rollout-failed`: template, version,
+when, why). The next run for that same version (the next `pulumi up` re-runs the Command) starts
+nothing and fails with one line saying the group is still on its previous version and why, instead
+of running the bad canary again; `fleet deploy` retries it on purpose, and any success clears the tag.
+A restore goes back to the launch template id the ASG had, not the one rolled out: a replaced
+template has a new id, and its version numbers start again at 1.
+
 Run by the Rollout component's Command as `python -m fleet.ops.rollout ...` (see `main`): progress goes to
 stderr, one JSON line last on stdout (PITFALLS 11), exit 1 with one line on failure so `pulumi up` fails.
 """
@@ -44,6 +58,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fleet.ops.aws import client as aws_client
 from fleet.ops.gate import GateError, wait_healthy
 from fleet.spec.names import health_alarm_prefix
+from fleet.spec.readiness import LAUNCH_HOOK_NAME
 
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 FAILED = {
@@ -58,6 +73,9 @@ CANARY, SOAK = "canary", "soak"
 # InstancesDistribution); DescribeAutoScalingGroups returns it for other strategies too (default 2), and a
 # DesiredConfiguration that carries it is rejected. tests/test_rollout.py reads the model to keep this true.
 POOLS_STRATEGY = "lowest-price"
+FAILED_TAG = "fleet:rollout-failed"  # "<template id>:<version> <UTC time> <why>" on both ASGs of the group
+TAG_VALUE_LIMIT = 256  # Auto Scaling's limit on a tag value
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 
 
 class RolloutError(Exception):
@@ -101,6 +119,8 @@ class Waiter:
     log: Callable[[str], None] = _stderr
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    on_rollback: Callable[[str], None] | None = None  # called with the ASG's name when AWS starts rolling back
+    wall: Callable[[], float] = time.time  # the time written into the failure tag
 
 
 def roll(asg_name: str, launch_template_id: str, version: int | str, *, alarms: Iterable[str] = (),
@@ -218,7 +238,7 @@ def wait_foreign(w: Waiter, asg_name: str, deadline: float, timeout: float) -> s
     w.log(f"{asg_name}: instance refresh {rid} (not started by this rollout) is {active['Status']}; "
           "waiting for it to end, then starting our own")
     try:
-        _wait(w, asg_name, rid, deadline, timeout)
+        _wait(w, asg_name, rid, deadline, timeout, foreign=True)
         w.log(f"{asg_name}: instance refresh {rid} ended Successful; checking the group again")
     except RefreshFailed as f:
         w.log(f"{asg_name}: instance refresh {rid} ended {f.status}; checking the group again")
@@ -302,9 +322,11 @@ def _preferences(alarms: Iterable[str], warmup: int | None, bake_time: int = 0) 
     return prefs
 
 
-def _wait(w: Waiter, asg_name: str, refresh_id: str, deadline: float, timeout: float) -> str:
+def _wait(w: Waiter, asg_name: str, refresh_id: str, deadline: float, timeout: float, *,
+          foreign: bool = False) -> str:
     """Poll one refresh until Successful (return its id), an end state (RefreshFailed) or the deadline
-    (_TimedOut), logging every change."""
+    (_TimedOut), logging every change. A rollback of a refresh that is ours (not `foreign`) is told to
+    `w.on_rollback` as soon as it is seen."""
     last, before = None, None
     while True:
         found = w.autoscaling.describe_instance_refreshes(
@@ -321,6 +343,8 @@ def _wait(w: Waiter, asg_name: str, refresh_id: str, deadline: float, timeout: f
             if last is not None and last[0] != status and last[0] != "RollbackInProgress":
                 before = last[0]
             last = (status, percent, reason)
+        if status in ("RollbackInProgress", "RollbackSuccessful") and w.on_rollback is not None and not foreign:
+            w.on_rollback(asg_name)
         if status == "Successful":
             return refresh_id
         if status in FAILED:
@@ -338,34 +362,142 @@ class PairMember:
     asg: str
     previous: str  # the launch template version the ASG was configured with before this rollout
     foreign: bool = False  # a refresh we did not start was waited out: start our own regardless
+    previous_template: str = ""  # the launch template id it was configured with ("": the one rolled out)
+    failed: str = ""  # its FAILED_TAG value, if a rollout failed on it before
+
+
+@dataclass(frozen=True)
+class LaunchHook:
+    """What a group's launching lifecycle hook must be during its rollout: present with `heartbeat`
+    seconds (the group converges at boot), or absent (None)."""
+
+    heartbeat: int | None
+
+
+def read_launch_hook(autoscaling, asg_name: str) -> dict | None:
+    """The ASG's launching hook as DescribeLifecycleHooks gives it, or None."""
+    hooks = autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=asg_name,
+                                                 LifecycleHookNames=[LAUNCH_HOOK_NAME])["LifecycleHooks"]
+    return hooks[0] if hooks else None
+
+
+def put_launch_hook(autoscaling, asg_name: str, heartbeat: int, default_result: str = "ABANDON") -> None:
+    """PutLifecycleHook (an upsert): new instances wait in Pending:Wait until the boot program completes it."""
+    autoscaling.put_lifecycle_hook(LifecycleHookName=LAUNCH_HOOK_NAME, AutoScalingGroupName=asg_name,
+                                   LifecycleTransition=LAUNCHING, HeartbeatTimeout=int(heartbeat),
+                                   DefaultResult=default_result)
+
+
+def delete_launch_hook(autoscaling, asg_name: str) -> None:
+    autoscaling.delete_lifecycle_hook(LifecycleHookName=LAUNCH_HOOK_NAME, AutoScalingGroupName=asg_name)
+
+
+def set_launch_hook(w: Waiter, asg_name: str, heartbeat: int | None, current: dict | None) -> None:
+    """Make the ASG's launching hook `heartbeat` (None: no hook), given what it is now; no call when it
+    already is."""
+    if heartbeat is None:
+        if current is not None:
+            delete_launch_hook(w.autoscaling, asg_name)
+            w.log(f"{asg_name}: launching lifecycle hook {LAUNCH_HOOK_NAME} deleted (the group no longer "
+                  "converges at boot)")
+        return
+    if current is not None and (current.get("HeartbeatTimeout"), current.get("DefaultResult"),
+                                current.get("LifecycleTransition")) == (heartbeat, "ABANDON", LAUNCHING):
+        return
+    put_launch_hook(w.autoscaling, asg_name, heartbeat)
+    w.log(f"{asg_name}: launching lifecycle hook {LAUNCH_HOOK_NAME} put, heartbeat {heartbeat}s")
+
+
+def _restore_launch_hook(w: Waiter, asg_name: str, before: dict | None, now: int | None) -> str:
+    """Put the hook back as it was before the rollout ("" when it already is); a failure is reported, not
+    raised: the rollback must go on."""
+    try:
+        if before is None:
+            set_launch_hook(w, asg_name, None, {} if now is not None else None)
+        elif (before.get("HeartbeatTimeout"), before.get("DefaultResult")) != (now, "ABANDON"):
+            put_launch_hook(w.autoscaling, asg_name, before["HeartbeatTimeout"], before.get("DefaultResult", "ABANDON"))
+            w.log(f"{asg_name}: launching lifecycle hook {LAUNCH_HOOK_NAME} put back, heartbeat "
+                  f"{before['HeartbeatTimeout']}s")
+    except (ClientError, BotoCoreError) as e:
+        return f"; putting back {asg_name}'s launching lifecycle hook FAILED: {' '.join(str(e).split())}"
+    return ""
+
+
+def failed_tag_value(template_id: str, version: str, reason: str, when: float) -> str:
+    """FAILED_TAG's value, within Auto Scaling's tag value limit."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+    return f"{template_id}:{version} {stamp} {' '.join(reason.split())}"[:TAG_VALUE_LIMIT]
+
+
+def mark_failed(autoscaling, asg_names: Iterable[str], value: str) -> None:
+    """CreateOrUpdateTags FAILED_TAG on the ASGs (not propagated to instances)."""
+    autoscaling.create_or_update_tags(Tags=[
+        {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": FAILED_TAG, "Value": value,
+         "PropagateAtLaunch": False} for name in asg_names])
+
+
+def clear_failed(autoscaling, asg_names: Iterable[str]) -> None:
+    autoscaling.delete_tags(Tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": FAILED_TAG}
+                                  for name in asg_names])
+
+
+def _failed_for(member: PairMember, template_id: str, version: str) -> str | None:
+    """The member's failure tag, when it is about this very template version."""
+    head, _, rest = member.failed.partition(" ")
+    return rest if head == f"{template_id}:{version}" else None
 
 
 def roll_pair(group: str, members: list[PairMember], template_id: str, version: int | str, *,
               alarms: Iterable[str] = (), warmup: int | None = None, bake_time: int = 300,
-              timeout: float = 3600, rollback_timeout: float = 1800, waiter: Waiter) -> list[RolloutResult]:
-    """Canary (on-demand, with the soak as its BakeTime), then spot; on any failure both ASGs end on their
-    previous version (module docstring) and RolloutError says `group G: step S: reason` on one line.
+              timeout: float = 3600, rollback_timeout: float = 1800, waiter: Waiter,
+              launch_hook: LaunchHook | None = None) -> list[RolloutResult]:
+    """The launching hook first (`launch_hook`; None leaves it as it is), then the canary (on-demand, with
+    the soak as its BakeTime), then spot; on any failure both ASGs end on their previous version and
+    launching hook (module docstring) and RolloutError says `group G: step S: reason` on one line.
     `members` are on-demand first; `timeout` bounds the forward steps together."""
     w, want, alarms = waiter, str(version), list(alarms)
     deadline = w.clock() + timeout
     done: list[PairMember] = []
     foreign = {m.asg for m in members if getattr(m, "foreign", False)}
     results: list[RolloutResult] = []
-    for m in members:
-        canary = m.capacity == ON_DEMAND
-        try:
+    hooks_before: dict[str, dict | None] = {}
+    put_back: list[str] = []
+
+    def hooks_back(_asg: str = "") -> None:
+        """Once: the launching hooks as they were, before any instance of the previous version launches."""
+        if launch_hook is None or put_back:
+            return
+        put_back.append("".join(_restore_launch_hook(w, m.asg, hooks_before[m.asg], launch_hook.heartbeat)
+                                for m in members))
+
+    step = "launch hook"
+    try:
+        if launch_hook is not None:
+            hooks_before.update({m.asg: read_launch_hook(w.autoscaling, m.asg) for m in members})
+            for m in members:
+                set_launch_hook(w, m.asg, launch_hook.heartbeat, hooks_before[m.asg])
+        w.on_rollback = hooks_back
+        for m in members:
+            canary = m.capacity == ON_DEMAND
+            step = m.capacity if not canary else CANARY
             results.append(_roll(w, m.asg, template_id, want, alarms=alarms, warmup=warmup,
                                  bake_time=bake_time if canary else 0, deadline=deadline,
                                  timeout=timeout, rollback_timeout=rollback_timeout, force=m.asg in foreign))
-        except (RolloutError, ClientError, BotoCoreError) as e:
-            step = m.capacity if not canary else (SOAK if getattr(e, "last", None) == "Baking" else CANARY)
-            reason = " ".join(str(e).split())
-            if isinstance(e, RefreshFailed) and not e.rolled_back and e.status != "Successful":
-                reason += _restore_in_flight(w, m, template_id, want, rollback_timeout)
-            for finished in reversed(done):
-                reason += _restore_finished(w, finished, template_id, rollback_timeout)
-            raise RolloutError(f"group {group}: step {step}: {reason}") from None
-        done.append(m)
+            done.append(m)
+    except (RolloutError, ClientError, BotoCoreError) as e:
+        if step == CANARY and getattr(e, "last", None) == "Baking":
+            step = SOAK
+        reason = " ".join(str(e).split())
+        if hooks_before:  # read: the hooks go back to it (AWS's rollback may have done so already)
+            hooks_back()
+            reason += put_back[0]
+        if isinstance(e, RefreshFailed) and not e.rolled_back and e.status != "Successful":
+            reason += _restore_in_flight(w, members[len(done)], template_id, want, rollback_timeout)
+        for finished in reversed(done):
+            reason += _restore_finished(w, finished, template_id, rollback_timeout)
+        raise RolloutError(f"group {group}: step {step}: {reason}") from None
+    finally:
+        w.on_rollback = None
     return results
 
 
@@ -373,16 +505,21 @@ def _restore_in_flight(w: Waiter, m: PairMember, template_id: str, want: str, ti
     """AWS did not roll this ASG back (e.g. Failed without a rollback): refresh it back ourselves, if it
     changed version."""
     group = _group(w.autoscaling, m.asg)
-    if _template_spec(group).get("Version") == m.previous and _runs(group, template_id, m.previous):
+    previous = m.previous_template or template_id
+    spec = _template_spec(group)
+    if (spec.get("LaunchTemplateId"), spec.get("Version")) == (previous, m.previous) and \
+            _runs(group, previous, m.previous):
         return ""
     return _restore_finished(w, m, template_id, timeout)
 
 
 def _restore_finished(w: Waiter, m: PairMember, template_id: str, timeout: float) -> str:
+    """Refresh the ASG back to the template and version it had before (`m.previous_template`, which is not
+    `template_id` when the template was replaced)."""
     if not m.previous:
         return f"; {m.capacity} ASG {m.asg} had no numbered version before: not restored"
     try:
-        rid = restore(m.asg, template_id, m.previous, timeout=timeout, waiter=w)
+        rid = restore(m.asg, m.previous_template or template_id, m.previous, timeout=timeout, waiter=w)
     except (RolloutError, ClientError, BotoCoreError) as e:
         return f"; restoring {m.capacity} ASG {m.asg} to version {m.previous} FAILED: {' '.join(str(e).split())}"
     return f"; {m.capacity} ASG {m.asg} restored to version {m.previous} (instance refresh {rid})"
@@ -423,7 +560,9 @@ def members_of(w: Waiter, group: str, stack: str, deadline: float, timeout: floa
             name = found[0]["AutoScalingGroupName"]
             foreign = wait_foreign(w, name, deadline, timeout) is not None
             spec = _template_spec(_group(w.autoscaling, name) if foreign else found[0])
-            members.append(PairMember(capacity, name, str(spec.get("Version") or ""), foreign))
+            failed = next((t["Value"] for t in found[0].get("Tags", []) if t["Key"] == FAILED_TAG), "")
+            members.append(PairMember(capacity, name, str(spec.get("Version") or ""), foreign,
+                                      str(spec.get("LaunchTemplateId") or ""), failed))
     for capacity, rest in by_capacity.items():
         w.log(f"{group}: skipping {[g['AutoScalingGroupName'] for g in rest]}: fleet:capacity={capacity!r}")
     return members
@@ -431,16 +570,41 @@ def members_of(w: Waiter, group: str, stack: str, deadline: float, timeout: floa
 
 def roll_group(group: str, stack: str, template_id: str, version: int | str, *, alarms: Iterable[str] = (),
                warmup: int | None = None, bake_time: int = 300, timeout: float = 3600,
-               rollback_timeout: float = 1800, waiter: Waiter) -> list[RolloutResult]:
+               rollback_timeout: float = 1800, waiter: Waiter, launch_hook: LaunchHook | None = None,
+               retry: bool = False) -> list[RolloutResult]:
     """Find the group's pair by tags and `roll_pair` it; [] when it does not exist yet (the stack's first
-    `pulumi up`: the ASGs are then created on this version, and the new-group gate checks them)."""
-    w = waiter
+    `pulumi up`: the ASGs are then created on this version, and the new-group gate checks them).
+
+    A version that already failed on the pair is not rolled again unless `retry` (`fleet deploy`): the
+    error says which version the group is on and why the new one was refused. A failure tags both ASGs
+    with FAILED_TAG; a success removes the tag."""
+    w, want = waiter, str(version)
     members = members_of(w, group, stack, w.clock() + timeout, timeout)
     if not members:
         w.log(f"{group}: no ASGs yet; they are created on version {version}")
         return []
-    return roll_pair(group, members, template_id, version, alarms=alarms, warmup=warmup, bake_time=bake_time,
-                     timeout=timeout, rollback_timeout=rollback_timeout, waiter=w)
+    earlier = next((why for m in members if (why := _failed_for(m, template_id, want)) is not None), None)
+    if earlier is not None and not retry:
+        on = sorted({f"{m.previous_template or template_id} version {m.previous or '?'}" for m in members})
+        raise RolloutError(
+            f"group {group}: still on launch template {' and '.join(on)}: version {want} of {template_id} failed "
+            f"its rollout at {earlier}; not rolled again. Change the group (a new version) and `pulumi up`, "
+            f"or retry this version with `fleet deploy {group} --stack {stack}`")
+    try:
+        results = roll_pair(group, members, template_id, version, alarms=alarms, warmup=warmup,
+                            bake_time=bake_time, timeout=timeout, rollback_timeout=rollback_timeout, waiter=w,
+                            launch_hook=launch_hook)
+    except RolloutError as e:
+        try:
+            mark_failed(w.autoscaling, [m.asg for m in members],
+                        failed_tag_value(template_id, want, str(e).removeprefix(f"group {group}: "), w.wall()))
+        except (ClientError, BotoCoreError) as tag_error:
+            raise RolloutError(f"{e}; tagging the ASGs {FAILED_TAG} FAILED: {' '.join(str(tag_error).split())}") \
+                from None
+        raise
+    if any(m.failed for m in members):
+        clear_failed(w.autoscaling, [m.asg for m in members if m.failed])
+    return results
 
 
 def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: str | None = None,
@@ -448,9 +612,10 @@ def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: s
            rollback_timeout: float = 1800, gate_timeout: float = 600, poll: float = 15,
            log: Callable[[str], None] = _stderr, sleep: Callable[[float], None] = time.sleep,
            clock: Callable[[], float] = time.monotonic, autoscaling=None, ec2=None, cloudwatch=None,
-           elbv2=None) -> list[RolloutResult]:
+           elbv2=None, launch_hook: LaunchHook | None = None) -> list[RolloutResult]:
     """`fleet deploy`: roll a group's pair to its launch template's latest version now (`roll_group`), then
     the new-group health gate (fleet/ops/gate.py): each ASG's MinSize healthy within `gate_timeout`.
+    An explicit deploy retries a version whose rollout failed before (`retry`).
 
     Alarms are `alarms` plus those found by `discover_alarms`.
     """
@@ -470,7 +635,8 @@ def deploy(group: str, stack: str, *, region: str | None = None, endpoint_url: s
     gate = list(dict.fromkeys([*alarms, *discover_alarms(cloudwatch, group, stack)]))
     log(f"{group}: alarms gating the rollout: {', '.join(gate) if gate else 'none'}")
     results = roll_group(group, stack, template_id, latest["LatestVersionNumber"], alarms=gate, warmup=warmup,
-                         bake_time=bake_time, timeout=timeout, rollback_timeout=rollback_timeout, waiter=w)
+                         bake_time=bake_time, timeout=timeout, rollback_timeout=rollback_timeout, waiter=w,
+                         launch_hook=launch_hook, retry=True)
     target_group_arn = next(iter(pair[0].get("TargetGroupARNs") or []), None)
     if target_group_arn and elbv2 is None:
         elbv2 = aws_client("elbv2", region=region, endpoint_url=endpoint_url)
@@ -507,6 +673,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600, help="bound of the forward steps together")
     parser.add_argument("--rollback-timeout", type=float, default=1800, help="bound of each rollback step")
     parser.add_argument("--poll", type=float, default=15)
+    hook = parser.add_mutually_exclusive_group()
+    hook.add_argument("--launch-hook-heartbeat", type=int, metavar="SECONDS",
+                      help="put the launching lifecycle hook on both ASGs first (the group converges at boot)")
+    hook.add_argument("--no-launch-hook", action="store_true",
+                      help="delete the launching lifecycle hook from both ASGs first (the group does not converge)")
     args = parser.parse_args(argv)
     if args.group and not args.stack:
         parser.error("--group needs --stack")
@@ -520,7 +691,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         results = roll_group(args.group, args.stack, args.launch_template_id, args.version, alarms=args.alarm,
                              warmup=args.warmup, bake_time=args.bake_time, timeout=args.timeout,
-                             rollback_timeout=args.rollback_timeout, waiter=Waiter(autoscaling, args.poll))
+                             rollback_timeout=args.rollback_timeout, waiter=Waiter(autoscaling, args.poll),
+                             launch_hook=LaunchHook(args.launch_hook_heartbeat)
+                             if args.launch_hook_heartbeat is not None or args.no_launch_hook else None)
     except (RolloutError, ClientError, BotoCoreError) as e:
         print(f"rollout failed: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
         return 1

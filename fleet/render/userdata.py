@@ -26,13 +26,15 @@ from pathlib import Path
 
 from fleet.render.role import role_name
 from fleet.spec.model import Group
-from fleet.spec.readiness import launch_hook_heartbeat
+from fleet.spec.readiness import (  # the boot program completes the hook of this name
+    LAUNCH_HOOK_NAME,
+    launch_hook_heartbeat,
+)
 
 BOOT_PROGRAM = Path(__file__).resolve().parent.parent.parent / "boot" / "fleet_boot.py"
 BOOT_PATH, BOOT_CONFIG = "/usr/local/sbin/fleet-boot.py.bz2", "/etc/fleet/boot.json"
 # python3 -c RUN BOOT_PATH BOOT_CONFIG: the program runs as __main__ with argv [BOOT_PATH, BOOT_CONFIG]
 RUN = "import bz2,sys;sys.argv=sys.argv[1:];exec(compile(bz2.open(sys.argv[0]).read(),sys.argv[0],'exec'))"
-LAUNCH_HOOK_NAME = "fleet-launch"
 USER_DATA_LIMIT = 16 * 1024  # EC2's limit on raw user data
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from fleet.spec.model import Group
 
+LAUNCH_HOOK_NAME = "fleet-launch"  # the launching lifecycle hook on both ASGs of a converging group
 HOOK_HEARTBEAT_RANGE = (30, 7200)  # what AWS accepts for a lifecycle hook's heartbeat
 LAUNCH_SECONDS = 90  # RunInstances -> running with a booting OS; typically 30-90 s (fleet/ops/timing.py too)
 DEFAULT_TIMEOUT = 300  # autoscale.timeout's default, the boot bound of a one-off instance
