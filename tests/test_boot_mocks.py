@@ -146,7 +146,10 @@ def _user_data(r, lt_name):
 def test_user_data_carries_the_bundle_hash_and_the_boot_program(staging):
     per_group, _ = boot_files(ROOT, _groups())
     bucket = only(staging, "aws:s3/bucket:Bucket").id
-    hooks = {h.name: h.inputs["heartbeatTimeout"] for h in staging.of_type(HOOK)}
+    # new ASGs start with the hook; existing ones get it from the rollout (--launch-hook-heartbeat)
+    hooks = {a.name: h["heartbeatTimeout"] for a in staging.of_type(ASG) for h in a.inputs.get("initialLifecycleHooks")
+             or () if h["name"] == LAUNCH_HOOK_NAME}
+    rollout = shlex.split(next(c for c in staging.of_type(COMMAND) if c.name == "api-rollout-refresh").inputs["create"])
     for name, lt_name, hook in (("api", "api-lt", LAUNCH_HOOK_NAME), ("12_04-cron", "12-04-cron-lt", None)):
         cloud = yaml.safe_load(_user_data(staging, lt_name))
         files = {f["path"]: f for f in cloud["write_files"]}
@@ -158,7 +161,8 @@ def test_user_data_carries_the_bundle_hash_and_the_boot_program(staging):
         assert bz2.decompress(base64.b64decode(program["content"])).decode() == shipped_program()
         assert cloud["runcmd"] == [["python3", "-c", RUN, BOOT_PATH, BOOT_CONFIG]]
         if hook:  # the program's deadline is the hook's own heartbeat, on both ASGs
-            assert config["heartbeat"] == hooks["api-spot-launch"] == hooks["api-on-demand-launch"]
+            assert config["heartbeat"] == hooks["api-spot"] == hooks["api-on-demand"]
+            assert str(config["heartbeat"]) == rollout[rollout.index("--launch-hook-heartbeat") + 1]
             assert config["heartbeat"] == launch_hook_heartbeat(_groups()[name])
         else:
             assert config["heartbeat"] is None, "no hook: the program's own bound"
