@@ -149,7 +149,7 @@ class NodeGroup(pulumi.ComponentResource):
                     spot_instance_types=spot_instance_types(group),
                     target_group_arns=[self.target_group.target_groups["b"].arn], tags=tags,
                     extra_ignore_changes=list(args.asg_extra_ignore_changes),
-                    launch_hook_heartbeat=group.autoscale.timeout if args.boot else None, slot="b"), opts=child)}
+                    launch_hook_heartbeat=launch_hook_heartbeat(group) if args.boot else None, slot="b"), opts=child)}
             self.health_gate = HealthGate(gslug, HealthGateArgs(
                 group=group, asg_names=[pair.on_demand.name, pair.spot.name], region=stack.region,
                 project_dir=args.project_dir, target_group_arn=self.target_group.arn if self.target_group else None,

@@ -83,15 +83,20 @@ def test_no_boot_resource_input_holds_the_checkout_path(staging):
 
 
 def test_launching_hook_on_both_asgs_of_a_converging_group_only(staging):
-    """New ASGs start with the hook (`initialLifecycleHooks`); on existing ASGs the rollout puts or deletes it
-    as its first step, so no `LifecycleHook` resource changes it after the rollout."""
-    assert [h.name for h in staging.of_type(HOOK) if h.inputs["name"] == LAUNCH_HOOK_NAME] == []
+    """New ASGs start with the hook (`initialLifecycleHooks`). api deploys blue/green: each slot keeps its
+    hook as a resource (the idle slot is parked while Pulumi changes it); no other group has one, and every
+    instance-refresh rollout of the sample deletes any left over (`--no-launch-hook`)."""
     timeout = _groups()["api"].autoscale.timeout
     # the hook holds the instance from launch: the OS boot counts against its heartbeat too
     heartbeat = launch_hook_heartbeat(_groups()["api"])
     assert heartbeat == LAUNCH_SECONDS + timeout
     expected = {"name": LAUNCH_HOOK_NAME, "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
                 "heartbeatTimeout": heartbeat, "defaultResult": "ABANDON"}
+    hooks = [h for h in staging.of_type(HOOK) if h.inputs["name"] == LAUNCH_HOOK_NAME]
+    assert sorted(h.name for h in hooks) == ["api-b-on-demand-launch", "api-b-spot-launch", "api-on-demand-launch",
+                                             "api-spot-launch"]
+    for h in hooks:
+        assert {k: h.inputs[k] for k in expected} == expected
     for a in staging.of_type(ASG):
         initial = a.inputs.get("initialLifecycleHooks")
         if a.name.startswith("api-"):
@@ -101,13 +106,37 @@ def test_launching_hook_on_both_asgs_of_a_converging_group_only(staging):
         assert "initialLifecycleHooks" in a.options["ignoreChanges"], "never replaces an existing ASG"
     rollouts = {c.name: shlex.split(c.inputs["create"]) for c in staging.of_type(COMMAND)
                 if c.name.endswith("-rollout-refresh")}
-    assert rollouts, "no rollout Commands"
+    assert rollouts, "no instance-refresh rollout Commands"
     for name, argv in rollouts.items():
-        if name == "api-rollout-refresh":
-            i = argv.index("--launch-hook-heartbeat")
-            assert argv[i + 1] == str(heartbeat) and "--no-launch-hook" not in argv
-        else:
-            assert "--no-launch-hook" in argv and "--launch-hook-heartbeat" not in argv, name
+        assert "--no-launch-hook" in argv and "--launch-hook-heartbeat" not in argv, name
+
+
+def test_a_converging_instance_refresh_group_gets_its_hook_from_the_rollout():
+    """A group without http rolls by instance refresh: its rollout puts the hook first (no resource that
+    would change it only after the rollout), and its new ASGs start with it."""
+    from components.node_group import NodeGroup, NodeGroupArgs
+    from fleet.spec.stack import StackConfig
+
+    g = worker_group("jobs", boot={"converge": True}, run_list=["recipe[x]"])
+    stack = StackConfig(name="prod", region="eu-west-1", environment="production")
+
+    def program():
+        art = Artifacts("artifacts", ArtifactsArgs(stack="prod", files=[
+            ArtifactFile("bundles/" + "a" * 64 + ".tar.gz", "a" * 64, ".fleet/bundles/" + "a" * 64 + ".tar.gz")]))
+        boot = LaunchBoot("eu-west-1", art.bucket.id, art.bucket.arn, "bundles/" + "a" * 64 + ".tar.gz", "a" * 64)
+        node = NodeGroup("jobs", NodeGroupArgs(
+            group=g, stack=stack, image_hash="ab" * 32, project_dir=ROOT, vpc_id="vpc-0a1b2c3d",
+            private_subnet_ids=["subnet-00000011"], security_group_ids=["sg-00000001"], boot=boot))
+        return node.outputs
+
+    r = run(program, stack="prod", region="eu-west-1")
+    heartbeat = launch_hook_heartbeat(g)
+    assert heartbeat == LAUNCH_SECONDS + 120
+    assert [h.name for h in r.of_type(HOOK) if h.inputs["name"] == LAUNCH_HOOK_NAME] == []
+    assert {a.inputs["initialLifecycleHooks"][0]["heartbeatTimeout"] for a in r.of_type(ASG)} == {heartbeat}
+    (cmd,) = [c for c in r.of_type(COMMAND) if c.name == "jobs-rollout-refresh"]
+    argv = shlex.split(cmd.inputs["create"])
+    assert argv[argv.index("--launch-hook-heartbeat") + 1] == str(heartbeat) and "--no-launch-hook" not in argv
 
 
 def test_instance_roles_get_exactly_the_boot_statements(staging):
@@ -146,10 +175,10 @@ def _user_data(r, lt_name):
 def test_user_data_carries_the_bundle_hash_and_the_boot_program(staging):
     per_group, _ = boot_files(ROOT, _groups())
     bucket = only(staging, "aws:s3/bucket:Bucket").id
-    # new ASGs start with the hook; existing ones get it from the rollout (--launch-hook-heartbeat)
+    # new ASGs start with the hook; existing slots have it as a resource
     hooks = {a.name: h["heartbeatTimeout"] for a in staging.of_type(ASG) for h in a.inputs.get("initialLifecycleHooks")
              or () if h["name"] == LAUNCH_HOOK_NAME}
-    rollout = shlex.split(next(c for c in staging.of_type(COMMAND) if c.name == "api-rollout-refresh").inputs["create"])
+    resources = {h.name: h.inputs["heartbeatTimeout"] for h in staging.of_type(HOOK)}
     for name, lt_name, hook in (("api", "api-lt", LAUNCH_HOOK_NAME), ("12_04-cron", "12-04-cron-lt", None)):
         cloud = yaml.safe_load(_user_data(staging, lt_name))
         files = {f["path"]: f for f in cloud["write_files"]}
@@ -162,7 +191,7 @@ def test_user_data_carries_the_bundle_hash_and_the_boot_program(staging):
         assert cloud["runcmd"] == [["python3", "-c", RUN, BOOT_PATH, BOOT_CONFIG]]
         if hook:  # the program's deadline is the hook's own heartbeat, on both ASGs
             assert config["heartbeat"] == hooks["api-spot"] == hooks["api-on-demand"]
-            assert str(config["heartbeat"]) == rollout[rollout.index("--launch-hook-heartbeat") + 1]
+            assert config["heartbeat"] == resources["api-spot-launch"] == resources["api-b-on-demand-launch"]
             assert config["heartbeat"] == launch_hook_heartbeat(_groups()[name])
         else:
             assert config["heartbeat"] is None, "no hook: the program's own bound"
