@@ -306,3 +306,19 @@ def test_compare_that_breaks_a_nodes_yaml_rule_is_bad_input():
 
     with pytest.raises(SpecError, match="scaling.*needs scale_in.cpu < target_cpu < burst.cpu"):
         parse("scaling.target_cpu=90", group())
+
+
+def test_a_spot_scale_out_is_arriving_not_a_deficit_until_its_launch_bound():
+    # 4 spot + 1 on-demand at a load of 5: spot target tracking launches 4 more at minute 2. While they
+    # boot (within launch + autoscale.timeout) the reconciler adds no on-demand instance; the
+    # on-demand ASG's own policies are out of reach here (targets at 100 %).
+    g = group(scaling={"burst": {"cpu": 100}, "on_demand": {"target_cpu": 100, "burst_cpu": 100}},
+              autoscale={"node_min": 2, "node_max": 20})
+    ln = dataclasses.replace(quiet(g), spot_start=4)
+    series, _ = run([ln], np.full((10, 1), 5.0))
+    assert series.desired[SPOT][2, 0] == 8 and series.serving[SPOT][2, 0] == 4
+    assert (series.desired[ON_DEMAND][:, 0] == 1).all()
+    # the same launches past their bound (a boot slower than launch + autoscale.timeout) are missing
+    slow = dataclasses.replace(ln, ready_steps=ln.launch_bound // 60 + 3)
+    series, _ = run([slow], np.full((12, 1), 5.0))
+    assert series.desired[ON_DEMAND][:, 0].max() > 1

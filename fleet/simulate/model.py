@@ -26,7 +26,6 @@ comes from one numpy Generator seeded by `seed`: the same seed gives the same ru
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,10 +34,6 @@ from fleet.render.scaling import ON_DEMAND, SPOT, percent_adjustment
 from fleet.simulate.lanes import STEP, Lane
 from lambdas.spot_capacity import reconcile
 
-# The reconciler counts a spot instance that is still launching, and younger than its launch bound, as
-# arriving rather than missing when its spot_deficit takes the clock (`now`, `launch_bound`): the model
-# then gives it both, and each pending instance's launch time.
-ARRIVING = "launch_bound" in inspect.signature(reconcile.spot_deficit).parameters
 TARGET_TRACKING_DATAPOINTS = 3  # AWS's alarm of a target tracking policy on a 1-minute metric: 3 of 3
 WARNING_STEPS = 2  # the spot interruption warning comes two minutes ahead
 CAPACITIES = (SPOT, ON_DEMAND)
@@ -214,16 +209,17 @@ def run(lanes: list[Lane], demand: np.ndarray, seed: int = 0,
 
     def _deficit(i: int, t: int) -> int:
         """The reconciler's own spot_deficit over lane i's spot instances as the ASG lists them (serving,
-        pending with their launch times, warned), with the clock and the launch bound where it takes them."""
+        pending with their launch times, warned), at the model's clock, with the group's launch bound: a
+        launching instance younger than it is arriving, not missing."""
         def spot(name: str, state: str, launched: int | None = None) -> reconcile.SpotInstance:
-            extra_fields = {"launched_at": launched * STEP} if launched is not None and ARRIVING else {}
-            return reconcile.SpotInstance(name, state, reconcile.HEALTHY, **extra_fields)
+            return reconcile.SpotInstance(name, state, reconcile.HEALTHY,
+                                          launched_at=None if launched is None else launched * STEP)
         instances = ([spot(f"s{k}", reconcile.SERVING_STATE) for k in range(int(serving[SPOT][i]))]
                      + [spot(f"p{k}", "Pending", at) for k, at in enumerate(_launched(i, t))]
                      + [spot(f"w{k}", reconcile.SERVING_STATE) for k in range(int(warned[i]))])
-        clock = {"now": t * STEP, "launch_bound": lanes[i].launch_bound} if ARRIVING else {}
         return reconcile.spot_deficit(desired=int(desired[SPOT][i]), instances=instances,
-                                      warned=[f"w{k}" for k in range(int(warned[i]))], **clock)
+                                      warned=[f"w{k}" for k in range(int(warned[i]))],
+                                      now=t * STEP, launch_bound=lanes[i].launch_bound)
 
     def _room(spot_running: np.ndarray) -> np.ndarray:
         """The on-demand MaxSize the reconciler writes (its own on_demand_room), recomputed where spot moved."""
