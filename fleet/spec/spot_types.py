@@ -8,6 +8,7 @@ m5.large -> m5.large, m5a.large, m6i.large, m5n.large. Only types in botocore's 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from fleet.spec.instance_types import family_of, known_instance_types, size_of
@@ -31,9 +32,16 @@ def derived_types(instance_type: str, architecture: str = "x86_64", widen: bool 
     """instance_type first, then its nearest neighbours (same class and size, one generation apart
     at most), best first; with `widen`, then the farther generations of the class, nearest first
     (a previous-generation type such as seed 001's m1.large has no near neighbours)."""
+    return list(_derived(instance_type, architecture, widen))
+
+
+@functools.cache
+def _derived(instance_type: str, architecture: str, widen: bool) -> tuple[str, ...]:
+    """derived_types, kept per argument: it ranks every EC2 type botocore knows (about a thousand),
+    twice per group and load, the same few answers over and over in a large fleet."""
     parsed = _parse(family_of(instance_type))
     if parsed is None:
-        return [instance_type]
+        return (instance_type,)
     cls, gen, _ = parsed
     size = size_of(instance_type)
     attrs = _ARM_ATTRS if architecture == "arm64" else _X86_ATTRS
@@ -50,7 +58,7 @@ def derived_types(instance_type: str, architecture: str = "x86_64", widen: bool 
             continue
         penalty = attrs[other[2]] + (abs(dist) if dist >= 0 else 2)
         ranked.append((far, abs(dist) if far else penalty, abs(dist), t))
-    return [instance_type] + [t for *_, t in sorted(ranked)]
+    return (instance_type, *(t for *_, t in sorted(ranked)))
 
 
 def spot_instance_types(group: Group) -> list[str]:
