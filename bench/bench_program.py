@@ -124,8 +124,10 @@ def make_project(where: Path, groups: int) -> Path:
     import yaml
 
     where.mkdir(parents=True)
-    for name in ("components", "fleet", "image_builds", "lambdas", "cookbooks", "data_bags", "boot"):
+    for name in ("components", "fleet", "image_builds", "lambdas", "boot"):
         (where / name).symlink_to(ROOT / name)
+    for name in ("cookbooks", "data_bags"):  # the project's own files: a link out of the project is refused
+        shutil.copytree(ROOT / name, where / name)
     shutil.copy(ROOT / "__main__.py", where / "__main__.py")
     shutil.copy(ROOT / "Pulumi.yaml", where / "Pulumi.yaml")
     shutil.copy(ROOT / "nodes.lock.json", where / "nodes.lock.json")  # the generated groups' base image
