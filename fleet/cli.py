@@ -8,6 +8,7 @@ The CLI is a composition root like __main__.py: it may dispatch to image_builds.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from pathlib import Path
@@ -411,6 +412,8 @@ def run_reporting(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "without_gc", False):
+        gc.enable()  # fleet.__main__ starts without it, for the plan; every other command runs as usual
     if getattr(args, "stack", None) is not None and not args.stack.strip():
         parser.error("--stack needs a name")
     return run_reporting(args)

@@ -400,7 +400,8 @@ def test_plan_diff_imports_only_what_it_uses(tmp_path):
     for name in ("old.json", "new.json"):
         (tmp_path / name).write_text(json.dumps(doc(res(TG, "x", None, port=8080 if name == "old.json" else 81))))
     probe = ("import sys\nfrom fleet.cli import main\ncode = main(['plan', 'diff', 'old.json', 'new.json'])\n"
-             "heavy = [m for m in ('yaml', 'jsonschema', 'fleet.spec.load', 'pulumi', 'boto3') if m in sys.modules]\n"
+             "heavy = [m for m in ('yaml', 'jsonschema', 'fleet.spec.load', 'pulumi', 'boto3', 'numpy')\n"
+             "         if m in sys.modules]\n"
              "print('HEAVY', heavy, code)\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "HEAVY [] 0" in out.stdout, out.stdout + out.stderr

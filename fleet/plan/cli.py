@@ -30,6 +30,7 @@ def add_plan_command(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
     """Register `plan` (and `plan diff OLD NEW`) on fleet.cli's subparsers (an _EXTRA_COMMANDS hook)."""
     sp = add("plan", cmd_plan, "offline plan: the real program under Pulumi's mock engine, no cloud or "
              "credentials (`plan diff OLD.json NEW.json` compares two --json plans)")
+    sp.set_defaults(without_gc=True)  # fleet.__main__: the whole process, imports included, without cyclic GC
     sp.add_argument("action", nargs="?", choices=["diff"], metavar="diff",
                     help="compare two plans: fleet plan diff OLD.json NEW.json")
     sp.add_argument("files", nargs="*", metavar="PLAN.json", help="with diff: the old and the new plan")

@@ -11,7 +11,7 @@ DEFAULT_DAYS = 1
 
 
 def add_simulate_command(sub, add) -> None:
-    from fleet.simulate.traces import SYNTHETIC
+    from fleet.simulate import SYNTHETIC
 
     sp = add("simulate", None, "replay load against the group's deployed scaling policies, alarms and spot "
              "reconciler in a model of AWS: cost per day, minutes short of capacity, p95 CPU", group=True)

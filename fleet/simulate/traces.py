@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fleet.simulate import SYNTHETIC
 from fleet.spec.errors import Problem, SpecError
 
-SYNTHETIC = ("diurnal", "flash", "business-day")
 DAY = 24 * 60
 
 
