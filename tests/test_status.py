@@ -341,3 +341,25 @@ def test_spot_count_follows_the_instances_distribution(distribution, in_service,
     assert spot_count(asg, {}, in_service) == spot
     assert spot_count({"LaunchTemplate": {}}, {"InstanceMarketOptions": {"MarketType": "spot"}}, 2) == 2
     assert spot_count({"LaunchTemplate": {}}, {}, 2) == 0
+
+
+def test_blue_green_reconciler_records_and_the_iam_actions_of_a_read(aws, tmp_path, capsys):
+    """Per slot records (slot a under the group's own key), summed; every call is a listed IAM action."""
+    project = write_project(tmp_path / "project", {"web": True}, extra_nodes="solo:\n  autoscale: false\n")
+    hashes = declared_hashes(project)
+    maker = FleetMaker(aws)
+    maker.group("web", hashes["web"], http=True)
+    maker.reconciler_table({
+        "web": {"extra": {"N": "1"}, "last_decision": {"M": {"action": {"S": "raised"},
+                                                              "at": {"S": "2026-01-01T10:00:00Z"}}}},
+        "web/b": {"extra": {"N": "2"}, "last_decision": {"M": {"action": {"S": "capped"},
+                                                                "at": {"S": "2026-01-01T11:00:00Z"}}}}})
+    live = status_read.read_stack(STACK, endpoint_url=aws, instance_groups=["solo"])
+    assert set(live.calls_by_operation) <= {a.split(":")[1] for a in status_read.STATUS_ACTIONS}
+    assert {"GetResources", "Scan", "DescribeRules", "DescribeTargetHealth", "DescribeInstances"} <= set(
+        live.calls_by_operation)
+    code = main(["--project", str(project), "status", "web", "--stack", STACK, "--endpoint-url", aws, "--json"])
+    cover = group(json.loads(capsys.readouterr().out), "web")["spot_cover"]
+    assert code == 0
+    assert (cover["extra"], cover["last"]["action"]) == (3, "capped")
+    assert {s: c["extra"] for s, c in cover["slots"].items()} == {"a": 1, "b": 2}

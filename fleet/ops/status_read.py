@@ -36,6 +36,13 @@ from fleet.ops.aws import client as aws_client
 
 STACK_TAG, GROUP_TAG, CAPACITY_TAG, SLOT_TAG = "fleet:stack", "fleet:group", "fleet:capacity", "fleet:slot"
 RESOURCE_TYPES = ("elasticloadbalancing:targetgroup", "elasticloadbalancing:loadbalancer", "dynamodb:table")
+# The IAM actions a role needs to run `fleet status` (all reads; tests/test_status.py checks every call
+# a read makes is one of them).
+STATUS_ACTIONS = (
+    "tag:GetResources", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes",
+    "autoscaling:DescribeScalingActivities", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImages",
+    "ec2:DescribeInstances", "elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules", "dynamodb:Scan")
 WORKERS = 8  # concurrent per-resource calls (DescribeTargetHealth, DescribeInstanceRefreshes)
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 
@@ -54,7 +61,7 @@ class LiveStack:
     instances: list[dict] = field(default_factory=list)
     target_groups: dict[str, dict] = field(default_factory=dict)  # arn -> {"name", "tags", "health": {state: n}}
     weights: dict[str, list[dict]] = field(default_factory=dict)  # tg arn -> the rule's [{"arn", "weight"}]
-    reconciler: dict[str, dict] = field(default_factory=dict)  # group -> its item in the reconciler's table
+    reconciler: dict[str, dict] = field(default_factory=dict)  # group -> slot -> its item in the reconciler's table
     refreshes: dict[str, dict | None] = field(default_factory=dict)  # ASG name -> newest refresh
     refreshes_unavailable: str | None = None
     bake_started: dict[str, datetime] = field(default_factory=dict)  # ASG name -> end of its last activity
@@ -188,15 +195,16 @@ def _rules(elbv2, listener_arn: str) -> list[dict]:
             return rules
 
 
-def reconciler_records(dynamodb, table: str, stack: str) -> dict[str, dict]:
-    """Group -> the reconciler's item (`extra`, and `last` when it recorded its decision), keyed
-    `<stack>/<group>` in the table."""
-    out = {}
+def reconciler_records(dynamodb, table: str, stack: str) -> dict[str, dict[str | None, dict]]:
+    """Group -> slot -> the reconciler's item (`extra`, and `last_decision` once it recorded one). Keys in
+    the table: `<stack>/<group>` (a group without slots, or its slot a) and `<stack>/<group>/<slot>`."""
+    out: dict[str, dict[str | None, dict]] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
             key = item.get("group", {}).get("S", "")
             if key.startswith(f"{stack}/"):
-                out[key[len(stack) + 1:]] = _plain(item)
+                group, _, slot = key[len(stack) + 1:].partition("/")
+                out.setdefault(group, {})[slot or None] = _plain(item)
     return out
 
 

@@ -171,11 +171,23 @@ def _target_group_rows(arns: list[str], live: LiveStack, problems: list[str]) ->
     return rows
 
 
-def _spot_cover(record: dict | None) -> dict | None:
-    if record is None:
+def _spot_cover(records: dict | None) -> dict | None:
+    """The reconciler's record of the group: on-demand instances it added to cover spot (summed over
+    the slots of a blue/green group) and its latest decision; per slot as well when there are slots."""
+    if not records:
         return None
-    last = record.get("last_decision") if isinstance(record.get("last_decision"), dict) else None
-    return {"extra": int(record.get("extra", 0)), "last": last}
+
+    def one(record: dict) -> dict:
+        last = record.get("last_decision")
+        return {"extra": int(record.get("extra", 0)), "last": last if isinstance(last, dict) else None}
+
+    per = {slot: one(r) for slot, r in records.items()}
+    lasts = [c["last"] for c in per.values() if c["last"]]
+    out = {"extra": sum(c["extra"] for c in per.values()),
+           "last": max(lasts, key=lambda last: str(last.get("at", ""))) if lasts else None}
+    if set(per) != {None}:
+        out["slots"] = {slot or "a": c for slot, c in sorted(per.items(), key=lambda kv: kv[0] or "a")}
+    return out
 
 
 def group_report(name: str, declared: Declared | None, asgs: list[dict], instances: list[dict],
