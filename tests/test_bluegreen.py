@@ -259,3 +259,39 @@ def test_fleet_rollback_and_deploy_through_the_cli(world, tmp_path, capsys):
     assert main(["--project", str(tmp_path), "rollback", "jobs", "--stack", STACK]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) >= 1 and "jobs" in err[-1] and "rollout.strategy" in err[-1]
+
+
+def test_rollback_to_a_shrunk_standby_moves_weight_with_its_healthy_targets(world, monkeypatch):
+    k = FakeClock()
+    bg.deploy(world.settings(), world.clients, k)
+    world.clients.autoscaling.set_desired_capacity(AutoScalingGroupName=world.asgs["b"]["spot"], DesiredCapacity=3)
+    monkeypatch.setenv("FLEET_STACK", STACK)
+    monkeypatch.setenv("FLEET_ROLLOUT_TABLE", sl.table_name(STACK))
+    fn.handler({"detail-type": fn.SCHEDULED}, None, now=lambda: k.t + 3601)  # standby a shrinks to 1
+    elbv2, tg_a = world.clients.elbv2, world.target_groups["a"]
+    held: list = []
+
+    def running(targets: list) -> list:
+        ids = [t["Id"] for t in targets]
+        found = world.ec2.describe_instances(InstanceIds=ids)["Reservations"] if ids else []
+        up = {i["InstanceId"] for r in found for i in r["Instances"] if i["State"]["Name"] == "running"}
+        return [t for t in targets if t["Id"] in up]
+
+    def booting(**kw):  # after slot a is scaled up, its new instances get healthy one every 20 s
+        every = [t["Target"] for t in elbv2.describe_target_health(TargetGroupArn=tg_a)["TargetHealthDescriptions"]]
+        targets = running(every)
+        gone = [t for t in every if t not in targets]  # moto keeps terminated instances registered; AWS does not
+        drop = gone + [t for t in targets[1:] if t not in held]
+        if drop:
+            elbv2.deregister_targets(TargetGroupArn=tg_a, Targets=drop)
+        held.extend(t for t in targets[1:] if t not in held)
+    world.clients.autoscaling.meta.events.register("after-call.auto-scaling.UpdateAutoScalingGroup", booting)
+    k2 = FakeClock()
+    for i in range(1, 4):
+        k2.at(20 * i, lambda: elbv2.register_targets(TargetGroupArn=tg_a, Targets=[held.pop(0)]))
+    writes = _count(world.clients.elbv2, "ModifyRule")
+    result = bg.rollback(GROUP, STACK, world.clients, k2)
+    shares = [{t["TargetGroupArn"]: t["Weight"] for t in w["Actions"][0]["ForwardConfig"]["TargetGroups"]}[tg_a]
+              for w in writes]
+    assert shares == [25, 50, 75, 100] and result.live == "a"  # 4 wanted: 1 healthy at once, then one by one
+    assert world.weights() == {"a": 100, "b": 0} and k2.t >= 1_000_060  # after the third boot

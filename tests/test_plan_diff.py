@@ -405,3 +405,12 @@ def test_plan_diff_imports_only_what_it_uses(tmp_path):
              "print('HEAVY', heavy, code)\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "HEAVY [] 0" in out.stdout, out.stdout + out.stderr
+
+
+def test_real_pair_says_which_slot_a_change_lands_in(in_project, pair):
+    """A blue/green group's ASGs carry their slot and the diff names it (a new template version's ROLLOUT
+    line names the idle slot: test_real_pair_instance_type_change)."""
+    text, status = pair(_edit_nodes("    timeout: 150\n", "    timeout: 200\n"))
+    assert f"~ {ASG} api-b-spot (in api-b) (slot b)" in text
+    assert f"~ {ASG} api-spot (in api) (slot a)" in text
+    assert status == 0

@@ -134,7 +134,9 @@ def slot_runs(slot: sl.Slot, template_id: str, version: int) -> bool:
 
 def locked(s: Settings, c: Clients, k: Clock) -> sl.Lock:
     """Take the group's lock, waiting (polling) while another rollout or rollback holds it."""
-    lock = sl.Lock(c.dynamodb, s.table, s.stack, s.group, ttl=s.lock_timeout, clock=k.now)
+    # held at most as long as a whole deploy can take, so a lock whose holder died frees itself after that
+    ttl = max(s.lock_timeout, s.health_timeout + s.bake_time + 600) if s.template_id else s.lock_timeout
+    lock = sl.Lock(c.dynamodb, s.table, s.stack, s.group, ttl=ttl, clock=k.now)
     deadline = k.now() + s.lock_timeout
     while True:
         try:
