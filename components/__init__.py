@@ -1,6 +1,6 @@
 """Pulumi ComponentResources of the fleet, one concern per file.
 
-Conventions (ARCHITECTURE.md, PITFALLS.md 18-19): type tokens `fleet:<module>:<Type>`, the
+Conventions: type tokens `fleet:<module>:<Type>`, the
 `(name, args, opts)` signature with a typed `@dataclass` Args, `parent=self` on every child,
 children kept as attributes (tests and the next issue's Rollout reach them there),
 `register_outputs` last, and no resource created inside an `apply`.

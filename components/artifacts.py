@@ -15,7 +15,7 @@ deleted at the end of a successful `pulumi up` (Pulumi deletes only after every 
 succeeded; a failed rollout keeps the old one for the instances of the old version).
 
 The object's `source` is a `FileAsset` with a path relative to the project (`.fleet/bundles/...`,
-written by `stage_file`), never an absolute checkout path (PITFALLS 32), so the same content
+written by `stage_file`), never an absolute checkout path, so the same content
 gives the same inputs from any checkout.
 """
 

@@ -5,15 +5,15 @@
 and the spot ASG takes the rest (node_min - base up to node_max - base). Seed 001's
 `node_min: 2, node_max: 2` is 2 instances: 1 on-demand + 1 spot.
 
-Spot ASG: mixed instances policy, 100% spot over 3+ instance types (PITFALLS 25),
+Spot ASG: mixed instances policy, 100% spot over 3+ instance types (it never falls back to on-demand),
 price-capacity-optimized, capacity rebalance, and headroom (10 % of its share, at least 1) above
-its max so a rebalance can launch before it terminates (PITFALLS 26); target tracking may use the
+its max so a rebalance can launch before it terminates; target tracking may use the
 headroom too, so at full load a group can briefly run node_max + headroom. On-demand ASG: the base,
 up to `on_demand_max` (default node_max: the fallback may carry the whole group while spot is gone),
 tagged `fleet:on-demand-base`; the spot capacity reconciler (components/spot_capacity.py) adds the
 spot deficit to its desired capacity and MinSize, and takes it away again when spot recovers.
 
-Both: on `launch_template.latest_version` (PITFALLS 1), autonamed (2), private subnets,
+Both: on `launch_template.latest_version` (refreshes and AWS's rollback need a number), autonamed, private subnets,
 `ignore_changes` on desired capacity (3) (and the on-demand MinSize, which the reconciler owns)
 plus `extra_ignore_changes`, each ASG after its
 `after[capacity]` resources (NodeGroup: the ASG's Rollout, which refreshes the instances before

@@ -1,20 +1,21 @@
 """BakedImage: a group's AMI id (`ami_id`), baked or reused by the image pipeline.
 
-- `pin` (from `fleet:amis`): that AMI, no Command (previews, emergency rollbacks; PITFALLS 10).
+- `pin` (from `fleet:amis`): that AMI, no Command (previews, emergency rollbacks;
+  a Command's stdout is unknown in previews).
 - `image.builder: ami`: the source AMI is the image. An `ami-...` id is used as is; a
   `{name, owners}` filter is its locked image from nodes.lock.json (id and root device; `fleet lock`,
   fleet/spec/lock.py): no "most recent" lookup at deploy, which would change the launch template
-  whenever the owner publishes (PITFALLS 40).
+  whenever the owner publishes.
 - otherwise: a `pulumi_command.local.Command` runs
   `.venv/bin/python -m image_builds.build GROUP --stack STACK --region REGION --expect-hash HASH`,
-  re-run only when `triggers=[image_hash]` changes (PITFALLS 9); its last stdout line is
-  `{"ami_id", "image_hash", "cached", "root_device_name"}` and nothing secret is printed (PITFALLS 11).
+  re-run only when `triggers=[image_hash]` changes (a Command's create runs once otherwise); its last stdout line is
+  `{"ami_id", "image_hash", "cached", "root_device_name"}` and nothing secret is printed (stdout shows in diffs).
   The interpreter is the project's virtualenv by a relative path, and the Command sets no `dir` and
   no `environment`, so nothing in its inputs depends on where the checkout is and it runs whether or
-  not the venv is activated (components/project_python.py; PITFALLS 31, 32).
+  not the venv is activated (components/project_python.py).
 
 `root_device_name` is the AMI's own root device, for the launch template's encrypted root volume
-(a mapping on another name adds an empty disk and leaves the real root unencrypted: PITFALLS 41).
+(a mapping on another name adds an empty disk and leaves the real root unencrypted).
 Nothing assumes a distribution: a built image's comes from the build's result line (DescribeImages
 after the bake or on a cache hit), a filtered `ami` image's from the lock, and a pinned or literal
 AMI id's from a lookup of that one id (which never changes its answer).

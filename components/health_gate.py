@@ -12,7 +12,7 @@ Rollout gates those. It depends on the AsgPair and TargetGroup components (their
 group and listener rule: a target group without a listener rule never reports a target healthy).
 
 The Command runs like the Rollout's (components/rollout.py): the project's virtualenv python by a
-relative path, no `dir` and no `environment` (components/project_python.py; PITFALLS 31, 32).
+relative path, no `dir` and no `environment` (components/project_python.py).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ the group sets volume.type) on the AMI's root device name (else AWS adds a secon
 monitoring (the scaling alarms use 60-second periods), an instance profile whose role has the
 AmazonSSMManagedInstanceCore policy and nothing else, the group's security groups, cloud-init
 user data from fleet.render.userdata (names only, nothing secret), `tag_specifications` for
-instances and volumes (ASG tags never reach volumes, PITFALLS 7), `update_default_version`,
-and `name_prefix` (never a fixed name, PITFALLS 2). ASGs use `template.latest_version`.
+instances and volumes (ASG tags never reach volumes), `update_default_version`,
+and `name_prefix` (never a fixed name: a replacement would collide with it). ASGs use `template.latest_version`.
 
 With `boot` (groups that converge at boot), the user data also carries the boot program and its
 config (fleet/render/userdata.py), and the role gets exactly what that boot needs and nothing else

@@ -1,4 +1,4 @@
-"""Refuse an `http.port` change that would take traffic down (PITFALLS 35).
+"""Refuse an `http.port` change that would take traffic down.
 
 A target group's port forces its replacement. Pulumi creates the new target group, then moves the
 listener rule and the ASGs' `target_group_arns` to it in the same update, while the instances still

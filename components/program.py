@@ -21,7 +21,7 @@ Moving resources between components: every resource here was created inside its 
 the first release, so no alias is needed today. A later change that moves a resource to another
 parent (or renames a component) must pass `aliases=[pulumi.Alias(parent=<old parent>)]` (or
 `pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)` for a resource that used to be top level) on it,
-and show a zero-replacement `pulumi preview` (PITFALLS 18). Logical names depend only on the
+and show a zero-replacement `pulumi preview`. Logical names depend only on the
 group's own name, never on its position among the groups, so adding or removing a group moves
 nothing else (tests/test_program.py checks both).
 """

@@ -1,13 +1,14 @@
 """The interpreter the program's Commands run: the project's own virtualenv, by a relative path.
 
 pulumi-command runs `create` with `/bin/sh -c` in the provider's process, whose environment is the
-Pulumi CLI's, not the language host's virtualenv (PITFALLS 31): a bare `python` is whatever the
+Pulumi CLI's, not the language host's virtualenv: a bare `python` is whatever the
 runner's PATH has (the deploy workflow never activates `.venv`), and `import boto3` fails there.
 So the command names the interpreter itself: `<virtualenv>/bin/python`, with `<virtualenv>` read
 from Pulumi.yaml's `runtime.options.virtualenv` (the one the language host uses for the program).
 
 No absolute path of the checkout appears in the command, and the Commands set neither `dir` nor
-`environment` (PITFALLS 32): with `dir` unset, the provider runs the command in its own working
+`environment` (an absolute path differs per checkout and re-runs the Command): with `dir`
+unset, the provider runs the command in its own working
 directory, which the engine sets to the project directory (pulumi `execPlugin`: `cmd.Dir = pwd`,
 the project root; pulumi-command `run`: `cmd.Dir = os.Getwd()` when `dir` is unset). `python -m`
 puts that directory first on sys.path, so `image_builds` and `fleet` import from this checkout.

@@ -9,7 +9,8 @@ end on the previous launch template version and the Command exits 1 with one lin
 group, the step and the reason, so `pulumi up` fails). Its bounds come from fleet/ops/timing.py,
 modelled from the group's own timeouts.
 
-Ordering is the point (PITFALLS 6). The Command runs BEFORE Pulumi updates the ASGs: both ASGs
+Ordering is the point (the provider's own refresh starts after it switched the ASG, so AWS's
+rollback would return to the bad version). The Command runs BEFORE Pulumi updates the ASGs: both ASGs
 `depends_on` it. So when a refresh starts, its ASG is still configured with the previous launch
 template version, and AWS's auto-rollback returns to that version. On success AWS itself leaves
 both ASGs on the new version, and Pulumi's update of the ASGs that follows (to `latest_version`)
@@ -23,7 +24,7 @@ Command exits 0: the ASGs are then created on this version, and the new-group he
 (components/health_gate.py) waits for them to get healthy.
 
 - `triggers=[launch_template_version]`: a new launch template version replaces the Command, which
-  runs `create` again (PITFALLS 9); a re-run at an unchanged version is a no-op.
+  runs `create` again (a Command's create runs once otherwise); a re-run at an unchanged version is a no-op.
 - The launching lifecycle hook of a group that converges at boot is the rollout's first step
   (`--launch-hook-heartbeat N`; `--no-launch-hook` deletes it), not a Pulumi resource after the ASGs:
   turning converge on gates the new version's very first instances, turning it off leaves none
@@ -31,7 +32,7 @@ Command exits 0: the ASGs are then created on this version, and the new-group he
   template gets a new version and the rollout runs; a changed heartbeat alone changes the command
   line, and pulumi-command runs `create` again for an update that has no `update` command.
 - Like BakedImage's Command it runs the project's virtualenv python by a relative path and sets no
-  `dir` and no `environment` (components/project_python.py; PITFALLS 31, 32).
+  `dir` and no `environment` (components/project_python.py).
 
 The command line is built inside `apply` from plain values; only a string is computed there.
 """

@@ -1,7 +1,7 @@
 """SpotCapacity: one per stack. The spot capacity reconciler (lambdas/spot_capacity) and what it needs.
 
 - Triggers (EventBridge rules, each with a target on the function): the two-minute spot warning
-  (`fleet.ops.events.SPOT_INTERRUPTION_PATTERN`, never the rebalance recommendation: PITFALLS 24);
+  (`fleet.ops.events.SPOT_INTERRUPTION_PATTERN`, never the rebalance recommendation, which is often a false alarm);
   Auto Scaling's launch successful / launch unsuccessful / terminate successful events of exactly the
   stack's spot ASGs (`asg_events_pattern`, up to ASG_NAMES_PER_RULE names per rule so a pattern stays
   under EventBridge's 2048 characters); and a schedule (`RECONCILE_SCHEDULE`) that reconciles every
@@ -9,10 +9,10 @@
 - State: a DynamoDB table (pay per request, encrypted at rest by default) with one item per group:
   the lease that serialises runs for the group (a conditional write) and the record of the capacity
   the reconciler added. This is what makes runs safe to overlap, so there is no reserved concurrency
-  (it fails to deploy on accounts with a low concurrency quota: PITFALLS 38).
+  (it fails to deploy on accounts with a low concurrency quota).
 - Lambda: python3.12, `handler.handler`, its code exactly `HANDLER_FILES` as an AssetArchive of
   StringAssets (the files' text, no path: nothing from the checkout's location and no `__pycache__`
-  can reach the code's hash; PITFALLS 32, 33), FLEET_STACK and FLEET_CAPACITY_TABLE in its environment,
+  can reach the code's hash), FLEET_STACK and FLEET_CAPACITY_TABLE in its environment,
   TIMEOUT below the handler's lease, 128 MB.
 - Its log group `/aws/lambda/<function name>` is created here with a retention; every EventBridge
   target waits for it, so Lambda never creates the group itself.

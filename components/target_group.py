@@ -1,8 +1,9 @@
 """TargetGroup: an http group's target group, its listener rule, and its health alarms.
 
 Health check from the group (defaults: interval 5 s, timeout 2 s, healthy threshold 2,
-PITFALLS 27), deregistration delay 30 s unless set, optional slow start. Instances are attached
-only through the ASGs' `target_group_arns` (PITFALLS 4): no attachment resource here. The
+300 s slows every deploy, 0 caused outages), deregistration delay 30 s unless set, optional slow
+start. Instances are attached
+only through the ASGs' `target_group_arns` (both ways at once flap): no attachment resource here. The
 target group is autonamed from the group's slug (at most 24 characters + Pulumi's 8-character
 suffix = 32, the AWS limit). The listener rule matches the group's hosts and paths with the
 priority given by fleet.spec.names.rule_priorities (stable when other groups come and go).

@@ -8,7 +8,8 @@
 3. otherwise bake with the group's builder and tag the AMI and its snapshots;
 4. print ONE JSON line last on stdout: {"ami_id", "image_hash", "cached", "root_device_name"}; the root
    device is the image's own (DescribeImages, after the bake or on a cache hit), for the launch
-   template's encrypted root volume mapping (PITFALLS 41). Logs go to stderr.
+   template's encrypted root volume mapping (another device name would add a second,
+   empty volume). Logs go to stderr.
 
 `builder: ami` bakes nothing: the group's source_ami (an id, or the newest image matching the
 name pattern and owners) is the image, reported with "cached": true.

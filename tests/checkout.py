@@ -6,8 +6,8 @@
   reduced to the parts that decide whether they can run. The language host runs the program with the
   virtualenv named in Pulumi.yaml (here: the offline plan, the same program under mocks, run by that
   venv's python); pulumi-command then runs each Command's `create` with `/bin/sh -c`, in the provider's
-  working directory (the project: `dir` is unset) and with the CLI's environment, NOT the venv's
-  (PITFALLS 31). Commands run in dependency order: image builds, rollouts, then health gates; all of them
+  working directory (the project: `dir` is unset) and with the CLI's environment, NOT the venv's.
+  Commands run in dependency order: image builds, rollouts, then health gates; all of them
   run (a gate needs ASGs that only a real `pulumi up` creates, so the caller judges each result).
 """
 

@@ -1,4 +1,4 @@
-"""Bad input never crashes (issue 9, found by fuzzing): every input below ends `fleet validate` with
+"""Bad input never crashes (found by fuzzing): every input below ends `fleet validate` with
 exit 2 and one line per problem naming the file (and line where there is one), no traceback; and the
 inputs `validate` accepts, `show`, `role`, `packer` and `plan` handle.
 

@@ -1,5 +1,5 @@
 """Boot-time converge under Pulumi's mocks: the artifacts bucket, the bundle objects, the launching
-lifecycle hook on both ASGs, the instance role's exact statements, user data (issue 12)."""
+lifecycle hook on both ASGs, the instance role's exact statements, user data."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_bundles_are_content_addressed_objects_with_project_relative_sources(sta
 
 
 def test_no_boot_resource_input_holds_the_checkout_path(staging):
-    """PITFALLS 32 for what this issue adds (the image/rollout Commands' `dir` is issue 10's)."""
+    """No absolute checkout path in what the boot path adds (the image and rollout Commands are tested on their own)."""
     mine = ("aws:s3/", "aws:iam/rolePolicy:", "aws:ec2/launchTemplate:", HOOK)
     for x in [x for x in staging.resources if x.type.startswith(mine)]:
         text = json.dumps(x.inputs, default=lambda v: getattr(v, "path", str(v)))

@@ -1,4 +1,4 @@
-"""The program runs the same from any checkout and any shell (issue 10; PITFALLS 31, 32).
+"""The program runs the same from any checkout and any shell.
 
 - The image and rollout Commands run the project's own virtualenv python by a relative path, with no
   `dir` and no `environment`: nothing in their inputs names the checkout, and they work whether or

@@ -47,7 +47,7 @@ def test_packer_group_runs_the_build_command_triggered_by_the_image_hash():
     assert cmd.inputs["create"] == (".venv/bin/python -m image_builds.build 12_04-www --stack staging "
                                     f"--region us-east-1 --expect-hash {HASH}")
     assert cmd.inputs["triggers"] == [HASH]
-    assert "dir" not in cmd.inputs and "environment" not in cmd.inputs  # nothing names the checkout (PITFALLS 32)
+    assert "dir" not in cmd.inputs and "environment" not in cmd.inputs  # nothing names the checkout
     assert "update" not in cmd.inputs and "delete" not in cmd.inputs
     assert cmd.parent_type == "fleet:baked_image:BakedImage" and cmd.name == "12-04-www-image"
     last = json.loads(cmd.outputs["stdout"].strip().splitlines()[-1])
@@ -78,7 +78,7 @@ def test_ami_builder_with_an_id_uses_it_as_is():
 
 
 def test_ami_builder_with_a_locked_filter_uses_the_lock_and_looks_nothing_up():
-    """The lock's id and root device (Debian's /dev/xvda here), never a "most recent" lookup (PITFALLS 40)."""
+    """The lock's id and root device (Debian's /dev/xvda here), never a "most recent" lookup."""
     locked = LockedImage("ami-0d1e2b3a4c5f60718", "debian-12-amd64-20250101-1980", "2025-01-01T00:00:00.000Z",
                          "/dev/xvda")
     g = group("cron", image={"builder": "ami"}, source_ami={"name": "debian-12-amd64-*", "owners": ["136693071363"]})

@@ -119,7 +119,7 @@ def test_many_groups_are_split_over_rules_that_fit_eventbridges_limit():
 
 def test_function_has_no_reserved_concurrency(prod):
     fn = one(prod, FUNCTION)
-    assert "reservedConcurrentExecutions" not in fn.inputs, "PITFALLS 38: the lease makes overlap safe"
+    assert "reservedConcurrentExecutions" not in fn.inputs, "the lease makes overlap safe"
     assert fn.inputs["runtime"] == "python3.12" and fn.inputs["handler"] == "handler.handler"
     assert fn.inputs["timeout"] < capacity_handler.LEASE_SECONDS, "a lease must outlive its holder"
     assert capacity_handler.WAIT_SECONDS < fn.inputs["timeout"]
@@ -151,13 +151,13 @@ class TestCode:
             assert asset.text == (HANDLER_DIR / name).read_text()
 
     def test_no_path_of_the_checkout_reaches_the_engine(self, prod):
-        """PITFALLS 32: what the engine hashes and stores holds no absolute path."""
+        """what the engine hashes and stores holds no absolute path."""
         text = json.dumps(_serialized(one(prod, FUNCTION).inputs["code"]))
         assert str(ROOT) not in text and "/" + ROOT.name + "/" not in text
         assert '"path"' not in text
 
     def test_two_clones_and_a_pycache_give_the_same_code(self, tmp_path):
-        """PITFALLS 33: neither where the checkout is nor what else sits in the directory counts."""
+        """neither where the checkout is nor what else sits in the directory counts."""
         a, b = tmp_path / "clone-a" / "spot_capacity", tmp_path / "elsewhere" / "b" / "spot_capacity"
         shutil.copytree(HANDLER_DIR, a)
         shutil.copytree(HANDLER_DIR, b)

@@ -1,4 +1,4 @@
-"""Reproducible installs (issue 10): hash-locked requirements used by make and the workflows, and the
+"""Reproducible installs: hash-locked requirements used by make and the workflows, and the
 Pulumi SDK pinned to the minor the offline engine is tested with (it uses SDK internals), with one
 clear line for any other SDK."""
 

@@ -1,4 +1,4 @@
-"""Base images are locked (issue 10; PITFALLS 40): `fleet lock` resolves every source_ami name filter
+"""Base images are locked: `fleet lock` resolves every source_ami name filter
 into nodes.lock.json beside the nodes file, against the moto server (real DescribeImages over HTTP);
 validate/plan refuse an unlocked filter with one line; the image hash, the Packer template and the
 program use the locked id; `--update [GROUP]` bumps on purpose."""

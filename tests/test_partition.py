@@ -1,4 +1,4 @@
-"""Hand-built ARNs use the stack's partition (issue 10): `arn:aws:...` does not exist in GovCloud
+"""Hand-built ARNs use the stack's partition: `arn:aws:...` does not exist in GovCloud
 (`aws-us-gov`) or China (`aws-cn`). The mock engine answers getPartition per region as AWS does."""
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def test_images_are_not_built_their_ami_is_named_by_hash(staging):
 
 def test_no_input_names_the_checkout(staging):
     """Strings are shown as they are (only asset paths, which the engine identifies by content hash,
-    show the project as `<project>`): an absolute checkout path would show here (PITFALLS 32)."""
+    show the project as `<project>`): an absolute checkout path would show here."""
     text = json.dumps(staging.data)
     assert str(ROOT) not in text
     assert "dir" not in by_name(staging.data, "api-image", COMMAND)["inputs"]

@@ -347,7 +347,7 @@ def test_real_pair_removed_group(in_project, pair):
 
 
 def test_real_pair_cookbook_change(in_project, pair):
-    # only groups whose run list closure holds the edited cookbook rebake (issue 12): seatgeek-service
+    # only groups whose run list closure holds the edited cookbook rebake: seatgeek-service
     # is in 12_04-bee's (baked) and api's (converges at boot: no rebake) closures, not in 12_04-www's
     text, status = pair(lambda p: (p / "cookbooks" / "seatgeek-service" / "recipes" / "djjob.rb").write_text(
         "package 'nginx'\nservice 'nginx'\n"))

@@ -1,4 +1,4 @@
-"""A target group port change never takes traffic down (issue 10; PITFALLS 35). `http.port` forces a new
+"""A target group port change never takes traffic down. `http.port` forces a new
 target group while the listener rule and the ASGs switch to it at once and the instances still serve
 the old port: the program reads the deployed target groups' ports (their `fleet:port` tag, one Resource
 Groups Tagging API call) before registering anything, and refuses a change with one line explaining the

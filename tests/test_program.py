@@ -314,7 +314,7 @@ def test_misspelled_config_key_is_reported():
     assert any("fleet:certficateArn" in m and "did you mean" in m for level, m in r.logs if level == "ERROR")
 
 
-# -- URN stability: what aliases would have to cover (PITFALLS 18) --------------------------------
+# -- URN stability: what aliases would have to cover --------------------------------
 
 def _group_urns(r: Run, group: str) -> set[str]:
     return {x.urn for x in r.descendants(node_of(r, group))} | {node_of(r, group).urn}
@@ -386,7 +386,7 @@ def test_a_group_without_three_spot_types_is_refused_before_anything_is_register
     assert "group 'api'" in error and "autoscale.spot.instance_types" in error and "3+" in error
 
 
-# -- operations (issue 5): rollouts per ASG, one spot interruption handler per stack ----------------
+# -- operations: rollouts per ASG, one spot interruption handler per stack ----------------
 
 def test_every_autoscaled_group_rolls_its_pair_once(stack_run):
     stack, r = stack_run

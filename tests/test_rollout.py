@@ -178,7 +178,7 @@ class TestRoll:
         assert script.roll().result == "no-op"
 
     def test_configured_but_instances_behind_starts_a_refresh(self, script):
-        """E.g. the provider already switched the ASG's version (PITFALLS 6): instances still run 1."""
+        """E.g. the provider already switched the ASG's version: instances still run 1."""
         script.history()
         script.group(group("2", ("2", "1")))
         script.start("r-1")

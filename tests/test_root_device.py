@@ -1,4 +1,4 @@
-"""The launch template's root volume mapping names the image's own root device (issue 10; PITFALLS 41):
+"""The launch template's root volume mapping names the image's own root device:
 the build's result line carries `root_device_name` from DescribeImages, after the bake and on a cache
 hit, and BakedImage passes it to the launch template. Against the moto server, with real Packer."""
 

@@ -1,5 +1,5 @@
 """The spot capacity reconciler against a real moto server over HTTP, called in-process (moto cannot run
-Lambda without Docker, PITFALLS 30): sequences of events on real ASGs, concurrency from many threads,
+Lambda without Docker): sequences of events on real ASGs, concurrency from many threads,
 the lease and its crash record, metrics, IAM coverage; and the EventBridge patterns through moto's
 events API (a real rule with an SQS target: moto's TestEventPattern is a no-op)."""
 

@@ -1,7 +1,7 @@
-"""What AWS would reject at apply time, rejected by `fleet validate` first (issue 10).
+"""What AWS would reject at apply time, rejected by `fleet validate` first.
 
-- tag keys that instance metadata tags refuse (PITFALLS 34): EC2 will not launch the instance;
-- two groups with the same explicit `http.priority` (PITFALLS 36): CreateRule fails with PriorityInUse;
+- tag keys that instance metadata tags refuse: EC2 will not launch the instance;
+- two groups with the same explicit `http.priority`: CreateRule fails with PriorityInUse;
 - derived priorities that collide: a group's derived priority depends on its own name only, so a
   collision is an error asking for an explicit priority (never a silent probe that moves another group).
 """
@@ -71,7 +71,7 @@ def test_duplicate_priority_from_a_stack_override_names_the_stack_file(tmp_path,
 
 
 def test_derived_priority_depends_only_on_the_name():
-    # Reproduced in issue 10: adding `a105705` moved `api` from 33359 to 33360 (probing).
+    # Seen before: adding `a105705` moved `api` from 33359 to 33360 (probing).
     assert derived_priority("api") == 33359 == derived_priority("a105705")
     before = rule_priorities([("api", None), ("web", None)])
     after = rule_priorities([("api", None), ("web", None), ("new", None)])

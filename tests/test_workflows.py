@@ -170,7 +170,7 @@ def test_pr_plan_and_diff_steps(tmp_path):
 # --------------------------------------------------------- the deploy job: credentials and its Commands
 
 def test_deploy_session_outlives_the_longest_deploy():
-    """The OIDC session (PITFALLS 39) lasts longer than the job may run; the role's MaxSessionDuration
+    """The OIDC session lasts longer than the job may run; the role's MaxSessionDuration
     needed for it is documented where the role is named."""
     wf = load("deploy.yml")
     text = (WORKFLOWS / "deploy.yml").read_text()

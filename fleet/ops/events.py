@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-# Act on the two-minute warning only: rebalance recommendations are often false alarms (PITFALLS 24),
+# Act on the two-minute warning only: rebalance recommendations are often false alarms,
 # and capacity rebalancing on the spot ASG already handles them.
 SPOT_INTERRUPTION_PATTERN: dict = {
     "source": ["aws.ec2"],

@@ -1,7 +1,7 @@
 """Health-gated rollout of a node group's spot/on-demand pair to one launch template version.
 
 Why not the provider's `instance_refresh` block: it switches the ASG to the new version first, so AWS
-auto-rollback "rolls back" to the bad version, and it does not wait (PITFALLS 6). Here each refresh
+auto-rollback "rolls back" to the bad version, and it does not wait. Here each refresh
 carries DesiredConfiguration: the ASG keeps its old version until the refresh succeeds, AutoRollback
 returns to it, alarms gate it, and launch-before-terminate (min 100 %, max 200 %) keeps full capacity.
 
@@ -41,7 +41,8 @@ A restore goes back to the launch template id the ASG had, not the one rolled ou
 template has a new id, and its version numbers start again at 1.
 
 Run by the Rollout component's Command as `python -m fleet.ops.rollout ...` (see `main`): progress goes to
-stderr, one JSON line last on stdout (PITFALLS 11), exit 1 with one line on failure so `pulumi up` fails.
+stderr, one JSON line last on stdout (a Command's stdout shows in diffs), exit 1 with one line on
+failure so `pulumi up` fails.
 """
 
 from __future__ import annotations

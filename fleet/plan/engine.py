@@ -20,7 +20,8 @@ The only module of fleet/ that imports pulumi. It holds the mock engine the test
 - `plan(project_dir, stack, nodes=None, group=None)` -> the plan as a JSON-able dict:
   `{"project","stack","resources":[{"type","name","parent","inputs","options"}],"outputs","violations"}`.
 
-Everything runs with `preview=False`, so apply callbacks see values (PITFALLS 13).
+Everything runs with `preview=False`, so apply callbacks see values (a preview skips
+them on unknowns).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 MOCK_AMI = "ami-0123456789abcdef0"
 MOCK_ROOT_DEVICE = "/dev/xvda"  # what mocked builds report: not Ubuntu's /dev/sda1, so nothing may assume it
 PROJECT_PLACEHOLDER = "<project>"
-# Options every plan resource carries (ARCHITECTURE.md: at least the first four).
+# Options every plan resource carries (the plan's JSON contract: at least the first four).
 PLAN_OPTIONS = ("ignoreChanges", "dependsOn", "protect", "deleteBeforeReplace", "replaceOnChanges",
                 "retainOnDelete", "aliases")
 
@@ -569,7 +570,7 @@ def _jsonable(value: Any, project_dir: str) -> Any:
     """Plain JSON values: secrets masked, assets/archives as their path (the project's absolute path
     shown as `<project>`: the engine identifies an asset by its content hash, pulumi/pulumi#548) and
     content hash. Any other string is shown as is: an absolute checkout path in a resource input re-runs
-    or replaces the resource from every other checkout (PITFALLS 32), so the plan must show it."""
+    or replaces the resource from every other checkout, so the plan must show it."""
     if isinstance(value, str):
         return value
     if isinstance(value, float) and value.is_integer():

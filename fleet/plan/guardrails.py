@@ -1,4 +1,4 @@
-"""Guardrails: pure checks over the resources a stack registers (PITFALLS.md as code).
+"""Guardrails: pure checks over the resources a stack registers (what users of this stack hit, as code).
 
 Used by `fleet plan` (resources from the mock engine) and by the policy pack in `policy/`
 (resources from a real `pulumi preview`/`up`). No Pulumi, no boto3: plain dicts in, plain dicts out.
@@ -274,7 +274,8 @@ def ebs_encrypted(resources: list[Resource], stack: str) -> Iterator[Finding]:
             yield vol, f"encrypted is {_describe(enc, 'AWS default: false')}"
 
 
-@guardrail("asg-explicit-version", "ASGs pin an explicit launch template version, never $Latest/$Default (PITFALLS 1).")
+@guardrail("asg-explicit-version", "ASGs pin an explicit launch template version, never $Latest/$Default "
+           "(no refresh or rollback for those).")
 def asg_explicit_version(resources: list[Resource], stack: str) -> Iterator[Finding]:
     for asg in _of(resources, ASG):
         inputs = _inputs(asg)
@@ -295,7 +296,7 @@ def asg_explicit_version(resources: list[Resource], stack: str) -> Iterator[Find
 
 
 @guardrail("asg-ignores-desired-capacity",
-           "ASGs driven by scaling policies ignore changes to desiredCapacity (PITFALLS 3).")
+           "ASGs driven by scaling policies ignore changes to desiredCapacity (else an update resets capacity).")
 def asg_ignores_desired_capacity(resources: list[Resource], stack: str) -> Iterator[Finding]:
     asgs = _of(resources, ASG)
     by_name: dict[str, list[Resource]] = {}
@@ -323,7 +324,7 @@ def asg_ignores_desired_capacity(resources: list[Resource], stack: str) -> Itera
 
 
 @guardrail("target-groups-via-asg",
-           "Target groups are attached only with the ASG's targetGroupArns, never also by an attachment (PITFALLS 4).")
+           "Target groups are attached only with the ASG's targetGroupArns, never also by an attachment (they flap).")
 def target_groups_via_asg(resources: list[Resource], stack: str) -> Iterator[Finding]:
     for att in _of(resources, ASG_ATTACHMENT):
         inputs = _inputs(att)
@@ -351,7 +352,7 @@ def target_groups_via_asg(resources: list[Resource], stack: str) -> Iterator[Fin
 
 @guardrail("no-fixed-names",
            "ASGs, launch templates, target groups, load balancers, IAM roles and instance profiles are autonamed "
-           "or use namePrefix (PITFALLS 2).")
+           "or use namePrefix (a replacement would collide).")
 def no_fixed_names(resources: list[Resource], stack: str) -> Iterator[Finding]:
     for res in _of(resources, *sorted(FIXED_NAME_TYPES)):
         if "name" in _inputs(res):
@@ -503,7 +504,7 @@ def prod_https(resources: list[Resource], stack: str) -> Iterator[Finding]:
 
 
 @guardrail("deregistration-delay",
-           "Target groups deregister in 5-120 s (AWS default 300 s slows deploys; PITFALLS 27).")
+           "Target groups deregister in 5-120 s (AWS default 300 s slows deploys, 0 caused outages).")
 def deregistration_delay(resources: list[Resource], stack: str) -> Iterator[Finding]:
     low, high = DEREGISTRATION_DELAY
     for tg in _of(resources, TARGET_GROUP):
@@ -527,7 +528,7 @@ def health_check_interval(resources: list[Resource], stack: str) -> Iterator[Fin
             yield tg, f"healthCheck.interval is {_describe(raw, 'AWS default: 30 s')}; want <= 10 s"
 
 
-@guardrail("spot-diversified", "All-spot ASGs use 3+ instance types and capacity rebalance (PITFALLS 25).")
+@guardrail("spot-diversified", "All-spot ASGs use 3+ instance types and capacity rebalance.")
 def spot_diversified(resources: list[Resource], stack: str) -> Iterator[Finding]:
     for asg in _of(resources, ASG):
         inputs = _inputs(asg)
@@ -630,7 +631,7 @@ def user_data_no_secrets(resources: list[Resource], stack: str) -> Iterator[Find
             if not isinstance(value, str) or not value:
                 continue  # unset, or unknown: nothing to decode
             found = _secrets_in(_decoded(value, base64_only))
-            if found:  # never echo the value itself (PITFALLS 11)
+            if found:  # never echo the value itself: plans are shown in CI logs
                 yield res, f"{field} contains what looks like {' and '.join(found)}; fetch secrets at boot instead"
 
 

@@ -53,7 +53,7 @@ REPLACE_ON_CHANGES: dict[str, ReplaceRule] = {
     "aws:lb/targetGroup:TargetGroup": _rule(
         "target group", "name namePrefix port protocol protocolVersion targetType vpcId ipAddressType",
         "traffic moves to an empty group unless the new one is created and healthy before the listener rule "
-        "and the ASGs switch to it; instances still serve the old port meanwhile (PITFALLS 35)",
+        "and the ASGs switch to it; instances still serve the old port meanwhile",
         TF + "elbv2/target_group.go (ForceNew)"),
     "aws:autoscaling/group:Group": _rule(
         "ASG", "name namePrefix initialLifecycleHooks",

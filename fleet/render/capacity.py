@@ -28,7 +28,7 @@ def spot_share(group: Group) -> tuple[int, int]:
 
 
 def spot_headroom(group: Group) -> int:
-    """Spot max above its share, so capacity rebalancing can launch before it terminates (PITFALLS 26):
+    """Spot max above its share, so capacity rebalancing can launch before it terminates:
     10 % of the share, at least 1 (none when spot has no share)."""
     share = spot_share(group)[1]
     return max(1, -(-share // 10)) if share else 0

@@ -254,7 +254,8 @@ def _check_built(group: Group, merged: Mapping[str, Any], stack: StackConfig | N
         listed = bool(merged.get("autoscale", {}).get("spot", {}).get("instance_types"))
         yield ("autoscale.spot.instance_types" if listed else "instance_type",
                f"only {len(types)} spot type(s) known for {group.instance_type} ({', '.join(types)}); "
-               f"list {MIN_SPOT_TYPES}+ instance types in autoscale.spot.instance_types (PITFALLS 25)")
+               f"list {MIN_SPOT_TYPES}+ instance types in autoscale.spot.instance_types "
+               "(one type's shortage then leaves the others)")
 
 
 def _check_stack(stack: StackConfig, groups: Mapping[str, Group], sfile: str, sdoc) -> list[Problem]:

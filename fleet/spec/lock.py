@@ -2,7 +2,7 @@
 
 A filter like `ubuntu-noble-24.04-amd64-server-*` matches a new image whenever the owner publishes
 one: read "most recent" at deploy time and an unrelated `pulumi up` replaces instances, a PR preview
-cannot say which base it bakes from, and two stacks may bake from different bases (PITFALLS 40).
+cannot say which base it bakes from, and two stacks may bake from different bases.
 So `fleet lock` resolves each filter once per region into the lock file beside the nodes file
 (`nodes.yaml` -> `nodes.lock.json`), and everything else reads the lock: the program, the plan
 and the bake use the locked id, the image hash covers it (a bump rebakes on purpose), and an

@@ -21,7 +21,7 @@ Finding = tuple[str, str]
 ALB_CONDITION_VALUES = 5  # an ALB rule takes at most five host/path values in all
 # Launch templates enable instance metadata tags; EC2 then refuses to launch an instance whose tag keys
 # use other characters, or are exactly '.', '..' or '_index' (EC2 user guide, "instance tags in
-# instance metadata"; PITFALLS 34).
+# instance metadata").
 IMDS_TAG_KEY_RE = re.compile(r"[A-Za-z0-9+\-=.,_:@]+")
 IMDS_RESERVED_TAG_KEYS = (".", "..", "_index")
 AWS_MAX_TAGS = 50  # user tags per resource (aws: tags do not count)

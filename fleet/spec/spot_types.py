@@ -1,6 +1,7 @@
 """Spot instance types for a group: the listed ones, or ones derived from its instance_type.
 
-PITFALLS 25: spot must be diversified over 3+ instance types. When a group lists fewer, the
+Spot must be diversified over 3+ instance types (a shortage of one type then leaves the others).
+When a group lists fewer, the
 list is completed with types of the same class and size from neighbouring families that run
 the same image: same architecture, no local-disk (`d`), flex or special variants.
 m5.large -> m5.large, m5a.large, m6i.large, m5n.large. Only types in botocore's EC2 model count.
