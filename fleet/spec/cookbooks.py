@@ -37,7 +37,7 @@ from typing import Iterable
 from fleet.spec.errors import did_you_mean, quote
 from fleet.spec.jsonfile import JsonError, read_json
 from fleet.spec.paths import OutsideError, inside, is_plain_name
-from fleet.spec.readonce import read_bytes
+from fleet.spec.readonce import derived, read_bytes
 
 COOKBOOKS, ROLES, DATA_BAGS = "cookbooks", "roles", "data_bags"
 MAX_JSON_BYTES = 1024 * 1024
@@ -116,9 +116,10 @@ class _Reader:
         self.problems.append(f"{where}: {message}" if where else message)
 
     def folder(self, kind: str, name: str) -> Path | None:
-        """`<project>/<kind>/<name>` resolved inside `<project>/<kind>`; None (a problem) when it leaves."""
+        """`<project>/<kind>/<name>` resolved inside `<project>/<kind>` (itself may be a link: a cookbooks
+        folder shared with another repository is the user's choice); None (a problem) when it leaves."""
         try:
-            return inside(self.root, kind, name)
+            return inside(self.root / kind, name)
         except (OutsideError, OSError):
             self.problem(f"{kind}/{name}", f"leaves the project's {kind}/ folder (a link to elsewhere?)")
             return None
@@ -326,9 +327,17 @@ class _Reader:
 
 
 def closure(project_dir: Path, run_list: Iterable[object]) -> Closure:
-    """Cookbooks (with their `depends`), roles and data bags that `run_list` needs, and their problems."""
-    reader = _Reader(Path(project_dir))
-    reader.run_list(list(run_list), None, ())
+    """Cookbooks (with their `depends`), roles and data bags that `run_list` needs, and their problems.
+    Within one run (fleet.spec.readonce) each distinct run list is walked once, however many groups
+    share it."""
+    items = list(run_list)
+    key = (str(Path(project_dir).resolve()), tuple(repr(i) for i in items))
+    return derived(key, lambda: _closure(Path(project_dir), items))
+
+
+def _closure(project_dir: Path, items: list[object]) -> Closure:
+    reader = _Reader(project_dir)
+    reader.run_list(items, None, ())
     bags = reader.data_bags()
     found = Closure(tuple(sorted(reader.cookbooks)), tuple(sorted(f"{r}.json" for r in reader.roles)),
                     tuple(bags), tuple(sorted(reader.missing)), tuple(sorted(reader.missing_recipes)))

@@ -53,6 +53,17 @@ def read_text(path: str | Path) -> str:
     return read_bytes(path).decode("utf-8")
 
 
+def derived(key: tuple, compute: Callable[[], Any]) -> Any:
+    """`compute()`, kept under `key` in a run (what several files make together, e.g. a run list's
+    cookbook closure, asked for once per group). Callers must not mutate it."""
+    if _parsed is None:
+        return compute()
+    full = (("derived",), key)
+    if full not in _parsed:
+        _parsed[full] = compute()  # type: ignore[index]
+    return _parsed[full]  # type: ignore[index]
+
+
 def parsed(path: str | Path, parser: str, parse: Callable[[bytes], Any]) -> Any:
     """`parse(bytes of path)`, kept per (file, parser name) in a run. Callers must not mutate it."""
     if _parsed is None:
