@@ -8,7 +8,9 @@ policies (target tracking out at 75 % CPU, seed 004's simple scale-in below 30 %
 300 s cooldown). They differ only in what touches the on-demand ASG:
 - old: +1 desired per warning, capped at on_demand.max (the removed lambdas/spot_interruption logic);
 - reconciler: lambdas/spot_capacity/reconcile.py's spot_deficit + plan, run on every event (warning,
-  launch successful/unsuccessful, terminate) and every 5 minutes, with MinSize = base + extra.
+  launch successful/unsuccessful, terminate) and every 5 minutes, with MinSize = base + extra;
+  "launching = arriving" is what the handler does (deficit_to_cover with the clock): a spot instance
+  still launching within its bound (BOUND minutes) raises nothing, and holds what is already there.
 
 Model: spot desired = needed - base (what spot target tracking asks for); a warned instance is drained
 at once and gone 2 minutes later; the spot ASG relaunches what is missing every minute (each launch
@@ -28,10 +30,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lambdas.spot_capacity.reconcile import OnDemand, SpotInstance, plan, spot_deficit  # noqa: E402
+from lambdas.spot_capacity.reconcile import (  # noqa: E402
+    OnDemand,
+    SpotInstance,
+    deficit_to_cover,
+    plan,
+    spot_deficit,
+)
 
 DAY = 24 * 60
 BOOT = 4            # minutes from launch to serving (both capacities)
+BOUND = 6           # minutes: a launch's bound (launch 1.5 + autoscale.timeout 4.5), above BOOT
 WARNING = 2         # minutes from the warning to the reclaim
 SCHEDULE = 5        # the reconciler's schedule
 BASE, OD_MAX = 1, 6
@@ -118,11 +127,15 @@ def run(trace: Trace, mode: str, spare: int = 0) -> Result:
             spot.sort(key=lambda i: (i.warned is None, -i.launched))
             spot = spot[len(spot) - spot_desired:]
         # the reconciler
-        if mode == "reconciler" and (event or t % SCHEDULE == 0):
+        if mode in ("reconciler", "arriving") and (event or t % SCHEDULE == 0):
             out.events += 1
-            states = [SpotInstance(str(i.id), "InService" if i.launched + BOOT <= t else "Pending", "Healthy")
-                      for i in spot]
-            deficit = spot_deficit(spot_desired, states, [str(i.id) for i in spot if i.warned is not None])
+            states = [SpotInstance(str(i.id), "InService" if i.launched + BOOT <= t else "Pending", "Healthy",
+                                   launched_at=i.launched) for i in spot]
+            warned = [str(i.id) for i in spot if i.warned is not None]
+            if mode == "arriving":
+                deficit = deficit_to_cover(spot_desired, states, warned, extra=extra, now=t, launch_bound=BOUND)
+            else:
+                deficit = spot_deficit(spot_desired, states, warned)
             p = plan(deficit, OnDemand(desired=od.desired, max_size=OD_MAX, base=base, extra=extra))
             od.desired, od.min_size, extra = p.desired, p.min_size, p.extra
         # the on-demand ASG's own policies on its CPU (Auto Scaling keeps desired within MinSize..MaxSize)
@@ -172,6 +185,7 @@ def main() -> None:
     print("|---:|---|---:|---:|---:|---:|---:|")
     for n in (0, 4, 12, 24, 48):
         for label, mode, spare in (("old", "old", 0), ("reconciler", "reconciler", 0),
+                                   ("reconciler, launching = arriving", "arriving", 0),
                                    ("reconciler, base + 1 spare", "reconciler", 1)):
             results = [run(trace_for(n, seed, shortage), mode, spare) for seed in range(args.seeds)]
 

@@ -789,6 +789,21 @@ class TestLaunchSequence:
         assert (d["action"], d["deficit"], d["arriving"]) == ("raised", 1, [])
         assert od_state(fleet) == (2, 2)
 
+    def test_a_replacement_on_its_way_keeps_the_extra_until_it_serves(self, fleet, launching):
+        victim = instances(fleet, fleet.spot)[0]
+        capacity.handler(warning_for(victim), None)
+        assert od_state(fleet) == (2, 2)
+        before = set(instances(fleet, fleet.spot))
+        reclaim(fleet, victim)
+        (replacement,) = set(instances(fleet, fleet.spot)) - before
+        launching.add(replacement)
+        d = decision(capacity.handler(asg_event("EC2 Instance Launch Successful", fleet.spot), None))
+        assert (d["action"], d["arriving"], d["extra"]) == ("unchanged", [replacement], 1)
+        assert od_state(fleet) == (2, 2), "not short while the replacement boots"
+        launching.clear()
+        assert decision(capacity.handler(schedule(), None))["action"] == "lowered"
+        assert od_state(fleet) == (1, 1)
+
     def test_the_launch_seconds_agree_with_the_hook_heartbeat_model(self):
         from fleet.spec.readiness import LAUNCH_SECONDS
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdas.spot_capacity.reconcile import OnDemand, SpotInstance, arriving, plan, spot_deficit
+from lambdas.spot_capacity.reconcile import OnDemand, SpotInstance, arriving, deficit_to_cover, plan, spot_deficit
 
 
 def serving(*ids: str) -> list[SpotInstance]:
@@ -129,3 +129,14 @@ class TestArriving:
         instances = [*serving("a"), self.launching("b", 10)]
         assert spot_deficit(2, instances, []) == 1
         assert arriving(instances, []) == set()
+
+    def test_arriving_instances_raise_nothing_and_take_nothing_away(self):
+        """Scale-out: nothing added for instances on their way. A reclaimed instance's replacement on its
+        way: the extra already there stays until it serves. Past the bound: missing."""
+        young = [*serving("a"), self.launching("b", 10)]
+        clock = {"now": self.NOW, "launch_bound": self.BOUND}
+        assert deficit_to_cover(2, young, [], extra=0, **clock) == 0
+        assert deficit_to_cover(2, young, [], extra=1, **clock) == 1
+        assert deficit_to_cover(2, young, [], extra=3, **clock) == 1, "never more than is missing"
+        assert deficit_to_cover(2, [*serving("a"), self.launching("b", 400)], [], extra=0, **clock) == 1
+        assert deficit_to_cover(2, serving("a", "b"), [], extra=1, **clock) == 0

@@ -392,10 +392,11 @@ def reconcile_group(stack: str, table: str, group: str, autoscaling, *, warned: 
         warned_now = sorted((_warned(ids) | set(warned)) & set(ids))
         now, bound = _now(), LAUNCH_SECONDS + spot.get("HealthCheckGracePeriod", 0)
         coming = sorted(reconcile.arriving(instances, warned_now, now=now, launch_bound=bound))
-        deficit = reconcile.spot_deficit(spot["DesiredCapacity"], instances, warned_now, now=now, launch_bound=bound)
         od_tags = _tags(od)
         base = int(od_tags[BASE_TAG]) if BASE_TAG in od_tags else None
         extra = _recorded_extra(item, od["MinSize"], base)
+        deficit = reconcile.deficit_to_cover(spot["DesiredCapacity"], instances, warned_now, extra=extra,
+                                             now=now, launch_bound=bound)
         if base is None:  # an ASG from before the tag: MinSize is base + extra
             base = max(0, od["MinSize"] - extra)
         room = reconcile.on_demand_room(int(od_tags[CEILING_TAG]) if CEILING_TAG in od_tags else None,

@@ -26,7 +26,10 @@ capacity and its InService, healthy, unwarned instances (failed launches leave n
 An instance that is still launching (Pending, Pending:Wait, Pending:Proceed) and younger than its
 launch bound (the launch itself + the group's `autoscale.timeout`) is arriving, not missing: every
 spot scale-out and every first launch would otherwise launch as many on-demand instances too. Past
-the bound (a launch that never gets healthy) it is missing like any other.
+the bound (a launch that never gets healthy) it is missing like any other. An arriving instance never
+raises the on-demand part, but it does not lower what is already there until it serves
+(`deficit_to_cover`): the replacement of a reclaimed instance is arriving too, and letting the extra
+go then would leave the group short while it boots.
 """
 
 from __future__ import annotations
@@ -68,6 +71,17 @@ def spot_deficit(desired: int, instances: Iterable[SpotInstance], warned: Iterab
                if i.lifecycle_state == SERVING_STATE and i.health_status == HEALTHY and i.instance_id not in warned}
     coming = arriving(instances, warned, now=now, launch_bound=launch_bound)
     return max(0, desired - len(serving) - len(coming))
+
+
+def deficit_to_cover(desired: int, instances: Iterable[SpotInstance], warned: Iterable[str], *, extra: int,
+                     now: float | None = None, launch_bound: float | None = None) -> int:
+    """The deficit the on-demand ASG covers: arriving instances never raise it (a scale-out or a first
+    launch launches no on-demand instance), but they do not take away what is already there either (the
+    replacement of a reclaimed instance is not serving yet): between the deficit with and without
+    them, as close to the recorded `extra` as that allows."""
+    instances, warned = list(instances), set(warned)
+    strict = spot_deficit(desired, instances, warned)
+    return min(strict, max(extra, spot_deficit(desired, instances, warned, now=now, launch_bound=launch_bound)))
 
 
 @dataclass(frozen=True)
