@@ -52,6 +52,7 @@ def test_the_pair_splits_the_total(node_min, node_max, base, http):
 
 def test_plan_shows_the_totals(tmp_path, capsys):
     shutil.copy(ROOT / "tests" / "fixtures" / "seed001.yaml", tmp_path / "nodes.yaml")
+    shutil.copytree(ROOT / "cookbooks", tmp_path / "cookbooks")  # plan checks the run lists' cookbooks
     assert main(["--project", str(tmp_path), "plan"]) == 0
     out = capsys.readouterr().out
     bee = out[out.index("group 12_04-bee"):out.index("group 12_04-www")]
