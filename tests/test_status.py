@@ -146,8 +146,11 @@ def test_bad_input_exits_2_with_one_line(deployed, capsys):
     assert main(["--project", str(maker.project), "status", "wbe", "--stack", STACK]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "no such group" in err[-1] and "web" in err[-1]  # the context line, then the problem
-    assert main(["--project", str(maker.project), "status"]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("status needs --stack")
+    assert main(["--project", str(maker.project), "status", "--stack", "prdo"]) == 2
+    assert "no stack file for stack 'prdo'" in capsys.readouterr().err.strip().splitlines()[-1]
+    # without --stack: the CLI's rule, staging
+    assert main(["--project", str(maker.project), "status", "web"]) == 0
+    assert "stack staging" in capsys.readouterr().err.splitlines()[0]
     with pytest.raises(SystemExit) as exc:
         main(["--project", str(maker.project), "status", "--stack", STACK, "--watch", "-1"])
     assert exc.value.code == 2

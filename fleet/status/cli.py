@@ -1,4 +1,4 @@
-"""`fleet status [GROUP] --stack S [--watch [SECONDS]] [--json]`: what runs, per group, against what the
+"""`fleet status [GROUP] [--stack S] [--watch [SECONDS]] [--json]`: what runs, per group, against what the
 nodes file and the stack file declare.
 
 Exit status: 0 every group matches and is healthy; 1 anything drifted, unhealthy, undeployed or unknown
@@ -72,7 +72,7 @@ def declared_of(fleet, project_dir: Path) -> dict:
 def cmd_status(args) -> int:
     from fleet.cli import _load, project_of
 
-    fleet = _load(args)
+    fleet = _load(args, default_stack=True)  # the CLI's stack rule: --stack S, else staging
     if fleet.stack is None:
         raise SpecError([Problem(fleet.nodes_file, None, args.group, None, "status needs --stack")])
     if args.group is not None:
