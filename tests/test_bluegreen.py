@@ -169,7 +169,9 @@ def test_crash_mid_canary_then_a_new_rollout_converges(world, monkeypatch):
     assert world.weights() == {"a": 95, "b": 5}
     k2 = FakeClock()
     k2.t = k.t
-    result = bg.deploy(world.settings(lock_timeout=600), world.clients, k2)
+    # the dead run's lock lasts as long as its whole deploy could (health 120 s + soak 60 s + 600 s)
+    result = bg.deploy(world.settings(lock_timeout=900), world.clients, k2)
+    assert k2.t >= 1_000_000 + 780  # the dead lock was taken at the first run's start
     # it waited for the dead holder's lock to expire, put 100/0 back on a, and deployed again
     assert any("waiting" in line for line in k2.lines)
     assert any("writing 100/0 on live slot a first" in line for line in k2.lines)
