@@ -14,11 +14,17 @@ before anything is registered) and refuses a change with one line explaining the
    application (and the acknowledgement) afterwards.
 
 An acknowledgement names the port, so a stale one never lets a later, different change through.
+
+The tagging API also returns resources deleted recently (it is eventually consistent: a target group
+replaced or removed by the last update can still be listed for a while). So a listed target group
+whose port differs from the group's is looked up by its ARN before it counts: one that no longer
+exists is ignored (a group whose target group was replaced then has the new one's port, or none).
+Only differing ones are looked up, so an ordinary `pulumi up` makes no extra call.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import pulumi_aws as aws
 
@@ -28,16 +34,26 @@ from fleet.spec.model import Group
 PORT_TAG = "fleet:port"
 
 
-def deployed_ports(stack: str) -> dict[str, int]:
-    """{group: port} of the stack's deployed target groups, from their tags (empty on a first deploy)."""
+def deployed_ports(stack: str, expected: Mapping[str, int] | None = None,
+                   exists: Callable[[str], bool] = lambda arn: True) -> dict[str, int]:
+    """{group: port} of the stack's deployed target groups, from their tags (empty on a first deploy).
+    A target group whose port is not the group's `expected` one counts only if `exists(arn)` (the
+    program passes fleet/ops/target_groups.py's ELBv2 lookup); groups not in `expected` (an
+    acknowledged change) are taken as listed."""
     found = aws.resourcegroupstaggingapi.get_resources(
         resource_type_filters=["elasticloadbalancing:targetgroup"],
         tag_filters=[aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key="fleet:stack", values=[stack])])
-    ports = {}
+    expected = expected or {}
+    ports: dict[str, int] = {}
     for item in found.resource_tag_mapping_lists or []:
         tags = item.tags or {}
-        if "fleet:group" in tags and str(tags.get(PORT_TAG, "")).isdigit():
-            ports[tags["fleet:group"]] = int(tags[PORT_TAG])
+        if "fleet:group" not in tags or not str(tags.get(PORT_TAG, "")).isdigit():
+            continue
+        group, port = tags["fleet:group"], int(tags[PORT_TAG])
+        if group not in expected or port == expected[group]:
+            ports.setdefault(group, port)
+        elif exists(item.resource_arn):
+            ports[group] = port  # a live target group (of either slot) on another port: that is the change
     return ports
 
 

@@ -190,7 +190,16 @@ def build_program(project_dir: Path, program_dir: Path | None = None) -> dict[st
             "(README: first deploy to a real account)"))],
              stack_name)
     if any(g.http is not None for g in groups.values()):  # before any resource: a refusal creates nothing
-        problems = port_change_problems(groups, deployed_ports(stack.name), stack.port_changes,
+        ports = {n: g.http.port for n, g in groups.items()  # an acknowledged change needs no lookup
+                 if g.http is not None and stack.port_changes.get(n) != g.http.port}
+
+        def exists(arn: str) -> bool:  # only for a listed target group on another port than the group's
+            from fleet.ops.aws import client
+            from fleet.ops.target_groups import target_group_exists
+
+            return target_group_exists(client("elbv2", region=stack.region, endpoint_url=stack.aws_endpoint or None),
+                                       arn)
+        problems = port_change_problems(groups, deployed_ports(stack.name, ports, exists), stack.port_changes,
                                         fleet.nodes_file, stack.name)
         if problems:
             fail(problems, stack_name)
