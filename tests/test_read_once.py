@@ -57,3 +57,32 @@ def test_a_failed_read_is_not_kept(tmp_path):
             pass
         shutil.copy(ROOT / "Pulumi.yaml", missing)
         assert read_bytes(missing) == (ROOT / "Pulumi.yaml").read_bytes()
+
+
+def test_a_plan_checks_the_fleet_once(monkeypatch):
+    """The plan checks nodes.yaml with the stack file (line numbers), the program loads it again from
+    Pulumi config: the second load of the same files and settings reuses the first's groups."""
+    import fleet.spec.load as load
+
+    calls = []
+    original = load._apply_lock
+    monkeypatch.setattr(load, "_apply_lock", lambda *a, **k: calls.append(1) or original(*a, **k))
+    result = plan_result(ROOT, "staging")
+    assert len(calls) == 1
+    assert len(result.group_names) > 1
+
+
+def test_other_settings_are_checked_again(tmp_path):
+    """Inside a run, a load with other stack values (here: another region) is its own check."""
+    from fleet.spec.load import load_fleet
+    from fleet.spec.stack import read_stack_values
+
+    values = dict(read_stack_values(ROOT / "Pulumi.staging.yaml")[0])
+    with one_read_per_file():
+        first = load_fleet(ROOT / "nodes.yaml", "staging", stack_values=values, project_dir=ROOT)
+        again = load_fleet(ROOT / "nodes.yaml", "staging", stack_values=dict(values), project_dir=ROOT)
+        assert again.groups is first.groups
+        other = load_fleet(ROOT / "nodes.yaml", "staging", stack_values={**values, "aws:region": "us-west-2"},
+                           project_dir=ROOT, require_lock=False)
+    assert other.groups is not first.groups
+    assert other.stack.region == "us-west-2"

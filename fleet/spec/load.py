@@ -18,6 +18,7 @@ from fleet.spec.lock import filter_key, local_entry, lock_path, read_lock
 from fleet.spec.merge import merge_group
 from fleet.spec.model import Group, SourceAmiFilter, build_group
 from fleet.spec.project import display, missing_stack
+from fleet.spec.readonce import keep, kept
 from fleet.spec.spot_types import spot_instance_types
 from fleet.spec.stack import StackConfig, read_stack_values, stack_file, stack_from_values
 from fleet.spec.yamlfile import YamlDoc, load_yaml_file
@@ -135,6 +136,13 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
             if group not in nodes or group == BASE:
                 problems.append(Problem(sfile, line("fleet:amis"), str(group), "fleet:amis",
                                         f"no such group{did_you_mean(str(group), [n for n in nodes if n != BASE])}"))
+    # The plan checks the fleet with the stack file (for its line numbers), then the program loads it
+    # again from the same values as Pulumi config: within one run (fleet.spec.readonce) the second
+    # load of the same files with the same effective settings returns the first one's groups.
+    memo = ("load_fleet", nodes_path.resolve(), stack, None if project_dir is None else Path(project_dir).resolve(),
+            require_lock, check_files, repr(replace(stack_cfg, file="", nodes_file="")) if stack_cfg else None)
+    if not problems and (done := kept(memo)) is not None:
+        return Fleet(groups=done.groups, stack=stack_cfg, nodes_file=nfile)
     # Cross-field rules run on every group whose own entries are structurally sound, so one
     # run lists everything: a schema problem in one group does not hide a rule broken in another.
     broken = {p.group for p in problems}
@@ -202,7 +210,9 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
         problems += _check_stack(stack_cfg, groups, sfile, sdoc)
     if problems:
         raise SpecError(problems)
-    return Fleet(groups=groups, stack=stack_cfg, nodes_file=nfile)
+    fleet = Fleet(groups=groups, stack=stack_cfg, nodes_file=nfile)
+    keep(memo, fleet)
+    return fleet
 
 
 def _apply_lock(groups: dict[str, Group], nodes_path: Path, stack_cfg: StackConfig | None, require_lock: bool,

@@ -16,20 +16,21 @@ from typing import Any, Callable, Iterator
 
 _bytes: dict[tuple[Path, int | None], bytes] | None = None
 _parsed: dict[tuple[Path, str], Any] | None = None
+_kept: dict[Any, Any] | None = None
 
 
 @contextmanager
 def one_read_per_file() -> Iterator[None]:
     """Keep what files are read inside this block (nested blocks share the outer one's memory)."""
-    global _bytes, _parsed
+    global _bytes, _parsed, _kept
     if _bytes is not None:
         yield
         return
-    _bytes, _parsed = {}, {}
+    _bytes, _parsed, _kept = {}, {}, {}
     try:
         yield
     finally:
-        _bytes = _parsed = None
+        _bytes = _parsed = _kept = None
 
 
 def _read(path: Path, limit: int | None) -> bytes:
@@ -72,3 +73,14 @@ def parsed(path: str | Path, parser: str, parse: Callable[[bytes], Any]) -> Any:
     if key not in _parsed:
         _parsed[key] = parse(read_bytes(path))
     return _parsed[key]
+
+
+def kept(key: Any) -> Any:
+    """What `keep(key, value)` stored in this run, else None (always None outside a run)."""
+    return None if _kept is None else _kept.get(key)
+
+
+def keep(key: Any, value: Any) -> None:
+    """Remember a result derived only from files read in this run (so it cannot go stale within it)."""
+    if _kept is not None:
+        _kept[key] = value
