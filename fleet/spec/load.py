@@ -107,7 +107,22 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
     """
     nodes_path = Path(nodes_path)
     nfile = str(nodes_path)
-    doc = load_yaml_file(nodes_path, label=nodes_label)
+    doc = load_yaml_file(nodes_path, label=nodes_label, keep_going=True)
+    try:
+        return _load(doc, nodes_path, nfile, stack, stack_values, project_dir, require_lock, check_files)
+    except SpecError as exc:
+        if not doc.problems:
+            raise
+        # what the reader refused comes first; a later problem on one of its lines is the same one
+        refused = {p.line for p in doc.problems}
+        raise SpecError([*doc.problems, *(p for p in exc.problems
+                                          if not (isinstance(p, Problem) and p.file == nfile and p.line in refused))]
+                        ) from None
+
+
+def _load(doc: YamlDoc, nodes_path: Path, nfile: str, stack: str | None, stack_values: Mapping[str, Any] | None,
+          project_dir: str | Path | None, require_lock: bool, check_files: bool) -> Fleet:
+    """load_fleet's checks on the nodes file's document (which may carry the reader's own problems)."""
     problems = _parse_nodes(doc, nfile)
     if not isinstance(doc.data, dict) or not doc.data:
         raise SpecError(problems)
@@ -208,7 +223,7 @@ def load_fleet(nodes_path: str | Path = "nodes.yaml", stack: str | None = None,
         problems += _apply_lock(groups, nodes_path, stack_cfg, require_lock, nfile, doc, sfile, sdoc, source_in_stack)
     if stack_cfg is not None:
         problems += _check_stack(stack_cfg, groups, sfile, sdoc)
-    if problems:
+    if problems or doc.problems:
         raise SpecError(problems)
     fleet = Fleet(groups=groups, stack=stack_cfg, nodes_file=nfile)
     keep(memo, fleet)

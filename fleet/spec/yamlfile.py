@@ -47,6 +47,9 @@ class YamlDoc:
 
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
+    # with keep_going: what the reader refused (values JSON cannot hold, repeated keys), already
+    # neutralized in `data` (read as strings, the last of repeated keys kept) so the rest is checked too
+    problems: list[Problem] = field(default_factory=list)
 
     def line_of(self, path: Path_) -> int | None:
         """Line of the deepest key of `path` that exists in the file."""
@@ -139,23 +142,28 @@ def _walk(root: yaml.Node, filename: str, label: Label) -> tuple[dict[Path_, int
                 short = tag.removeprefix(_TAG)
                 problem(prefix, node, f"YAML reads {quote(node.value)} as {_KIND.get(short, '!' + short)}, "
                         "which JSON cannot hold: quote it")
+                node.tag = f"{_TAG}str"  # read as the text it is written as, for the checks that follow
             elif first and tag == f"{_TAG}float" and node.value.lower().lstrip("+-") in (".inf", ".nan"):
                 problem(prefix, node, f"{node.value} is not a number JSON can hold")
+                node.tag = f"{_TAG}str"
         elif isinstance(node, yaml.SequenceNode):
             if first and node.tag != f"{_TAG}seq":
                 short = str(node.tag).removeprefix(_TAG)
                 problem(prefix, node, f"YAML reads this as {_KIND.get(short, '!' + short)}: write a plain list")
+                node.tag = f"{_TAG}seq"
             todo += [(item, prefix) for item in reversed(node.value)]
         elif isinstance(node, yaml.MappingNode):
             if first and node.tag != f"{_TAG}map":
                 short = str(node.tag).removeprefix(_TAG)
                 problem(prefix, node, f"YAML reads this as {_KIND.get(short, '!' + short)}: write a plain mapping")
+                node.tag = f"{_TAG}map"
             seen: dict[str, int] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    if first:
+            if any(not isinstance(k, yaml.ScalarNode) for k, _ in node.value):
+                for key_node, _ in node.value:
+                    if first and not isinstance(key_node, yaml.ScalarNode):
                         problem(prefix, key_node, "a key must be a plain string, not a list or mapping")
-                    continue
+                node.value = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]  # nothing can hold it
+            for key_node, value_node in node.value:
                 text = key_node.value
                 path = (*prefix, text)
                 line = key_node.start_mark.line + 1
@@ -166,6 +174,7 @@ def _walk(root: yaml.Node, filename: str, label: Label) -> tuple[dict[Path_, int
                     short = str(key_node.tag).removeprefix(_TAG)
                     problem(path, key_node, f"{'group name' if not prefix else 'key'} {quote(text)} is read by "
                             f"YAML as {_KIND.get(short, '!' + short)}: quote it")
+                    key_node.tag = f"{_TAG}str"
                 if first and text in seen:
                     group, key = label(path)
                     problems.append(Problem(filename, line, group, key, (
@@ -192,9 +201,11 @@ def within_limits(value: Any) -> bool:
     return True
 
 
-def load_yaml_text(text: str, filename: str, label: Label = _default_label) -> YamlDoc:
+def load_yaml_text(text: str, filename: str, label: Label = _default_label, keep_going: bool = False) -> YamlDoc:
     """Parse `text`; raise SpecError naming `filename` on syntax errors, duplicate keys, values JSON
-    cannot hold, or a document over the limits. `label(path)` names the (group, key) of a key path."""
+    cannot hold, or a document over the limits. `label(path)` names the (group, key) of a key path.
+    `keep_going`: duplicate keys and values JSON cannot hold do not stop the reader; they are in the
+    document's `problems` (the caller reports them with the file's other problems, in one run)."""
     if len(text) > MAX_BYTES:
         raise SpecError([Problem(filename, None, None, None,
                                  f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB: not a fleet file")])
@@ -205,7 +216,7 @@ def load_yaml_text(text: str, filename: str, label: Label = _default_label) -> Y
         if node is None:
             return YamlDoc(None)
         lines, problems = _walk(node, filename, label)  # before construction flattens merge keys
-        if problems:
+        if problems and not keep_going:
             raise SpecError(problems)
         data = loader.construct_document(node)
     except yaml.constructor.ConstructorError as exc:
@@ -231,10 +242,10 @@ def load_yaml_text(text: str, filename: str, label: Label = _default_label) -> Y
                                  f"nested more than {MAX_DEPTH} levels deep: refused")]) from None
     finally:
         loader.dispose()
-    return YamlDoc(data, lines)
+    return YamlDoc(data, lines, problems)
 
 
-def load_yaml_file(path: str | Path, label: Label = _default_label) -> YamlDoc:
+def load_yaml_file(path: str | Path, label: Label = _default_label, keep_going: bool = False) -> YamlDoc:
     """Read and parse a YAML file; a missing, unreadable, oversized or non-UTF-8 file is a SpecError too."""
     path = Path(path)
     try:
@@ -251,4 +262,4 @@ def load_yaml_file(path: str | Path, label: Label = _default_label) -> YamlDoc:
         column = exc.start - raw.rfind(b"\n", 0, exc.start)
         raise SpecError([Problem(str(path), line, None, None,
                                  f"not UTF-8 text (byte {raw[exc.start]:#04x} at column {column})")]) from None
-    return load_yaml_text(text, str(path), label)
+    return load_yaml_text(text, str(path), label, keep_going)
