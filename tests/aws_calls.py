@@ -19,7 +19,8 @@ import pytest
 from fleet.render.deployer_policy import allows, iam_action, policy
 
 ROOT = Path(__file__).resolve().parent.parent
-DEPLOY_PATHS = ("image_builds/", "fleet/ops/rollout.py", "fleet/ops/gate.py", "fleet/ops/lock.py")
+DEPLOY_PATHS = ("image_builds/", "fleet/ops/rollout.py", "fleet/ops/gate.py", "fleet/ops/lock.py",
+                "fleet/ops/bluegreen.py", "lambdas/bluegreen/slots.py")  # slots.py: the blue/green rollout's too
 
 
 class Recorder:

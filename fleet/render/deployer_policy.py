@@ -188,6 +188,12 @@ CALLS: dict[str, tuple[str, ...]] = {
         "autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags", "ec2:Describe*", "ec2:RunInstances",
         "iam:PassRole", "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData",
         "elasticloadbalancing:Describe*", "sns:Publish"),
+    # blue/green rollout Command and `fleet rollback` (fleet/ops/bluegreen.py, lambdas/bluegreen/slots.py): the
+    # group's lock and record in the stack's rollouts table, the rule's weights, the idle slot's size and version
+    "blue/green": (
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "elasticloadbalancing:ModifyRule",
+        "elasticloadbalancing:Describe*", "autoscaling:Describe*", "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:TerminateInstanceInAutoScalingGroup", "cloudwatch:DescribeAlarms", "ec2:Describe*"),
     # the deploy workflow's `fleet lock --check` (fleet/ops/lock.py) and the provider's account lookup
     "lock check": ("ec2:DescribeImages", "sts:GetCallerIdentity"),
     # reading what is deployed (fleet status and the program's port check)
