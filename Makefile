@@ -1,7 +1,8 @@
 # Two entry points (README quick start): `make plan` and `make test`.
 # Both create .venv when missing and install what they need; `make test` also installs
-# Debian's packer, qemu-utils and cloud-init (its `schema -c` checks the user data) when they are
-# missing and we are root.
+# Debian's packer, qemu-utils and e2fsprogs when they are missing and we are root. cloud-init is
+# never installed (Debian's package enables its boot services): only the JSON schema its `schema`
+# command checks user data with is unpacked from the downloaded package into the venv.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,12 +17,14 @@ STACK ?= staging
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
 $(VENV)/.runtime: requirements.lock pyproject.toml
+	@echo "make: installing the locked requirements into $(VENV) (first run, or requirements.lock changed; a few minutes)" >&2
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) --require-hashes -r requirements.lock
 	$(PIP) --no-deps -e .
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+	@echo "make: installing the locked test tools into $(VENV) (requirements-dev.lock)" >&2
 	$(PIP) --require-hashes -r requirements-dev.lock
 	@touch $@
 
@@ -43,16 +46,25 @@ tools:
 	@missing=""; command -v packer >/dev/null || missing="$$missing packer"; \
 	command -v qemu-img >/dev/null || missing="$$missing qemu-utils"; \
 	command -v mkfs.ext4 >/dev/null || missing="$$missing e2fsprogs"; \
-	command -v cloud-init >/dev/null || missing="$$missing cloud-init"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		else echo "please install Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; \
 	fi
 
+# cloud-init's cloud-config schema, for the user data test: downloaded (apt-get download needs no
+# root) and unpacked, never installed.
+CLOUD_INIT_SCHEMA := $(VENV)/cloud-init-schema.json
+$(CLOUD_INIT_SCHEMA):
+	@echo "make: unpacking cloud-init's schema from Debian's package (not installing it) into $@" >&2
+	@tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -qq cloud-init) && \
+	dpkg-deb --fsys-tarfile $$tmp/cloud-init_*.deb | \
+	tar -xO ./usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json > $@.tmp && \
+	mv $@.tmp $@; status=$$?; rm -rf $$tmp; exit $$status
+
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 
 # pytest's exit 5 ("no tests collected") counts as a failure.
-test: $(VENV)/.dev tools lint
+test: $(VENV)/.dev tools $(CLOUD_INIT_SCHEMA) lint
 	$(PY) -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status

@@ -150,7 +150,40 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--endpoint-url", default=None, help="custom EC2 endpoint (a local moto server)")
     for extra in _EXTRA_COMMANDS:
         extra(sub, add)
+    for path, parser in _leaf_commands(p):
+        example = EXAMPLES.get(path)
+        if example:
+            parser.epilog = f"example: {example}"
     return p
+
+
+# One example per command, shown at the end of its --help (tests/test_cli_help.py parses each one);
+# short enough for one line of an 80-column terminal.
+EXAMPLES: dict[str, str] = {
+    "validate": "fleet validate --stack prod",
+    "show": "fleet show 12_04-www --stack prod",
+    "role": "fleet role 12_04-www --write",
+    "packer": "fleet packer 12_04-www --region eu-west-1",
+    "image build": "fleet image build 12_04-www --stack staging",
+    "image clean": "fleet image clean 12_04-www --keep 5 --dry-run",
+    "image delete": "fleet image delete 12_04-old --dry-run",
+    "deploy": "fleet deploy 12_04-www --stack prod",
+    "plan": "fleet plan --stack prod --group 12_04-www",
+    "lock": "fleet lock --update 12_04-www",
+    "simulate": "fleet simulate 12_04-www --trace synthetic:diurnal --days 7",
+    "status": "fleet status --stack prod --watch",
+    "rollback": "fleet rollback 12_04-www --stack prod",
+    "iam deployer": "fleet iam deployer > deployer-policy.json",
+}
+
+
+def _leaf_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(`image build`-style path, parser) of every command that runs something (not a command group)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                nested = list(_leaf_commands(sub, (*path, name)))
+                yield from nested or [(" ".join((*path, name)), sub)]
 
 
 def cmd_image(args) -> int:
