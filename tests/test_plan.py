@@ -211,8 +211,9 @@ def test_unknown_stack_and_bad_arguments_exit_2(capsys):
         out, err = capsys.readouterr()
         assert out == "" and len(err.strip().splitlines()) == 1, (argv, err)
     assert main(["plan", "diff", "/nonexistent/a.json", "/nonexistent/b.json"]) == 2
-    out, err = capsys.readouterr()
-    assert out == "" and len(err.strip().splitlines()) == 1
+    out, err = capsys.readouterr()  # one line per file: both problems in one run
+    assert out == "" and [line.split(":")[0] for line in err.strip().splitlines()] == [
+        "/nonexistent/a.json", "/nonexistent/b.json"]
 
 
 # -------------------------------------------------------------------------- violations -> exit 1
