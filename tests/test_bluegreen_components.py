@@ -4,6 +4,7 @@ rollout, the rollout Command after the slots, the stack's standby machinery, and
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections import Counter
 from pathlib import Path
@@ -153,3 +154,71 @@ def test_a_blue_green_group_without_http_is_refused():
     found = dict(check_merged({"instance_type": "m5.large", "source_ami": "ami-1",
                                "autoscale": {"node_min": 1, "node_max": 2}, "rollout": {"strategy": "blue_green"}}))
     assert "blue_green needs http" in found["rollout.strategy"]
+
+
+def test_the_function_ships_exactly_its_two_files_and_runs_flat(tmp_path, monkeypatch):
+    """Lambda unpacks the archive flat: handler.py must find slots.py as a top-level module."""
+    import importlib
+    import sys
+
+    from components.bluegreen import HANDLER_FILES, handler_archive
+
+    archive = handler_archive()
+    assert sorted(archive.assets) == sorted(HANDLER_FILES) == ["handler.py", "slots.py"]
+    for name, asset in archive.assets.items():
+        (tmp_path / name).write_text(asset.text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("handler", "slots"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    flat = importlib.import_module("handler")
+    assert flat.sl.__file__ == str(tmp_path / "slots.py")
+    monkeypatch.setenv("FLEET_STACK", "prod")
+    monkeypatch.setenv("FLEET_ROLLOUT_TABLE", "fleet-prod-rollouts")
+    assert flat.handler({"detail-type": "something else"}, None)["action"] == "ignored"
+
+
+def test_the_stack_gets_one_standby_for_its_blue_green_groups():
+    from tests.pulumi_mocks import run_program
+
+    r = run_program("staging")
+    (standby,) = r.of_type("fleet:bluegreen:Standby")
+    (table,) = r.children(standby, "aws:dynamodb/table:Table")
+    (function,) = r.children(standby, "aws:lambda/function:Function")
+    assert table.inputs["name"] == "fleet-staging-rollouts"
+    assert function.inputs["environment"]["variables"] == {"FLEET_STACK": "staging",
+                                                           "FLEET_ROLLOUT_TABLE": "fleet-staging-rollouts"}
+    rules = {x.name: x for x in r.children(standby, "aws:cloudwatch/eventRule:EventRule")}
+    pattern = json.loads(rules["fleet-staging-standby-alarm"].inputs["eventPattern"])
+    assert pattern == alarm_pattern("staging", ["12_04-www", "api"])
+    assert rules["fleet-staging-standby-schedule"].inputs["scheduleExpression"] == "rate(5 minutes)"
+    assert len(r.children(standby, "aws:cloudwatch/eventTarget:EventTarget")) == 2
+
+
+def test_the_alarm_rule_matches_a_slot_alarms_state_change_on_moto(aws):
+    """As EventBridge uses the pattern (moto's TestEventPattern answers nothing): a rule on the default bus
+    with an SQS target, PutEvents of alarm state changes; only the group's slot alarms entering ALARM arrive
+    (prefix matching on the name, so slot b's and the autonamed suffixes match too)."""
+    import boto3
+
+    bridge, sqs = boto3.client("events"), boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="standby")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bridge.put_rule(Name="standby", EventPattern=json.dumps(alarm_pattern("prod", ["www"])))
+    bridge.put_targets(Rule="standby", Targets=[{"Id": "queue", "Arn": arn}])
+    sent = [("fleet-prod-www-health-b-5xx-1a2b", "ALARM"), ("fleet-prod-www-health-5xx-9c8d", "ALARM"),
+            ("fleet-prod-www-health-5xx-9c8d", "OK"), ("fleet-prod-api-health-5xx-1", "ALARM")]
+    out = bridge.put_events(Entries=[
+        {"Source": "aws.cloudwatch", "DetailType": "CloudWatch Alarm State Change",
+         "Resources": [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"],
+         "Detail": json.dumps({"alarmName": name, "state": {"value": state}, "previousState": {"value": "OK"}})}
+        for name, state in sent])
+    assert out["FailedEntryCount"] == 0
+    got = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages")
+        if not messages:
+            break
+        got += [json.loads(m["Body"])["detail"]["alarmName"] for m in messages]
+        sqs.delete_message_batch(QueueUrl=queue, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+    assert sorted(got) == ["fleet-prod-www-health-5xx-9c8d", "fleet-prod-www-health-b-5xx-1a2b"]
