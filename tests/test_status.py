@@ -161,26 +161,37 @@ def test_blue_green_slots_and_listener_weights(aws, tmp_path, capsys):
     project = write_project(tmp_path / "project", {"web": True})
     hashes = declared_hashes(project)
     maker = FleetMaker(aws)
-    ami = maker.ami(hashes["web"])
-    lt = maker.template("web", ami)
+    old = maker.ami("0" * 64)
+    lt = maker.template("web", old)
+    version = maker.new_version("web", maker.ami(hashes["web"]))
     tgs = {slot: maker.target_group("web", slot) for slot in "ab"}
     maker.rule(1, "/web/*", {tgs["a"]: 90, tgs["b"]: 10})
-    for slot in "ab":
+    rule = maker.elbv2.describe_rules(ListenerArn=maker.out.listener)["Rules"]
+    (rule_arn,) = [r["RuleArn"] for r in rule if not r["IsDefault"]]
+    for slot in "ab":  # slot a runs the declared image; slot b, the standby, the previous one
         for cap in ("on-demand", "spot"):
-            maker.asg("web", cap, lt, target_groups=[tgs[slot]], slot=slot)
+            maker.asg("web", cap, lt, version=str(version) if slot == "a" else "1", target_groups=[tgs[slot]],
+                      slot=slot)
     code = main(["--project", str(project), "status", "--stack", STACK, "--endpoint-url", aws, "--json"])
     rep = json.loads(capsys.readouterr().out)
-    assert code == 0, rep
+    assert code == 0, rep  # the idle slot's previous version is by design, not drift
     web = group(rep, "web")
-    assert [(a["slot"], a["capacity"]) for a in web["asgs"]] == [
-        ("a", "on-demand"), ("a", "spot"), ("b", "on-demand"), ("b", "spot")]
+    assert [(a["slot"], a["capacity"], a["live"]) for a in web["asgs"]] == [
+        ("a", "on-demand", True), ("a", "spot", True), ("b", "on-demand", False), ("b", "spot", False)]
+    assert web["live_slot"] == "a" and web["asgs"][2]["image_id"] == old
+    assert web["traffic_split"] is True  # 90/10: a canary
     assert {(t["slot"], t["weight"]) for t in web["target_groups"]} == {("a", 90), ("b", 10)}
 
+    # traffic on slot b (a rollback written by hand): now b is compared, and it runs the old image
+    maker.elbv2.modify_rule(RuleArn=rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": tgs["a"], "Weight": 0}, {"TargetGroupArn": tgs["b"], "Weight": 100}]}}])
     maker.autoscaling.delete_auto_scaling_group(AutoScalingGroupName="fleet-staging-web-spot-b", ForceDelete=True)
     code = main(["--project", str(project), "status", "--stack", STACK, "--endpoint-url", aws])
     text = capsys.readouterr().out
     assert code == 1 and "web: drift: no spot ASG in slot b" in text
-    assert "target group" in text and " 90 " in text and " 10 " in text
+    assert f"web: drift: on-demand ASG (slot b) runs {old}" in text
+    assert f"web: drift: on-demand ASG (slot b) is on launch template version 1, the latest is {version}" in text
+    assert "target group" in text and " 100 " in text and "b live" in text and "a idle" in text
 
 
 def test_the_reconcilers_extra_and_last_decision(deployed, capsys, monkeypatch):

@@ -4,7 +4,8 @@ declare. Pure: no AWS calls, no clock (the read carries its time), so every verd
 A group is *drifted* when what runs differs from what is declared: an ASG's launch template version runs
 another image than the group's (its AMI's `fleet:image-hash` tag, or the AMI itself when the stack pins
 one or the group uses `image.builder: ami`), an ASG is not on its template's latest version (a rollout
-not done, or rolled back), a member of the spot/on-demand pair is missing. A group is *unhealthy* when
+not done, or rolled back), a member of the spot/on-demand pair is missing. A blue/green group's idle slot (the one its listener rule weighs less) is shown but not compared:
+it runs the previous version, or nothing, by design. A group is *unhealthy* when
 an instance is unhealthy, fewer instances are in service than the ASG's minimum, or a target is
 unhealthy. Groups of nodes.yaml with nothing deployed are `undeployed`; deployed groups that the file
 no longer has are `unknown`. The JSON contract (`report()`): keys are only ever added, never renamed.
@@ -103,7 +104,10 @@ def spot_count(asg: dict, template_data: dict, in_service: int) -> int:
     return in_service if market == "spot" else 0
 
 
-def _asg_row(asg: dict, live: LiveStack, declared: Declared | None, drift: list[str], problems: list[str]) -> dict:
+def _asg_row(asg: dict, live: LiveStack, declared: Declared | None, drift: list[str], problems: list[str],
+             compare: bool = True) -> dict:
+    """One ASG's row. `compare` False: a blue/green group's idle slot, which runs the previous version
+    (a standby) or nothing (parked) by design: shown, health checked, not compared with the nodes file."""
     tags = _tags(asg)
     name = asg["AutoScalingGroupName"]
     capacity, slot = tags.get(CAPACITY_TAG), tags.get(SLOT_TAG)
@@ -125,10 +129,10 @@ def _asg_row(asg: dict, live: LiveStack, declared: Declared | None, drift: list[
         drift.append(f"{name}: tag {CAPACITY_TAG} is {capacity!r}, not spot or on-demand")
     if not version.isdigit():
         drift.append(f"{label} runs launch template version {version or '?'}, not a numbered version")
-    elif latest is not None and int(version) != latest:
+    elif compare and latest is not None and int(version) != latest:
         drift.append(f"{label} is on launch template version {version}, the latest is {latest}")
-    if declared is None:
-        pass  # a group the nodes file no longer has: nothing to compare with
+    if declared is None or not compare:
+        pass  # a group the nodes file no longer has, or an idle slot: nothing to compare with
     elif image_id is None:
         drift.append(f"{label}: launch template version {version} not found")
     elif declared.image_id is not None:
@@ -151,7 +155,28 @@ def _asg_row(asg: dict, live: LiveStack, declared: Declared | None, drift: list[
         "launch_template_id": tid, "launch_template_version": version, "latest_version": latest,
         "image_id": image_id, "image_hash": running_hash,
         "refresh": refresh_view(live.refreshes.get(name), asg, live.bake_started.get(name), live.read_at),
+        **({"live": compare} if slot else {}),
     }
+
+
+def live_slot(asgs: list[dict], live: LiveStack) -> str | None:
+    """The slot that serves a blue/green group's traffic, as AWS holds it: the slot whose target group has
+    the larger weight in the listener rule (a rule that forwards to one target group alone: that one's
+    slot). None when the group has no slots or its rule is not found (then every slot is compared)."""
+    slot_of: dict[str, str] = {}
+    for asg in asgs:
+        slot = _tags(asg).get(SLOT_TAG)
+        for arn in asg.get("TargetGroupARNs", []):
+            if slot:
+                slot_of[arn] = slot
+    for arn, tg in live.target_groups.items():
+        if tg["tags"].get(SLOT_TAG):
+            slot_of.setdefault(arn, tg["tags"][SLOT_TAG])
+    forwards = [live.weights[arn] for arn in slot_of if arn in live.weights]
+    if not forwards:
+        return None
+    best = max(forwards[0], key=lambda f: f["weight"])
+    return slot_of.get(best["arn"]) if len(forwards[0]) == 1 or sum(f["weight"] for f in forwards[0]) else None
 
 
 def _target_group_rows(arns: list[str], live: LiveStack, problems: list[str]) -> list[dict]:
@@ -198,7 +223,9 @@ def group_report(name: str, declared: Declared | None, asgs: list[dict], instanc
     order = {c: i for i, c in enumerate(CAPACITIES)}
     asgs = sorted(asgs, key=lambda a: (_tags(a).get(SLOT_TAG) or "", order.get(_tags(a).get(CAPACITY_TAG), 9),
                                        a["AutoScalingGroupName"]))
-    rows = [_asg_row(a, live, declared, drift, problems) for a in asgs]
+    serving = live_slot(asgs, live)
+    rows = [_asg_row(a, live, declared, drift, problems,
+                     compare=serving is None or _tags(a).get(SLOT_TAG) in (None, serving)) for a in asgs]
     if declared is not None and declared.autoscaled:
         by_slot: dict[str | None, set[str]] = {}
         for r in rows:
@@ -226,17 +253,21 @@ def group_report(name: str, declared: Declared | None, asgs: list[dict], instanc
                 problems.append(f"instance {i['id']} is {i['state']}")
     tg_arns = sorted({a for asg in asgs for a in asg.get("TargetGroupARNs", [])} |
                      {a for a, tg in live.target_groups.items() if tg["tags"].get(GROUP_TAG) == name})
+    tg_rows = _target_group_rows(tg_arns, live, problems)
     return {
         "group": name,
         "declared": declared.as_json() if declared else None,
         "asgs": rows,
+        "live_slot": serving,
         "instances": loose,
-        "target_groups": _target_group_rows(tg_arns, live, problems),
+        "target_groups": tg_rows,
         "spot_cover": _spot_cover(live.reconciler.get(name)),
         "split": {"spot": sum(r["spot"] for r in rows) + sum(1 for i in loose if i["spot"] and i["state"] == "running"),
                   "on_demand": sum(r["on_demand"] for r in rows) +
                   sum(1 for i in loose if not i["spot"] and i["state"] == "running")},
         "refresh_in_flight": any(r["refresh"] and r["refresh"]["in_flight"] for r in rows),
+        # a blue/green rollout in flight (canary or soak): the rule sends traffic to both slots
+        "traffic_split": sum(1 for t in tg_rows if t["weight"]) > 1,
         "drift": drift,
         "problems": problems,
         "healthy": not problems,

@@ -39,7 +39,7 @@ def verdict(group: dict) -> Text:
         return Text("drifted", style="yellow")
     if not group["healthy"]:
         return Text("unhealthy", style="red")
-    if group["refresh_in_flight"]:
+    if group["refresh_in_flight"] or group.get("traffic_split"):
         return Text("rolling", style="cyan")
     return Text("ok", style="green")
 
@@ -74,9 +74,13 @@ def table(rep: dict) -> Table:
         for a in g["asgs"]:
             version = a["launch_template_version"]
             behind = a["latest_version"] is not None and version != str(a["latest_version"])
-            drifted = g["declared"] is not None and any(line.startswith(f"{a['capacity']} ASG") and " runs " in line
-                                                        for line in g["drift"])
-            t.add_row("", a["capacity"] or "?", a["slot"] or "", _short_image(a["image_id"], drifted),
+            in_slot = f" (slot {a['slot']})" if a["slot"] else ""
+            label = f"{a['capacity']} ASG{in_slot} runs "
+            drifted = g["declared"] is not None and any(line.startswith(label) for line in g["drift"])
+            slot = a["slot"] or ""
+            if slot and g.get("live_slot"):
+                slot += " live" if a.get("live") else " idle"
+            t.add_row("", a["capacity"] or "?", slot, _short_image(a["image_id"], drifted),
                       Text(f"{version}<{a['latest_version']}" if behind else version, style="yellow" if behind else ""),
                       str(a["desired"]), str(a["in_service"]), str(a["pending"]),
                       Text(str(a["unhealthy"]), style="red" if a["unhealthy"] else ""),
