@@ -4,11 +4,12 @@ declare. Pure: no AWS calls, no clock (the read carries its time), so every verd
 A group is *drifted* when what runs differs from what is declared: an ASG's launch template version runs
 another image than the group's (its AMI's `fleet:image-hash` tag, or the AMI itself when the stack pins
 one or the group uses `image.builder: ami`), an ASG is not on its template's latest version (a rollout
-not done, or rolled back), a member of the spot/on-demand pair is missing. A blue/green group's idle slot (the one its listener rule weighs less) is shown but not compared:
-it runs the previous version, or nothing, by design. A group is *unhealthy* when
-an instance is unhealthy, fewer instances are in service than the ASG's minimum, or a target is
-unhealthy. Groups of nodes.yaml with nothing deployed are `undeployed`; deployed groups that the file
-no longer has are `unknown`. The JSON contract (`report()`): keys are only ever added, never renamed.
+not done, or rolled back), a member of the spot/on-demand pair is missing. A blue/green group's idle
+slot (the one its listener rule weighs less) is shown but not compared: it runs the previous version,
+or nothing, by design. A group is *unhealthy* when an instance is unhealthy, fewer instances are in
+service than the ASG's minimum, or a target is unhealthy. Groups of nodes.yaml with nothing deployed
+are `undeployed`; deployed groups that the file no longer has are `unknown`. The JSON contract
+(`report()`): keys are only ever added, never renamed.
 """
 
 from __future__ import annotations
