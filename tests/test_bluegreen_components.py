@@ -222,3 +222,10 @@ def test_the_alarm_rule_matches_a_slot_alarms_state_change_on_moto(aws):
         sqs.delete_message_batch(QueueUrl=queue, Entries=[
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
     assert sorted(got) == ["fleet-prod-www-health-5xx-9c8d", "fleet-prod-www-health-b-5xx-1a2b"]
+
+
+def test_the_program_and_the_function_name_the_same_table():
+    from components.bluegreen import table_name
+    from lambdas.bluegreen import slots
+
+    assert table_name("prod") == slots.table_name("prod") == "fleet-prod-rollouts"
