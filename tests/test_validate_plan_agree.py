@@ -53,6 +53,10 @@ CASES = [
         "config:\n  fleet:certificateArn: arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978\n")),
     Case("seed-001-style-m1-large", web(), stack_file="config:\n  fleet:groups:\n    web: {instance_type: m1.large}\n"),
     Case("prod-without-http", BASE + "cron: {autoscale: false}\n", stack="prod"),
+    Case("raw-skipping-zero-blocks", BASE + "disk: {autoscale: false, image: {builder: raw, command: 'sh mk.sh', "
+         "skip_zero_blocks_unsafe_if_encrypted: true}}\n", ok=False,
+         expect="key 'image.skip_zero_blocks_unsafe_if_encrypted'"),
+    Case("raw-uploading-every-block", BASE + "disk: {autoscale: false, image: {builder: raw, command: 'sh mk.sh'}}\n"),
 ]
 
 

@@ -268,10 +268,15 @@ def _apply_lock(groups: dict[str, Group], nodes_path: Path, stack_cfg: StackConf
 
 def _check_built(group: Group, merged: Mapping[str, Any], stack: StackConfig | None) -> Iterator[tuple[str, str]]:
     """Rules on the typed group (what the program derives from it): seed 001's `region` is the stack's,
-    the spot ASG's 3+ instance types."""
+    no zero-block skipping (every volume is encrypted), the spot ASG's 3+ instance types."""
     if stack is not None and group.region is not None and group.region != stack.region:
         yield "region", (f"region {group.region} is not the stack's aws:region {stack.region} ({stack.file}): "
                          "a stack deploys to one region; drop `region` or make them equal")
+    if group.image.skip_zero_blocks_unsafe_if_encrypted:
+        # the plan's raw-upload-every-block guardrail says the same after the program ran
+        yield "image.skip_zero_blocks_unsafe_if_encrypted", (
+            "every root volume fleet launches is encrypted, and an encrypted volume reads a block missing "
+            "from its snapshot as garbage: upload every block (remove the key)")
     if group.autoscale is None:
         return
     types = spot_instance_types(group)
