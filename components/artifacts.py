@@ -10,9 +10,20 @@ multipart uploads after a day.
 Objects are content-addressed: `bundles/<sha256>.tar.gz` (fleet/render/bundle.py) and
 `packages/<sha256>/<file>` (a group's `boot.chef_package`), one `BucketObjectv2` per distinct
 content, named by its hash. So an object is uploaded once, when it is missing, never rewritten,
-and shared by every group that needs the same bytes. A bundle that no group uses any more is
-deleted at the end of a successful `pulumi up` (Pulumi deletes only after every other step
-succeeded; a failed rollout keeps the old one for the instances of the old version).
+and shared by every group that needs the same bytes. Objects are written only after the bucket's
+versioning, encryption and policy are in place, and every launch template, rollout and one-off
+instance that boots from an object depends on it (`objects_for`): a first boot never races the
+upload (a missing key is a 403 to an instance role without s3:ListBucket).
+
+Retention rule: a bundle stays in the bucket as long as a launch template version that a rollback
+may return to still names it: the previous version (AWS's rollback of the next rollout, a blue/green
+standby slot, a refresh back by hand), or any older one an operator restores. Pulumi cannot know
+which versions those are, so it never deletes a bundle object (`retain_on_delete`): one that no
+group uses any more only leaves Pulumi's state. Deleting it would also remove every version of it
+at once (the provider deletes all versions of an object in a versioned bucket), so no noncurrent
+copy would be left for the lifecycle's `noncurrent_days` either. Bundles are small and
+content-addressed (the same inputs reuse the same key), so what stays is a few files per change of
+a group's cookbooks or role.
 
 The object's `source` is a `FileAsset` with a path relative to the project (`.fleet/bundles/...`,
 written by `stage_file`), never an absolute checkout path, so the same content
@@ -74,6 +85,11 @@ class Artifacts(pulumi.ComponentResource):
     bucket: aws.s3.Bucket
     objects: dict[str, aws.s3.BucketObjectv2]
 
+    def objects_for(self, entry: Mapping[str, str | None]) -> list[aws.s3.BucketObjectv2]:
+        """The objects a group's boot names (`bundle_key`, `chef_package_key`), for its `depends_on`."""
+        keys = [entry.get("bundle_key"), entry.get("chef_package_key")]
+        return [self.objects[k] for k in keys if k]
+
     def __init__(self, name: str, args: ArtifactsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fleet:artifacts:Artifacts", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -121,5 +137,6 @@ class Artifacts(pulumi.ComponentResource):
                 self.objects[f.key] = aws.s3.BucketObjectv2(f"artifact-{f.sha256[:16]}", aws.s3.BucketObjectv2Args(
                     bucket=bucket, key=f.key, source=pulumi.FileAsset(f.source), content_type=f.content_type,
                     checksum_algorithm="SHA256", tags={**tags, "fleet:sha256": f.sha256}),
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.encryption, self.policy]))
+                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True,
+                                                depends_on=[self.versioning, self.encryption, self.policy]))
         self.register_outputs({"bucket": self.bucket.id, "arn": self.bucket.arn})

@@ -23,6 +23,7 @@ class InstancesArgs:
     launch_template_version: pulumi.Input[int]
     subnet_ids: Sequence[pulumi.Input[str]]
     tags: Mapping[str, str] = field(default_factory=dict)
+    after: Sequence[pulumi.Resource] = ()  # what the instances boot from (the group's bundle objects)
 
 
 class Instances(pulumi.ComponentResource):
@@ -40,6 +41,6 @@ class Instances(pulumi.ComponentResource):
                 launch_template=aws.ec2.InstanceLaunchTemplateArgs(id=args.launch_template_id, version=version),
                 subnet_id=args.subnet_ids[i % len(args.subnet_ids)],
                 tags={**dict(args.tags), "Name": f"fleet-{args.stack}-{group.name}-{i}"}),
-                opts=pulumi.ResourceOptions(parent=self)))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after))))
         self.ids = [inst.id for inst in self.instances]
         self.register_outputs({"ids": self.ids})

@@ -51,6 +51,8 @@ class LaunchBoot:
     bundle_sha256: str
     chef_package_key: str | None = None
     chef_package_sha256: str | None = None
+    # the bucket objects it names (bundle, chef package): what boots from this template waits for them
+    objects: Sequence[pulumi.Resource] = ()
 
 
 def boot_policy(group: Group, stack: str, region: str, partition: str, account: str, bucket_arn: str,
@@ -126,6 +128,7 @@ class LaunchTemplate(pulumi.ComponentResource):
                 role=self.role.id, policy=pulumi.Output.all(self.role.arn, boot.bucket_arn).apply(policy)),
                 opts=child)
             after.append(self.boot_policy)
+            after.extend(boot.objects)  # no instance of this template before its bundle is uploaded
 
             def rendered(bucket: str) -> str:
                 files = BootArtifacts(bucket, boot.bundle_key, boot.bundle_sha256, boot.chef_package_key,

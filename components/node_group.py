@@ -104,6 +104,7 @@ class NodeGroup(pulumi.ComponentResource):
             ami_id=self.image.ami_id, root_device_name=self.image.root_device_name,
             security_group_ids=args.security_group_ids, tags=tags, boot=args.boot), opts=child)
         lt = self.launch_template
+        boot_objects = list(args.boot.objects) if args.boot else []  # the bundle it boots from
         self.asg_pair = self.target_group = self.scaling = self.instances = None
         self.alarms, self.health_alarms = [], []
         self.rollout = self.health_gate = self.refresh_alerts = self.bluegreen = None
@@ -113,7 +114,7 @@ class NodeGroup(pulumi.ComponentResource):
         if group.autoscale is None:
             self.instances = Instances(gslug, InstancesArgs(
                 group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
-                subnet_ids=args.private_subnet_ids, tags=tags), opts=child)
+                subnet_ids=args.private_subnet_ids, tags=tags, after=boot_objects), opts=child)
             self.dashboard = Dashboard(gslug, DashboardArgs(
                 group=group.name, stack=stack.name, region=stack.region, instance_ids=self.instances.ids), opts=child)
         else:
@@ -130,7 +131,8 @@ class NodeGroup(pulumi.ComponentResource):
                     group=group, stack=stack.name, launch_template_id=lt.id,
                     launch_template_version=lt.latest_version, region=stack.region, project_dir=args.project_dir,
                     alarm_names=[a.name for a in self.health_alarms],
-                    launch_hook_heartbeat=launch_hook_heartbeat(group) if args.boot else None), opts=child)
+                    launch_hook_heartbeat=launch_hook_heartbeat(group) if args.boot else None,
+                    after=boot_objects), opts=child)
             self.asg_pair = AsgPair(gslug, AsgPairArgs(
                 group=group, stack=stack.name, launch_template_id=lt.id, launch_template_version=lt.latest_version,
                 subnet_ids=args.private_subnet_ids, spot_instance_types=spot_instance_types(group),
@@ -177,7 +179,8 @@ class NodeGroup(pulumi.ComponentResource):
                     rule_arn=tg.listener_rule.arn, launch_template_id=lt.id, launch_template_version=lt.latest_version,
                     target_group_arns=[t.arn for t in tg.target_groups.values()],
                     alarm_names={slot: [a.name for a in alarms] for slot, alarms in tg.slot_alarms.items()},
-                    after=[*self.slots.values(), tg, *([args.standby] if args.standby else [])]), opts=child)
+                    after=[*self.slots.values(), tg, *([args.standby] if args.standby else []), *boot_objects]),
+                    opts=child)
             self.alarms += self.health_alarms
             self.dashboard = Dashboard(gslug, DashboardArgs(
                 group=group.name, stack=stack.name, region=stack.region,

@@ -238,7 +238,7 @@ def build_program(project_dir: Path, program_dir: Path | None = None) -> dict[st
             load_balancer_arn_suffix=lb.arn_suffix if lb and group.http else None,
             rule_priority=priorities.get(name),
             boot=LaunchBoot(region=stack.region, bucket=artifacts.bucket.id, bucket_arn=artifacts.bucket.arn,
-                            **boots[name]) if name in boots else None,
+                            objects=artifacts.objects_for(boots[name]), **boots[name]) if name in boots else None,
             alerts_topic_arn=alerts.topic_arn if alerts else None, standby=standby))
 
     if any(g.autoscale is not None for g in groups.values()):

@@ -85,6 +85,7 @@ class RolloutArgs:
     project_dir: Path
     alarm_names: Sequence[pulumi.Input[str]] = ()
     launch_hook_heartbeat: int | None = None  # the group converges at boot: its hook; None: no hook
+    after: Sequence[pulumi.Resource] = ()  # what the new instances boot from (the group's bundle objects)
 
 
 class Rollout(pulumi.ComponentResource):
@@ -111,5 +112,5 @@ class Rollout(pulumi.ComponentResource):
             create=create,
             triggers=[args.launch_template_version],
             add_previous_output_in_env=False,  # its output never comes back as environment variables
-        ), opts=pulumi.ResourceOptions(parent=self))
+        ), opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
         self.register_outputs({"create": create})

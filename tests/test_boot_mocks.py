@@ -74,6 +74,30 @@ def test_bundles_are_content_addressed_objects_with_project_relative_sources(sta
         assert (ROOT / source.path).is_file()
 
 
+def test_what_boots_from_a_bundle_waits_for_it_and_bundles_outlive_pulumi(staging):
+    """The launch template, the rollout Command (or the blue/green one) and one-off instances of a converging
+    group depend on the objects its boot names; the objects wait for the bucket's versioning; and Pulumi
+    never deletes a bundle (a launch template version that a rollback may return to can still name it)."""
+    per_group, _ = boot_files(ROOT, _groups())
+    objects = {o.inputs["key"]: o for o in staging.of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
+    versioning = only(staging, "aws:s3/bucketVersioning:BucketVersioning").name
+    for o in objects.values():
+        assert versioning in o.options["dependsOn"], o.name
+        assert o.options["retainOnDelete"] is True, o.name
+    lts = {x.name: x for x in staging.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    for name, prefix in (("api", "api"), ("12_04-cron", "12-04-cron")):
+        bundle = objects[per_group[name]["bundle_key"]].name
+        assert bundle in lts[f"{prefix}-lt"].options["dependsOn"], name
+        runners = [c for c in staging.of_type(COMMAND)
+                   if c.name in (f"{prefix}-rollout-refresh", f"{prefix}-bluegreen-deploy")]
+        instances = [i for i in staging.of_type("aws:ec2/instance:Instance") if i.name.startswith(f"{prefix}-")]
+        assert runners or instances, name
+        for r in [*runners, *instances]:
+            assert bundle in r.options["dependsOn"], (name, r.name)
+    assert not [n for n, lt in lts.items() if n not in ("api-lt", "12-04-cron-lt")
+                and any(o.name in lt.options["dependsOn"] for o in objects.values())], "only converging groups"
+
+
 def test_no_boot_resource_input_holds_the_checkout_path(staging):
     """No absolute checkout path in what the boot path adds (the image and rollout Commands are tested on their own)."""
     mine = ("aws:s3/", "aws:iam/rolePolicy:", "aws:ec2/launchTemplate:", HOOK)
