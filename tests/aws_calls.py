@@ -1,11 +1,11 @@
 """Every AWS call a deploy path makes in a test must be one `fleet iam deployer` allows.
 
 An autouse fixture (imported by conftest.py) hooks botocore's `before-call` event on every client made
-during a test and records the calls whose nearest frame in this repository is a deploy path: what the
-program's Commands run (image_builds/, the rollout and the health gate) and what the deploy workflow
-runs (`fleet lock --check`). Calls made by the tests themselves (setting up moto) and by the reconciler
-Lambda (its own role) are not the deploy role's. At teardown the test fails, naming the IAM action, the
-caller and the table to extend (fleet/render/deployer_policy.py).
+during a test and records the calls made with a deploy path on the stack: what the program's Commands
+run (image_builds/, the rollouts, blue/green included, and the health gate) and what the deploy
+workflow runs (`fleet lock --check`). Calls the tests make themselves (setting up moto) and the
+Lambdas' own calls (their own roles) are not the deploy role's. At teardown the test fails, naming the
+IAM action, the caller and the table to extend (fleet/render/deployer_policy.py).
 """
 
 from __future__ import annotations
@@ -28,15 +28,21 @@ class Recorder:
         self.calls: list[tuple[str, str]] = []  # (IAM action, "file:line" of the deploy path)
 
     def __call__(self, model=None, **_):
-        frame, root = sys._getframe(1), str(ROOT) + "/"
-        while frame is not None:
+        """Record the call when a deploy path is on the stack below the nearest frame of this repository
+        (it may reach AWS through a shared helper, e.g. the blue/green slot functions under lambdas/);
+        a call whose nearest frame is a test's (a fake clock's callback, a moto set-up) is the test's."""
+        frame, root, nearest = sys._getframe(1), str(ROOT) + "/", None
+        while frame is not None and model is not None:
             name = frame.f_code.co_filename
-            if name.startswith(root) and "/.venv/" not in name and "/site-packages/" not in name:
+            if name.startswith(root) and "/.venv/" not in name:
                 rel = name[len(root):]
-                if rel.startswith(DEPLOY_PATHS) and model is not None:
+                nearest = nearest or rel
+                if nearest.startswith("tests/"):
+                    return
+                if rel.startswith(DEPLOY_PATHS):
                     self.calls.append((iam_action(model.service_model.service_name, model.name),
                                        f"{rel}:{frame.f_lineno}"))
-                return
+                    return
             frame = frame.f_back
 
     def uncovered(self, document: dict | None = None) -> list[tuple[str, str]]:

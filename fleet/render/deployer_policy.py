@@ -193,7 +193,8 @@ CALLS: dict[str, tuple[str, ...]] = {
     "blue/green": (
         "dynamodb:GetItem", "dynamodb:UpdateItem", "elasticloadbalancing:ModifyRule",
         "elasticloadbalancing:Describe*", "autoscaling:Describe*", "autoscaling:UpdateAutoScalingGroup",
-        "autoscaling:TerminateInstanceInAutoScalingGroup", "cloudwatch:DescribeAlarms", "ec2:Describe*"),
+        "autoscaling:TerminateInstanceInAutoScalingGroup", "cloudwatch:DescribeAlarms", "ec2:Describe*",
+        "elasticloadbalancing:DeregisterTargets"),
     # the deploy workflow's `fleet lock --check` (fleet/ops/lock.py) and the provider's account lookup
     "lock check": ("ec2:DescribeImages", "sts:GetCallerIdentity"),
     # reading what is deployed (fleet status and the program's port check)
