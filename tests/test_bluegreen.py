@@ -297,3 +297,27 @@ def test_rollback_to_a_shrunk_standby_moves_weight_with_its_healthy_targets(worl
               for w in writes]
     assert shares == [25, 50, 75, 100] and result.live == "a"  # 4 wanted: 1 healthy at once, then one by one
     assert world.weights() == {"a": 100, "b": 0} and k2.t >= 1_000_060  # after the third boot
+
+
+def test_the_idle_spot_asg_keeps_its_mixed_instances_policy():
+    """Stubber (moto's UpdateAutoScalingGroup drops a mixed instances policy it is not sent): the idle spot
+    ASG gets the version inside its whole policy, instance types and allocation strategy kept."""
+    autoscaling = boto3.client("autoscaling", region_name="us-east-1", aws_access_key_id="x",
+                               aws_secret_access_key="x")
+    overrides = [{"InstanceType": t} for t in ("m5.large", "m5a.large", "m6i.large")]
+    asg = {"AutoScalingGroupName": "www-b-spot", "MaxSize": 0, "MixedInstancesPolicy": {
+        "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "Version": "1"},
+                           "Overrides": overrides},
+        "InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": 0, "SpotInstancePools": 2,
+                                  "SpotAllocationStrategy": "price-capacity-optimized"}}}
+    stub = Stubber(autoscaling)
+    stub.add_response("update_auto_scaling_group", {}, expected_params={
+        "AutoScalingGroupName": "www-b-spot", "MinSize": 3, "DesiredCapacity": 3, "MaxSize": 7,
+        "MixedInstancesPolicy": {
+            "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "Version": "2"},
+                               "Overrides": overrides},
+            "InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": 0,
+                                      "SpotAllocationStrategy": "price-capacity-optimized"}}})
+    with stub:
+        bg._configure(bg.Clients(autoscaling, None, None, None), asg, "lt-1", 2, 3, 7)
+    stub.assert_no_pending_responses()

@@ -44,6 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fleet.ops import timing
 from fleet.ops.aws import client as aws_client
+from fleet.ops.rollout import _desired_configuration as launch_configuration
 from fleet.spec.model import Group
 from fleet.spec.names import health_alarm_prefix
 from fleet.spec.slots import slot_sizes
@@ -151,14 +152,12 @@ def locked(s: Settings, c: Clients, k: Clock) -> sl.Lock:
 
 def _configure(c: Clients, asg: dict, template_id: str, version: int, desired: int, max_size: int) -> None:
     """Put the idle ASG on the version at `desired` (MinSize pinned to it), one UpdateAutoScalingGroup."""
-    params = dict(AutoScalingGroupName=asg["AutoScalingGroupName"], MinSize=desired, DesiredCapacity=desired,
-                  MaxSize=max(desired, max_size))
-    spec = {"LaunchTemplateId": template_id, "Version": str(version)}
-    if asg.get("MixedInstancesPolicy"):
-        params["MixedInstancesPolicy"] = {"LaunchTemplate": {"LaunchTemplateSpecification": spec}}
-    else:
-        params["LaunchTemplate"] = spec
-    c.autoscaling.update_auto_scaling_group(**params)
+    # the spot ASG's whole mixed instances policy goes back with only the version changed (the refresh
+    # rollout's DesiredConfiguration is the same shape: overrides and distribution kept, minus what AWS
+    # rejects), so the slot keeps its instance types and allocation strategy
+    c.autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=asg["AutoScalingGroupName"], MinSize=desired, DesiredCapacity=desired,
+        MaxSize=max(desired, max_size), **launch_configuration(asg, template_id, str(version)))
 
 
 def _describe(c: Clients, slot: sl.Slot) -> dict[str, dict]:
