@@ -192,3 +192,23 @@ def test_an_unreadable_file_is_one_line(tmp_path, capsys, monkeypatch):
 
         monkeypatch.setattr(jsonfile, "read_bytes", denied)
     refused(root, capsys, "roles/web.json: cannot read file: Permission denied")
+
+
+def test_an_unreadable_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    root = project(tmp_path)
+    app = root / "cookbooks" / "app"
+    if os.geteuid() != 0:
+        app.chmod(0o600)  # listed, but nothing inside can be looked at
+    else:  # root enters any folder: refuse the lookups inside it the way the kernel would
+        real = Path.exists
+
+        def denied(self, *args, **kwargs):
+            if self.parent == app.resolve() or self.parent == app:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "exists", denied)
+    try:
+        refused(root, capsys, "cookbooks/app/metadata.json: cannot read: Permission denied")
+    finally:
+        app.chmod(0o755)

@@ -337,8 +337,14 @@ def closure(project_dir: Path, run_list: Iterable[object]) -> Closure:
 
 def _closure(project_dir: Path, items: list[object]) -> Closure:
     reader = _Reader(project_dir)
-    reader.run_list(items, None, ())
-    bags = reader.data_bags()
+    bags: list[str] = []
+    try:
+        reader.run_list(items, None, ())
+        bags = reader.data_bags()
+    except OSError as exc:  # a folder the walk cannot enter (permission denied): one line, not a traceback
+        where = Path(exc.filename).relative_to(project_dir) if exc.filename and Path(exc.filename).is_relative_to(
+            project_dir) else (exc.filename or "the project")
+        reader.problem(str(where), f"cannot read: {exc.strerror or exc}")
     found = Closure(tuple(sorted(reader.cookbooks)), tuple(sorted(f"{r}.json" for r in reader.roles)),
                     tuple(bags), tuple(sorted(reader.missing)), tuple(sorted(reader.missing_recipes)))
     reader.check_readable(found)
