@@ -368,6 +368,12 @@ def test_blue_green_reconciler_records_and_the_iam_actions_of_a_read(aws, tmp_pa
                                                               "at": {"S": "2026-01-01T10:00:00Z"}}}},
         "web/b": {"extra": {"N": "2"}, "last_decision": {"M": {"action": {"S": "capped"},
                                                                 "at": {"S": "2026-01-01T11:00:00Z"}}}}})
+    # another table of the stack with the same keys (the blue/green rollout's lock): not the reconciler's
+    maker.dynamodb.create_table(TableName="fleet-staging-rollouts", BillingMode="PAY_PER_REQUEST",
+                                AttributeDefinitions=[{"AttributeName": "group", "AttributeType": "S"}],
+                                KeySchema=[{"AttributeName": "group", "KeyType": "HASH"}], Tags=maker.stack_tags())
+    maker.dynamodb.put_item(TableName="fleet-staging-rollouts", Item={"group": {"S": "staging/web"},
+                                                                     "lock_owner": {"S": "someone"}})
     live = status_read.read_stack(STACK, endpoint_url=aws, instance_groups=["solo"])
     assert set(live.calls_by_operation) <= {a.split(":")[1] for a in status_read.STATUS_ACTIONS}
     assert {"GetResources", "Scan", "DescribeRules", "DescribeTargetHealth", "DescribeInstances"} <= set(

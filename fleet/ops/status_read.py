@@ -197,12 +197,14 @@ def _rules(elbv2, listener_arn: str) -> list[dict]:
 
 def reconciler_records(dynamodb, table: str, stack: str) -> dict[str, dict[str | None, dict]]:
     """Group -> slot -> the reconciler's item (`extra`, and `last_decision` once it recorded one). Keys in
-    the table: `<stack>/<group>` (a group without slots, or its slot a) and `<stack>/<group>/<slot>`."""
+    the table: `<stack>/<group>` (a group without slots, or its slot a) and `<stack>/<group>/<slot>`.
+    Other tables of the stack key their items the same way (the blue/green rollout's locks): only items
+    holding the reconciler's record count."""
     out: dict[str, dict[str | None, dict]] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
             key = item.get("group", {}).get("S", "")
-            if key.startswith(f"{stack}/"):
+            if key.startswith(f"{stack}/") and ("extra" in item or "last_decision" in item):
                 group, _, slot = key[len(stack) + 1:].partition("/")
                 out.setdefault(group, {})[slot or None] = _plain(item)
     return out
