@@ -55,8 +55,8 @@ def refused(root: Path, capsys, *needles: str) -> str:
                                   "recipe[app@x]"])
 def test_run_list_items_are_plain_names(tmp_path, capsys, item):
     root = project(tmp_path, run_list=(item,))
-    refused(root, capsys, "not a plain" if "@" not in item else "not a version")
-    with pytest.raises(ClosureError):
+    refused(root, capsys, "key 'run_list[0]'", "expected items like recipe[cookbook::recipe] or role[name]")
+    with pytest.raises(ClosureError, match="not a plain" if "@" not in item else "not a version"):
         build_bundle(group("g", run_list=[item]), root)
 
 
