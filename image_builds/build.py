@@ -160,10 +160,11 @@ def build(group: Group, *, region: str, project_dir: Path, endpoint_url: str | N
     ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
     if group.image.builder == "ami":
         return result_line(ec2, resolve_source(ec2, group.source_ami), h, True)
-    cached = registry.find_cached(ec2, h)
-    if cached:
-        print(f"{group.name}: reusing {cached} (fleet:image-hash={h[:12]})", file=log)
-        return result_line(ec2, cached, h, True)
+    cached = registry.find_cached_image(ec2, h)
+    if cached:  # the lookup's answer has the root device: one AWS call in all
+        print(f"{group.name}: reusing {cached['ImageId']} (fleet:image-hash={h[:12]})", file=log)
+        return {"ami_id": cached["ImageId"], "image_hash": h, "cached": True,
+                "root_device_name": cached["RootDeviceName"]}
     print(f"{group.name}: no image with fleet:image-hash={h[:12]}; baking with {group.image.builder}", file=log)
     if group.image.builder == "packer":
         # resolve a {name, owners} filter here and hand Packer the id: the tag then names the

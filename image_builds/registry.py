@@ -50,8 +50,15 @@ def newest_first(images: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]
 
 
 def find_cached(ec2, image_hash: str, *, policy: retry.RetryPolicy | None = None) -> str | None:
-    """The newest available AMI owned by this account tagged fleet:image-hash=<image_hash>, or None.
-    One DescribeImages call."""
+    """The id of the newest available AMI owned by this account tagged fleet:image-hash=<image_hash>,
+    or None. One DescribeImages call."""
+    image = find_cached_image(ec2, image_hash, policy=policy)
+    return image["ImageId"] if image else None
+
+
+def find_cached_image(ec2, image_hash: str, *, policy: retry.RetryPolicy | None = None) -> dict[str, Any] | None:
+    """find_cached's image as DescribeImages describes it (its root device too, so a cache hit needs no
+    second call), or None. One DescribeImages call."""
     resp = retry.call(
         lambda: ec2.describe_images(Owners=["self"], Filters=[
             {"Name": f"tag:{IMAGE_HASH_TAG}", "Values": [image_hash]},
@@ -59,7 +66,7 @@ def find_cached(ec2, image_hash: str, *, policy: retry.RetryPolicy | None = None
         ]),
         policy=policy or retry.RetryPolicy(), what="DescribeImages (cache lookup)")
     images = [i for i in resp.get("Images", []) if i.get("State", "available") == "available"]
-    return newest_first(images)[0]["ImageId"] if images else None
+    return newest_first(images)[0] if images else None
 
 
 def describe_image(ec2, ami_id: str) -> dict[str, Any]:
