@@ -6,8 +6,9 @@ path keeps what matters and drops the rest:
 
 - the request is signed with botocore's own SigV4 signer and the client's credentials (refreshable
   ones are refreshed as botocore would), region and endpoint;
-- the block's SHA-256, computed once for `x-amz-Checksum` anyway, is also the signed payload hash
-  (`X-Amz-Content-SHA256`), so the body is hashed once (botocore itself signs UNSIGNED-PAYLOAD here);
+- the payload is not signed (`X-Amz-Content-SHA256: UNSIGNED-PAYLOAD`), as AWS's model of the call
+  says (`v4-unsigned-body`) and botocore sends over HTTPS: the block's SHA-256, computed once for
+  `x-amz-Checksum`, is what protects the data, and the service checks it;
 - one `http.client` connection per worker thread, kept alive, with the client's connect and read
   timeouts; a broken connection is dropped and the error raised as botocore's
   `EndpointConnectionError`/`ReadTimeoutError`, service errors as `ClientError` with the AWS error
@@ -29,7 +30,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from botocore.auth import SigV4Auth
+from botocore.auth import UNSIGNED_PAYLOAD, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
@@ -93,7 +94,7 @@ class BlockPutter:
         path = f"{self.base_path}/snapshots/{snapshot_id}/blocks/{index}"
         headers = {"x-amz-Data-Length": str(len(data)), "x-amz-Checksum": checksum_b64,
                    "x-amz-Checksum-Algorithm": "SHA256", "Content-Type": "application/octet-stream",
-                   "X-Amz-Content-SHA256": digest.hex()}
+                   "X-Amz-Content-SHA256": UNSIGNED_PAYLOAD}
         request_dict = {"url_path": path, "query_string": {}, "method": "PUT", "headers": headers, "body": data,
                         "url": f"{self.url.scheme}://{self.url.netloc}{path}", "context": {}}
         _, short = self.events.emit_until_response(f"before-call.{self.service_id}.{OPERATION}", model=self.model,
