@@ -65,3 +65,18 @@ def test_packer_template_names_the_projects_image_hash(tmp_path, capsys, monkeyp
     (root / "cookbooks" / "solo" / "recipes" / "default.rb").write_text("log 'two'\n")
     second = packer_ami_name(root, capsys, monkeypatch)
     assert second != first and second.endswith(project_hash(root)[:20])
+
+
+def test_the_boot_bundle_of_a_project_without_a_program_carries_its_cookbooks(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    root = own_project(tmp_path)
+    (root / "nodes.yaml").write_text(NODES + "  boot: {converge: true}\n")
+    monkeypatch.chdir(root)
+    plan_result(root, "staging", stack_named=False)
+    (bundle,) = (root / ".fleet" / "bundles").glob("*.tar.gz")
+    with tarfile.open(fileobj=io.BytesIO(bundle.read_bytes())) as tar:
+        names = tar.getnames()
+        recipe = tar.extractfile("cookbooks/solo/recipes/default.rb").read()
+    assert recipe == b"log 'one'\n" and not [n for n in names if n.startswith("cookbooks/seatgeek")]
