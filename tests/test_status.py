@@ -383,3 +383,15 @@ def test_blue_green_reconciler_records_and_the_iam_actions_of_a_read(aws, tmp_pa
     assert code == 0
     assert (cover["extra"], cover["last"]["action"]) == (3, "capped")
     assert {s: c["extra"] for s, c in cover["slots"].items()} == {"a": 1, "b": 2}
+
+
+def test_an_aws_failure_is_one_line_and_exit_1(deployed, capsys):
+    """An endpoint that is not AWS (here a page of the moto server that is not an API) fails the read: one
+    line naming the command, exit 1, no traceback (fleet.cli's failure contract)."""
+    maker = deployed
+    code = main(["--project", str(maker.project), "status", "--stack", STACK, "--endpoint-url",
+                 maker.endpoint + "/moto-api/nothing-here"])
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if not line.startswith("fleet: project") and "retrying" not in line]
+    assert code == 1 and out == ""
+    assert len(lines) == 1 and lines[0].startswith("fleet status: ") and "Traceback" not in err
