@@ -35,6 +35,7 @@ from fleet.cli import main
 from fleet.render.bundle import build_bundle
 from fleet.spec.cookbooks import closure
 from fleet.spec.load import load_fleet
+from tests.test_fuzz_contract import _paths
 
 MAX_LINE = 800
 CONTEXT = "fleet: project "
@@ -165,17 +166,6 @@ GOOD_PLAN = {"project": "fleet", "stack": "staging", "outputs": {}, "violations"
      "options": {"replaceOnChanges": ["ami"]}},
     {"type": "aws:autoscaling/group:Group", "name": "g-spot", "parent": "g",
      "inputs": {"tags": [{"key": "fleet:group", "value": "g"}], "maxSize": 3}, "options": {}}]}
-
-
-def _paths(data: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix] if prefix else []
-    if isinstance(data, dict):
-        for k, v in data.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            out += _paths(v, (*prefix, i))
-    return out
 
 
 def _mutated(edits: list[tuple[int, str, Any]]) -> bytes:

@@ -29,6 +29,7 @@ from fleet.spec.endpoints import describe, is_aws_endpoint
 from fleet.spec.errors import Problem, SpecError, quote
 from fleet.spec.jsonfile import JsonError, read_json
 from fleet.spec.model import LockedImage, SourceAmiFilter
+from fleet.spec.stack import AMI_RE, REGION_RE
 
 COMMENT = ("Base images resolved by `fleet lock` from the source_ami filters of nodes.yaml (per region). "
            "Commit it; `fleet lock --update [GROUP]` bumps on purpose. See README, 'Base images are locked'.")
@@ -75,14 +76,12 @@ class Lock:
 
 MAX_BYTES = 1024 * 1024  # ~300 bytes an entry: thousands of filters
 MAX_DEPTH = 8  # the format nests 4 levels
-_AMI_ID = re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?")
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 _DATE = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?)?")
 _DEVICE = re.compile(r"/dev/[a-z0-9]{1,32}")
 _ENDPOINT = re.compile(r"(?:https?://[^\s\x00-\x1f\x7f]{1,255})?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CHECKS = {
-    "ami_id": (lambda v: _AMI_ID.fullmatch(v) is not None, "an AMI id (ami- and 8 or 17 hex digits)"),
+    "ami_id": (lambda v: AMI_RE.fullmatch(v) is not None, "an AMI id (ami- and 8 or 17 hex digits)"),
     "name": (lambda v: len(v) <= 128 and not _CONTROL.search(v), "an image name (at most 128 characters)"),
     "creation_date": (lambda v: _DATE.fullmatch(v) is not None, "a date like 2024-01-31T12:00:00.000Z"),
     "root_device_name": (lambda v: _DEVICE.fullmatch(v) is not None, "a device name like /dev/sda1"),
@@ -119,7 +118,7 @@ def read_lock(path: str | Path) -> Lock:
         bad("images", "must be a mapping of region to locked filters")
         images = {}
     for region, keys in images.items():
-        if not _REGION.fullmatch(region):
+        if not REGION_RE.fullmatch(region):
             bad(f"images.{region}", "is not an AWS region")
             continue
         if not isinstance(keys, dict):
