@@ -223,3 +223,16 @@ def test_image_build_script_reports_aws_failures_in_one_line(project, no_credent
     assert build_main(["web", "--nodes", str(Path(project) / "nodes.yaml")]) == 1
     _, lines = _stderr_lines(capsys)
     assert lines[-1].startswith("fleet image build web: ec2:DescribeImages: no AWS credentials found"), lines
+
+
+@pytest.mark.parametrize("module,argv,prefix", [
+    ("fleet.ops.rollout", ["--asg", "web-spot", "--launch-template-id", "lt-1", "--version", "2"], "rollout failed"),
+    ("fleet.ops.gate", ["--group", "web", "--asg", "web-spot", "--timeout", "1"], "health gate failed"),
+])
+def test_what_the_commands_run_reports_aws_failures_in_one_line(no_credentials, capsys, module, argv, prefix):
+    """The rollout and health gate scripts `pulumi up` runs as Commands keep the same contract."""
+    import importlib
+
+    assert importlib.import_module(module).main(argv) == 1
+    _, lines = _stderr_lines(capsys)
+    assert lines[-1].startswith(f"{prefix}: autoscaling:") and "no AWS credentials found" in lines[-1], lines

@@ -22,9 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from fleet.ops.aws import client as aws_client
+from fleet.ops.aws import failure_line, is_aws_error
 
 
 class GateError(Exception):
@@ -126,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.target_group_arn else None
         health = wait_healthy(args.group, args.asg, target_group_arn=args.target_group_arn, timeout=args.timeout,
                               poll=args.poll, autoscaling=autoscaling, elbv2=elbv2)
-    except (GateError, ClientError, BotoCoreError) as e:
-        print(f"health gate failed: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+    except Exception as e:  # the Command's one line in `pulumi up`: AWS's failures say what to do
+        if not isinstance(e, GateError) and not is_aws_error(e):
+            raise
+        line = failure_line(e) if is_aws_error(e) else " ".join(str(e).split())
+        print(f"health gate failed: {line}", file=sys.stderr, flush=True)
         return 1
     print(json.dumps({"group": args.group, "healthy": {h.asg: [h.healthy, h.need] for h in health}}), flush=True)
     return 0

@@ -57,6 +57,7 @@ from typing import Callable, Iterable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fleet.ops.aws import client as aws_client
+from fleet.ops.aws import failure_line, is_aws_error
 from fleet.ops.gate import GateError, wait_healthy
 from fleet.spec.names import health_alarm_prefix
 from fleet.spec.readiness import LAUNCH_HOOK_NAME
@@ -695,8 +696,11 @@ def main(argv: list[str] | None = None) -> int:
                              rollback_timeout=args.rollback_timeout, waiter=Waiter(autoscaling, args.poll),
                              launch_hook=LaunchHook(args.launch_hook_heartbeat)
                              if args.launch_hook_heartbeat is not None or args.no_launch_hook else None)
-    except (RolloutError, ClientError, BotoCoreError) as e:
-        print(f"rollout failed: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+    except Exception as e:  # the Command's one line in `pulumi up`: AWS's failures say what to do
+        if not isinstance(e, RolloutError) and not is_aws_error(e):
+            raise
+        line = failure_line(e) if is_aws_error(e) else " ".join(str(e).split())
+        print(f"rollout failed: {line}", file=sys.stderr, flush=True)
         return 1
     print(json.dumps({"group": args.group, "version": args.version,
                       "result": "succeeded" if results else "no-op",
