@@ -44,6 +44,7 @@ from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.port_changes import deployed_ports, port_change_problems
+from components.project_python import ProjectPythonError, virtualenv_of
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
 from components.spot_capacity import SpotCapacity, SpotCapacityArgs
 from fleet.image_hash import hash_groups
@@ -167,6 +168,20 @@ def sandbox_to_aws(stack) -> bool:
     return not isinstance(get_monitor(), MockMonitor) and not pulumi.Config("aws").get("endpoints")
 
 
+def _check_commands_python(program_dir: Path, groups: dict, stack_name: str) -> None:
+    """The image, rollout and gate Commands run the program's virtualenv (Pulumi.yaml's
+    `runtime.options.virtualenv`): a Pulumi.yaml that does not name one is that file's problem, one
+    line before any resource, not a traceback halfway through the groups."""
+    if not any(g.autoscale is not None or g.image.builder != "ami" for g in groups.values()):
+        return
+    try:
+        virtualenv_of(program_dir)
+    except ProjectPythonError as exc:
+        why = str(exc).split(": ", 1)[-1]
+        fail([Problem(_display_path(program_dir / "Pulumi.yaml").as_posix(), None, None,
+                      "runtime.options.virtualenv", why)], stack_name)
+
+
 def build_program(project_dir: Path, program_dir: Path | None = None) -> dict[str, NodeGroup]:
     """Register the whole fleet of the current stack. Returns the NodeGroups by group name.
 
@@ -203,6 +218,7 @@ def build_program(project_dir: Path, program_dir: Path | None = None) -> dict[st
                                         fleet.nodes_file, stack.name)
         if problems:
             fail(problems, stack_name)
+    _check_commands_python(program_dir, groups, stack_name)
     hashes = hash_groups(groups, project_dir)
 
     network = Network("network", NetworkArgs(stack=stack.name, config=stack.network))

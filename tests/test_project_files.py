@@ -80,3 +80,19 @@ def test_the_boot_bundle_of_a_project_without_a_program_carries_its_cookbooks(tm
         names = tar.getnames()
         recipe = tar.extractfile("cookbooks/solo/recipes/default.rb").read()
     assert recipe == b"log 'one'\n" and not [n for n in names if n.startswith("cookbooks/seatgeek")]
+
+
+def test_a_pulumi_yaml_without_the_commands_virtualenv_is_one_line(tmp_path, monkeypatch, capsys):
+    """The project's own program runs its Commands with Pulumi.yaml's virtualenv: without one, the plan
+    says so in one line (exit 2) before any resource, not with a traceback from inside a group."""
+    root = own_project(tmp_path)
+    (root / "nodes.yaml").write_text(NODES + "  image: {communicator: none}\n")
+    (root / "Pulumi.yaml").write_text("name: mine\nruntime: python\n")
+    (root / "__main__.py").write_text(Path(__file__).resolve().parent.parent.joinpath("__main__.py").read_text())
+    monkeypatch.chdir(root)
+    capsys.readouterr()
+    assert main(["plan"]) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()[1:]
+    assert out == "" and "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("Pulumi.yaml: key 'runtime.options.virtualenv': ") and "must name" in lines[0]
