@@ -158,4 +158,5 @@ def local_entry(image: LockedImage, stack: str) -> str | None:
     if is_aws_endpoint(image.resolved_at):
         return None
     return (f"was resolved at {describe(image.resolved_at)}, not at AWS, and stack {stack} targets AWS: "
-            f"{image.ami_id} may exist only there; run `fleet lock --update` with AWS credentials")
+            f"{image.ami_id} may exist only there; run `fleet lock --update` with AWS credentials, or make the "
+            f"stack a sandbox of that endpoint (`fleet:awsEndpoint: URL` in Pulumi.{stack}.yaml)")
