@@ -228,7 +228,7 @@ def _add_image(sub, add) -> None:
 
 
 def cmd_deploy(args) -> int:
-    """`fleet deploy [GROUP] --stack S`: the health-gated rollout now (seed 001 instance:deploy); without
+    """`fleet deploy [GROUP] [--stack S]`: the health-gated rollout now (seed 001 instance:deploy); without
     GROUP every autoscaled group, in nodes.yaml order, stopping at the first that fails."""
     fleet = _load(args, default_stack=True)
     if args.group is not None:
