@@ -19,6 +19,7 @@ Exit 0 ok; 1 the build failed (nothing left behind); 2 bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 from fleet.image_hash import image_hash
 from fleet.ops.aws import client, failure_line, is_aws_error
@@ -84,6 +85,7 @@ def bake_raw(group: Group, h: str, *, region: str, endpoint_url: str | None, pro
     build of the same hash registered first, True)."""
     path = raw_image_path(group, project_dir, log)
     tags = {**image_tags(group, h), "fleet:source": f"sha256:{file_sha256(path)}"}
+    result = None
     try:
         with tempfile.TemporaryDirectory(prefix="fleet-raw-") as tmp:
             raw = ensure_raw(path, tmp)  # qemu-img converts qcow2/vmdk/...; a raw file is used in place
@@ -93,18 +95,51 @@ def bake_raw(group: Group, h: str, *, region: str, endpoint_url: str | None, pro
                                        skip_zero_blocks_unsafe_if_encrypted=skip)
     except interrupts.Interrupted as exc:
         interrupts.note(exc, "temporary files removed")
+        if result is not None:  # uploaded and completed (the temp dir was being removed): no AMI uses it
+            _delete_unregistered(client("ec2", region=region, endpoint_url=endpoint_url), result.snapshot_id, exc)
         raise
-    print(f"uploaded {result.blocks_sent} of {result.blocks_total} blocks ({result.bytes_sent} bytes) "
-          f"into {result.snapshot_id}", file=log)
-    ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
+    ec2 = None
+    try:  # the completed snapshot has no AMI yet: a signal here must not leave it behind
+        print(f"uploaded {result.blocks_sent} of {result.blocks_total} blocks ({result.bytes_sent} bytes) "
+              f"into {result.snapshot_id}", file=log)
+        ec2 = client("ec2", region=region, endpoint_url=endpoint_url)
+    except interrupts.Interrupted as exc:
+        _delete_unregistered(ec2 or client("ec2", region=region, endpoint_url=endpoint_url), result.snapshot_id, exc)
+        raise
     try:
         ami = register.register(ec2, snapshot_id=result.snapshot_id, name=ami_name(group, h),
                                 architecture=group.image.architecture, boot_mode=group.image.boot_mode, tags=tags,
                                 volume_size_gib=result.volume_size_gib)
-        registry.tag_image(ec2, ami, {"fleet:built-at": _now()})  # register waited for `available`
-        return ami, False
     except register.NameTaken as exc:  # another build of this hash registered first: use its AMI
         return converge(ec2, group, h, exc.existing, f"{exc}", log), True
+    except interrupts.Interrupted as exc:  # before register began its own clean-up, or after it (then: gone)
+        _delete_unregistered(ec2, result.snapshot_id, exc)
+        raise
+    with registered(ec2, ami, h):  # registered, available and tagged with its hash: a result from here on
+        registry.tag_image(ec2, ami, {"fleet:built-at": _now()})  # register waited for `available`
+    return ami, False
+
+
+def _delete_unregistered(ec2, snapshot_id: str, exc: interrupts.Interrupted) -> None:
+    """An interrupted build's completed snapshot that no AMI uses yet: delete it, and say so."""
+    try:
+        if registry.delete_snapshot(ec2, snapshot_id):  # False: already deleted (by register's clean-up)
+            interrupts.note(exc, f"snapshot {snapshot_id} (uploaded, not yet registered) deleted")
+    except Exception as e:  # noqa: BLE001 - reported in the interrupted line
+        interrupts.note(exc, f"could NOT delete snapshot {snapshot_id}: {' '.join(str(e).split())}; "
+                        "delete it by hand")
+
+
+@contextlib.contextmanager
+def registered(ec2, ami: str, h: str) -> Iterator[None]:
+    """Steps after the AMI is registered, available and carries its image hash: a signal here does not
+    undo it (a later build would find it by its hash anyway), the build's result is attached to the
+    interruption and printed (`run`)."""
+    try:
+        yield
+    except interrupts.Interrupted as exc:
+        exc.result = result_line(ec2, ami, h, False)
+        raise
 
 
 def converge(ec2, group: Group, h: str, existing: str, why: str, log: TextIO) -> str:
@@ -146,9 +181,11 @@ def _now() -> str:
 
 
 def build(group: Group, *, region: str, project_dir: Path, endpoint_url: str | None = None,
-          log: TextIO = sys.stderr, expect_hash: str | None = None,
+          log: TextIO | None = None, expect_hash: str | None = None,
           skip_zero_blocks: bool = False) -> dict[str, Any]:
-    """Bake or reuse the group's image; return {"ami_id", "image_hash", "cached"}."""
+    """Bake or reuse the group's image; return {"ami_id", "image_hash", "cached"}. `log`: default
+    the current sys.stderr (read at call time, not import time)."""
+    log = log if log is not None else sys.stderr
     # boto3 reads AWS_ENDPOINT_URL by itself, Packer does not: hand it over explicitly.
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
     h = image_hash(group, project_dir)
@@ -180,8 +217,9 @@ def build(group: Group, *, region: str, project_dir: Path, endpoint_url: str | N
             if existing is None:
                 raise
             return result_line(ec2, converge(ec2, group, h, existing, f"packer: {exc}", log), h, True)
-        registry.tag_image(ec2, ami, {**image_tags(group, h), "fleet:source": describe_source(ec2, source),
-                                      "fleet:built-at": _now()})  # Packer waited for `available`
+        with registered(ec2, ami, h):
+            registry.tag_image(ec2, ami, {**image_tags(group, h), "fleet:source": describe_source(ec2, source),
+                                          "fleet:built-at": _now()})  # Packer waited for `available`
     else:
         ami, reused = bake_raw(group, h, region=region, endpoint_url=endpoint_url, project_dir=project_dir,
                                log=log, skip_zero_blocks=skip_zero_blocks)
@@ -208,13 +246,23 @@ def run(group_name: str, *, nodes: str, stack: str | None, region: str | None, e
                            project_dir=project_dir, expect_hash=expect_hash,
                            skip_zero_blocks=skip_zero_blocks)
     except interrupts.Interrupted as exc:  # cleaned up on the way here: one line, 130/143
-        print(f"fleet image build {group_name}: {exc.line()}", file=sys.stderr, flush=True)
-        return exc.exit_status
+        if getattr(exc, "result", None) is None:
+            print(f"fleet image build {group_name}: {exc.line()}", file=sys.stderr, flush=True)
+            return exc.exit_status
+        # the AMI was registered before the signal: it is the build's result, printed as such
+        result, warning = exc.result, f"{exc.line()} after its AMI was registered; it is kept"
+        print(f"warning: fleet image build {group_name}: {warning}", file=sys.stderr, flush=True)
+        print(json.dumps({**result, "warnings": [warning]}), flush=True)
+        return 0
     except (BuildError, packer_builder.PackerError, ebs_upload.UploadError, register.RegisterError) as exc:
         print(f"fleet image build {group_name}: {exc}", file=sys.stderr)
         return 1
     if not result["cached"]:
-        warning = retain(group_name, nodes=nodes, stack=stack, region=region, endpoint_url=endpoint_url)
+        try:
+            with interrupts.raising_on_signals():
+                warning = retain(group_name, nodes=nodes, stack=stack, region=region, endpoint_url=endpoint_url)
+        except interrupts.Interrupted as exc:  # the AMI exists: its result still comes out
+            warning = f"retention after the bake was {exc.line()}; run `fleet image clean {group_name}`"
         if warning:
             # the build made its image (exit 0), but old AMIs may pile up: said on stderr, and carried in
             # the result line, which the BakedImage component turns into a warning of `pulumi up`

@@ -162,3 +162,100 @@ def test_signal_during_packer_stops_packer_which_cleans_up(aws, tmp_path, signum
         last.endswith(") after cleaning up its build instance"), last
     assert build_instances() == [], "Packer must terminate its build instance"
     assert ec2.describe_images(Owners=["self"])["Images"] == []
+
+
+# -- the windows around registration, signalled in-process (a real signal, at a chosen point) ----------
+
+def small_raw_project(tmp_path: Path) -> Path:
+    project = tmp_path / "small"
+    project.mkdir()
+    (project / "disk.raw").write_bytes(os.urandom(64 << 10))
+    (project / "nodes.yaml").write_text("g:\n  instance_type: t3.micro\n  image: {builder: raw, path: disk.raw}\n")
+    return project
+
+
+def signal_after(monkeypatch, target, name: str, signum: int = signal.SIGTERM, *, before: bool = False):
+    """Replace `target.name` by a wrapper that sends this process `signum` right after (or before) the real
+    call: the build's own handler then raises in that very window."""
+    real = getattr(target, name)
+
+    def wrapper(*args, **kwargs):
+        if before:
+            os.kill(os.getpid(), signum)
+        out = real(*args, **kwargs)
+        if not before:
+            os.kill(os.getpid(), signum)
+        return out
+
+    monkeypatch.setattr(target, name, wrapper)
+
+
+def run_small(project: Path, endpoint: str) -> int:
+    from image_builds import build
+
+    return build.run("g", nodes=str(project / "nodes.yaml"), stack=None, region="us-east-1", endpoint_url=endpoint,
+                     project_dir=project)
+
+
+@pytest.mark.parametrize("window", ["temporary files removed", "before RegisterImage"])
+def test_a_signal_right_after_the_last_block_deletes_the_unregistered_snapshot(aws, tmp_path, monkeypatch, capsys,
+                                                                                window):
+    """The upload is complete (the snapshot `completed`), no AMI yet: while the temporary directory is
+    removed, or just before RegisterImage. The snapshot must not be left behind."""
+    import tempfile
+
+    from image_builds import register
+
+    if window == "before RegisterImage":
+        signal_after(monkeypatch, register, "register", before=True)
+    else:
+        signal_after(monkeypatch, tempfile.TemporaryDirectory, "cleanup")
+    code = run_small(small_raw_project(tmp_path), aws)
+    out, err = capsys.readouterr()
+    ec2 = boto3.client("ec2")
+    assert code == 143 and out == "", err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("fleet image build g: interrupted by SIGTERM; ") and last.endswith(
+        "(uploaded, not yet registered) deleted"), last
+    assert own_snapshots(ec2) == [] and ec2.describe_images(Owners=["self"])["Images"] == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_after_registration_prints_the_result(aws, tmp_path, monkeypatch, capsys, signum):
+    """The AMI is registered, available and tagged with its hash: the signal keeps it, and the result line
+    (with a warning) still comes out, so the caller learns the AMI it made."""
+    import json
+
+    from image_builds import registry
+
+    real = registry.tag_image
+
+    def tag_image(ec2, ami, tags, **kwargs):  # the build's own tag after RegisterImage (register tags first)
+        if "fleet:built-at" in tags:
+            os.kill(os.getpid(), signum)
+        return real(ec2, ami, tags, **kwargs)
+
+    monkeypatch.setattr(registry, "tag_image", tag_image)
+    code = run_small(small_raw_project(tmp_path), aws)
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err, err
+    result = json.loads(out.strip().splitlines()[-1])
+    (image,) = boto3.client("ec2").describe_images(Owners=["self"])["Images"]
+    assert result["ami_id"] == image["ImageId"] and result["cached"] is False
+    name = signal.Signals(signum).name
+    assert result["warnings"] == [f"interrupted by {name} after its AMI was registered; it is kept"]
+
+
+def test_a_signal_during_retention_still_prints_the_result(aws, tmp_path, monkeypatch, capsys):
+    import json
+
+    from image_builds import build
+
+    signal_after(monkeypatch, build.clean, "run", signal.SIGINT, before=True)
+    code = run_small(small_raw_project(tmp_path), aws)
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    result = json.loads(out.strip().splitlines()[-1])
+    (image,) = boto3.client("ec2").describe_images(Owners=["self"])["Images"]
+    assert result["ami_id"] == image["ImageId"]
+    assert result["warnings"] == ["retention after the bake was interrupted by SIGINT; run `fleet image clean g`"]
