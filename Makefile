@@ -56,7 +56,8 @@ tools:
 CLOUD_INIT_SCHEMA := $(VENV)/cloud-init-schema.json
 $(CLOUD_INIT_SCHEMA):
 	@echo "make: unpacking cloud-init's schema from Debian's package (not installing it) into $@" >&2
-	@tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -qq cloud-init) && \
+	@tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -qq cloud-init || \
+	{ echo "make: apt-get download cloud-init failed (run apt-get update first)" >&2; exit 1; }) && \
 	dpkg-deb --fsys-tarfile $$tmp/cloud-init_*.deb | \
 	tar -xO ./usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json > $@.tmp && \
 	mv $@.tmp $@; status=$$?; rm -rf $$tmp; exit $$status
