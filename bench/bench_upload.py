@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -117,11 +119,41 @@ def loop_upload(path: Path, ebs, *, skip_zeros: bool) -> str:
     return sid
 
 
+def sigv4(method: str, host: str, path: str, headers: dict[str, str], *, access_key: str, secret_key: str,
+          region: str = "us-east-1", service: str = "ebs", keys: dict | None = None) -> dict[str, str]:
+    """A minimal SigV4 (what any client must compute per request): `headers` + Host, X-Amz-Date and
+    Authorization; the payload hash is the X-Amz-Content-SHA256 header. `keys` caches the day's key."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    day = stamp[:8]
+    key = (keys or {}).get(day)
+    if key is None:
+        key = f"AWS4{secret_key}".encode()
+        for part in (day, region, service, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        if keys is not None:
+            keys[day] = key
+    out = {"Host": host, **headers, "X-Amz-Date": stamp}
+    canon = sorted((k.lower(), v.strip()) for k, v in out.items())
+    names = ";".join(k for k, _ in canon)
+    canonical = "\n".join((method, path, "", "".join(f"{k}:{v}\n" for k, v in canon), names,
+                           headers["X-Amz-Content-SHA256"]))
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    sig = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    out["Authorization"] = f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={names}, Signature={sig}"
+    return out
+
+
 def bare_upload(path: Path, url: str) -> str:
     """The floor for one connection: pread -> SHA-256 -> a bare http.client PUT of every block, in
-    order, no signing, no SDK (same blocks and sink as the others; the sink checks the SHA-256)."""
+    order, no SDK: the same request as ebs_upload sends (the same headers, SigV4 with
+    UNSIGNED-PAYLOAD, the SHA-256 in x-amz-Checksum, which the sink checks), one connection, each
+    PUT waiting for its answer."""
     parts = urllib.parse.urlsplit(url)
+    host = parts.netloc
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    access_key, secret_key = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    keys: dict = {}
 
     def call(method: str, target: str, body: bytes = b"", headers: dict | None = None) -> bytes:
         conn.request(method, target, body=body, headers=headers or {})
@@ -140,9 +172,11 @@ def bare_upload(path: Path, url: str) -> str:
         for index in range(blocks.block_count(size, bs)):
             data = blocks.read_block(fd, index, bs, size)
             digest = hashlib.sha256(data).digest()
-            call("PUT", f"/snapshots/{sid}/blocks/{index}", data, {
+            target = f"/snapshots/{sid}/blocks/{index}"
+            call("PUT", target, data, sigv4("PUT", host, target, {
                 "x-amz-Data-Length": str(bs), "x-amz-Checksum": base64.b64encode(digest).decode(),
-                "x-amz-Checksum-Algorithm": "SHA256"})
+                "x-amz-Checksum-Algorithm": "SHA256", "Content-Type": "application/octet-stream",
+                "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}, access_key=access_key, secret_key=secret_key, keys=keys))
             digests.append(digest)
     finally:
         os.close(fd)
@@ -152,6 +186,17 @@ def bare_upload(path: Path, url: str) -> str:
         "x-amz-Checksum-Aggregation-Method": "LINEAR"})
     conn.close()
     return sid
+
+
+def without_sdk_heap(fn, *args):
+    """Run the floor as if in a process of its own: a bare program has no SDK heap (this process
+    holds boto3's models for the other uploaders), so what exists now is frozen out of garbage
+    collection meanwhile, as ebs_upload freezes it for its own blocks."""
+    gc.freeze()
+    try:
+        return fn(*args)
+    finally:
+        gc.unfreeze()
 
 
 @dataclass
@@ -166,6 +211,8 @@ class Run:
     puts: int
     bytes_sent: int
     sent_ratio: float
+    unsigned_payload_puts: int = 0
+    round: int = 0
 
 
 def stats(url: str, sid: str) -> dict:
@@ -180,13 +227,36 @@ def measure(scenario: str, name: str, fn, url: str, image_size: int) -> Run:
     st = stats(url, sid)
     assert st["status"] == "completed", st
     return Run(scenario, name, wall, cpu, cpu / (image_size / (1 << 30)), ru1.ru_utime - ru0.ru_utime,
-               ru1.ru_stime - ru0.ru_stime, st["puts"], st["bytes"], st["bytes"] / image_size)
+               ru1.ru_stime - ru0.ru_stime, st["puts"], st["bytes"], st["bytes"] / image_size,
+               st.get("signed_unsigned_payload", 0))
 
 
-def start_sink(block_size: int, latency_ms: float) -> tuple[subprocess.Popen, str]:
+def pinning(spec: str) -> tuple[set[int], set[int]] | None:
+    """(client CPUs, sink CPUs) or None. `auto`: the sink on the last CPU this process may use, the
+    client on the others (needs 2+); `none`; or `CLIENT/SINK` lists such as `0/1` or `0-2/3`."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if spec == "none" or (spec == "auto" and len(allowed) < 2):
+        return None
+    if spec == "auto":
+        return set(allowed[:-1]), {allowed[-1]}
+
+    def cpus(text: str) -> set[int]:
+        out: set[int] = set()
+        for part in text.split(","):
+            a, _, b = part.partition("-")
+            out.update(range(int(a), int(b or a) + 1))
+        return out
+
+    client, _, sink = spec.partition("/")
+    return cpus(client), cpus(sink)
+
+
+def start_sink(block_size: int, latency_ms: float, cpus: set[int] | None = None) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bench_upload_sink.py"), "--port", "0",
                              "--block-size", str(block_size), "--latency-ms", str(latency_ms)],
                             stdout=subprocess.PIPE, text=True)
+    if cpus:
+        os.sched_setaffinity(proc.pid, cpus)
     port = int(proc.stdout.readline())
     return proc, f"http://127.0.0.1:{port}"
 
@@ -202,7 +272,7 @@ def scenario(args, name: str, *, size_mib: int, data_percent: float, layout: str
              f"({data / size:.2%} of bytes; non-zero {args.block_size // 1024} KiB blocks = {needed / size:.2%}), "
              f"zeros {zeros}, latency {latency_ms:g} ms")
     print(f"# {label}", file=sys.stderr)
-    proc, url = start_sink(args.block_size, latency_ms)
+    proc, url = start_sink(args.block_size, latency_ms, args.sink_cpus)
     runs: list[Run] = []
     try:
         # Clients are made outside the timed part for both (a fixed cost, mostly loading service models).
@@ -211,7 +281,7 @@ def scenario(args, name: str, *, size_mib: int, data_percent: float, layout: str
         uploaders = []
         for b in baselines:
             if b == "bare":
-                uploaders.append(("bare http.client PUT loop", lambda: bare_upload(image, url)))
+                uploaders.append(("bare http.client PUT loop", lambda: without_sdk_heap(bare_upload, image, url)))
             elif b == "botocore":
                 uploaders.append((f"ebs_upload via botocore ({args.workers} workers)", lambda: ebs_upload.upload(
                     image, workers=args.workers, ebs=ebs, ec2=ec2, progress=False, wait_interval=0.05,
@@ -220,9 +290,12 @@ def scenario(args, name: str, *, size_mib: int, data_percent: float, layout: str
                 uploaders.append((b, lambda skip=(b == "loop-skip"): loop_upload(image, loop_ebs, skip_zeros=skip)))
         uploaders.append((f"ebs_upload ({args.workers} workers)", lambda: ebs_upload.upload(
             image, workers=args.workers, ebs=ebs, ec2=ec2, progress=False, wait_interval=0.05).snapshot_id))
-        for _ in range(args.repeat):
+        for rnd in range(args.repeat):
             for uname, fn in uploaders:
                 run = measure(name, uname, fn, url, size)
+                run.round = rnd
+                if uname.startswith(("bare", "ebs_upload (")):  # the same signed request shape, checked by the sink
+                    assert run.unsigned_payload_puts == run.puts, (uname, run)
                 print(f"  {uname}: {run.wall_s:.2f}s wall, {run.cpu_s:.2f}s cpu, {run.puts} PUTs", file=sys.stderr)
                 runs.append(run)
     finally:
@@ -244,6 +317,27 @@ def median_runs(runs: list[Run]) -> list[Run]:
                for k in ("wall_s", "cpu_s", "cpu_s_per_gib", "user_s", "sys_s")}
         merged.append(Run(sc, up, puts=rs[0].puts, bytes_sent=rs[0].bytes_sent, sent_ratio=rs[0].sent_ratio, **med))
     return merged
+
+
+def ratios(runs: list[Run]) -> list[str]:
+    """Per round, ours against the bare loop (the two ran back to back, so the load was alike):
+    CPU per GiB and wall throughput, min / median / max over the rounds."""
+    lines = []
+    for sc in dict.fromkeys(r.scenario for r in runs):
+        rows = [r for r in runs if r.scenario == sc]
+        cpu, thr = [], []
+        for rnd in sorted({r.round for r in rows}):
+            ours = [r for r in rows if r.round == rnd and r.uploader.startswith("ebs_upload (")]
+            bare = [r for r in rows if r.round == rnd and r.uploader.startswith("bare")]
+            if ours and bare:
+                cpu.append(ours[0].cpu_s_per_gib / bare[0].cpu_s_per_gib)
+                thr.append(bare[0].wall_s / ours[0].wall_s)
+        if cpu:
+            def mmm(xs):
+                return f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f}"
+            lines.append(f"- {sc.split(':')[0]}, ebs_upload / bare loop per round (min / median / max of "
+                         f"{len(cpu)}): CPU per GiB {mmm(cpu)}x; wall throughput {mmm(thr)}x")
+    return lines
 
 
 def markdown(runs: list[Run]) -> str:
@@ -286,12 +380,19 @@ def main(argv=None) -> int:
     ap.add_argument("--baselines", default="bare,loop", help="comma list of bare (http.client PUT loop), loop "
                     "(sequential boto3), loop-skip, botocore (ebs_upload with lean=False); or empty")
     ap.add_argument("--repeat", type=int, default=1, help="runs per uploader; the table shows medians")
+    ap.add_argument("--pin", default="auto", help="CPU affinity: auto (the sink on the last CPU, this process "
+                    "on the others, when there are 2+), none, or CLIENT/SINK lists like 0/1")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--dir", default=None, help="where to write the image (default: a temp dir)")
     args = ap.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    pins = pinning(args.pin)
+    args.sink_cpus = pins[1] if pins else None
+    if pins:
+        os.sched_setaffinity(0, pins[0])
+    load0 = os.getloadavg()
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         plan = SUITE if args.suite else [("run", args.size_mib, args.data_percent, args.layout, args.zeros,
@@ -299,10 +400,17 @@ def main(argv=None) -> int:
         for name, size_mib, pct, layout, zeros, latency, baselines in plan:
             runs += scenario(args, name, size_mib=size_mib, data_percent=pct, layout=layout, zeros=zeros,
                              latency_ms=latency, baselines=baselines, workdir=Path(tmp))
+    load1 = os.getloadavg()
+    per_round = ratios(runs)
     runs = median_runs(runs)
+    where = (f"client on CPU {sorted(pins[0])}, sink on CPU {sorted(pins[1])}" if pins
+             else "client and sink unpinned")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"boto3 {boto3.__version__}; block size {args.block_size}, repeat {args.repeat}\n")
+          f"boto3 {boto3.__version__}; block size {args.block_size}, repeat {args.repeat}; {where}; "
+          f"load average (1 min) {load0[0]:.1f} before, {load1[0]:.1f} after\n")
     print(markdown(runs))
+    if per_round:
+        print("\n".join(per_round) + "\n")
     if args.json:
         print(json.dumps([asdict(r) for r in runs], indent=1))
     return 0

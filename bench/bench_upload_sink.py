@@ -68,7 +68,8 @@ class Handler(BaseHTTPRequestHandler):
             req = json.loads(body or b"{}")
             sid = "snap-" + uuid.uuid4().hex[:17]
             with self.state.lock:
-                self.state.snapshots[sid] = {"blocks": {}, "bytes": 0, "status": "pending", "puts": 0}
+                self.state.snapshots[sid] = {"blocks": {}, "bytes": 0, "status": "pending", "puts": 0,
+                                             "signed_unsigned_payload": 0}
             return self._json(201, {"SnapshotId": sid, "BlockSize": self.state.block_size, "Status": "pending",
                                     "VolumeSize": req.get("VolumeSize"), "OwnerId": "123456789012",
                                     "StartTime": time.time(), "Description": req.get("Description", "")})
@@ -100,6 +101,9 @@ class Handler(BaseHTTPRequestHandler):
             snap["blocks"][index] = digest
             snap["bytes"] += len(data)
             snap["puts"] += 1
+            if (self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 ")
+                    and self.headers.get("X-Amz-Content-SHA256") == "UNSIGNED-PAYLOAD"):
+                snap["signed_unsigned_payload"] += 1
         self._send(201, b"", headers={"x-amz-Checksum": checksum, "x-amz-Checksum-Algorithm": "SHA256"})
 
     def do_GET(self):  # noqa: N802
@@ -108,7 +112,7 @@ class Handler(BaseHTTPRequestHandler):
         if snap is None:
             return self._error(404, "ResourceNotFoundException", "no such snapshot")
         self._json(200, {"blocks": len(snap["blocks"]), "puts": snap["puts"], "bytes": snap["bytes"],
-                         "status": snap["status"]})
+                         "status": snap["status"], "signed_unsigned_payload": snap["signed_unsigned_payload"]})
 
     def _complete(self, sid: str):
         snap = self.state.snapshots.get(sid)

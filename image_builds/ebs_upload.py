@@ -24,6 +24,7 @@ orchestrates them, `verify_snapshot` reads a snapshot back and compares it with 
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -176,6 +177,25 @@ def wait_completed(ec2, snapshot_id: str, *, timeout: float = WAIT_TIMEOUT, inte
         time.sleep(interval)
 
 
+class _frozen_heap:
+    """While the blocks are sent, the objects that already exist (botocore's service models, the
+    caller's data: hundreds of thousands with boto3 loaded) are kept out of the cyclic garbage
+    collector, so the collections that the per-block garbage triggers scan only that garbage. A full
+    collection over the SDK's heap in the middle of an upload cost 15-18 % of its CPU. Only when no
+    one else froze objects (then unfreezing is ours to do); they are handed back afterwards."""
+
+    def __enter__(self):
+        self.ours = gc.isenabled() and gc.get_freeze_count() == 0
+        if self.ours:
+            gc.freeze()
+        return self
+
+    def __exit__(self, *exc):
+        if self.ours:
+            gc.unfreeze()
+        return False
+
+
 def _run_workers(count: int, indices: Iterator[int], job: Callable[[int], None], cancel: threading.Event) -> None:
     """Run `job(index)` for every index on `count` threads; the first error cancels the rest and is
     re-raised after every thread has stopped (in-flight calls end within their read timeout)."""
@@ -307,7 +327,8 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
 
             step = "PutSnapshotBlock"
             if to_read:
-                _run_workers(min(workers, to_read), blocks.iter_indices(ranges), put_one, cancel)
+                with _frozen_heap():
+                    _run_workers(min(workers, to_read), blocks.iter_indices(ranges), put_one, cancel)
             step = "CompleteSnapshot"
             aggregate = blocks.aggregate_checksum(digests)
             status = retry.call(lambda: complete_snapshot(ebs, snapshot_id, len(digests), aggregate),

@@ -4,13 +4,17 @@ botocore's `put_snapshot_block` costs 1.1-1.4 ms of client CPU per call (paramet
 serialisation, events, endpoint rules, user agent, urllib3) on top of the block's own costs. This
 path keeps what matters and drops the rest:
 
-- the request is signed with botocore's own SigV4 signer and the client's credentials (refreshable
-  ones are refreshed as botocore would), region and endpoint;
+- the request is signed with SigV4 (the same Authorization botocore's `SigV4Auth` computes for it, a
+  test checks both agree) and the client's credentials (refreshable ones are refreshed as botocore
+  would), region and endpoint. This request's shape is fixed (one path, six headers, no query), so
+  its canonical form is written directly and the day's signing key is derived once per day and
+  secret, not four HMACs per call: ~25 us per block instead of botocore's ~190 us;
 - the payload is not signed (`X-Amz-Content-SHA256: UNSIGNED-PAYLOAD`), as AWS's model of the call
   says (`v4-unsigned-body`) and botocore sends over HTTPS: the block's SHA-256, computed once for
   `x-amz-Checksum`, is what protects the data, and the service checks it;
-- one `http.client` connection per worker thread, kept alive, with the client's connect and read
-  timeouts; a broken connection is dropped and the error raised as botocore's
+- one `http.client` connection per worker thread, kept alive (TCP_NODELAY), with the client's
+  connect and read timeouts; the headers and the block go out as two sends, so the 512 KiB block is
+  not copied into one request buffer first; a broken connection is dropped and the error raised as botocore's
   `EndpointConnectionError`/`ReadTimeoutError`, service errors as `ClientError` with the AWS error
   code, so `retry.call` classifies and retries them exactly as before (throttling back-off included);
 - the client's `provide-client-params` and `before-call` events for PutSnapshotBlock are still
@@ -23,16 +27,20 @@ proxy; anything else (HTTPS_PROXY set, an unusual client) goes through botocore 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import json
 import os
+import socket
 import threading
+import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from botocore.auth import UNSIGNED_PAYLOAD, SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.auth import SIGNED_HEADERS_BLACKLIST, UNSIGNED_PAYLOAD
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.utils import normalize_url_path
 
 OPERATION = "PutSnapshotBlock"
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -65,6 +73,8 @@ class BlockPutter:
         self.events = ebs.meta.events
         self.service_id = ebs.meta.service_model.service_id.hyphenize()
         self.local = threading.local()
+        self.host = _host(self.url)
+        self._key: tuple[str, str, bytes] | None = None
 
     # ------------------------------------------------------------ connection per thread
     def _connection(self) -> http.client.HTTPConnection:
@@ -84,6 +94,40 @@ class BlockPutter:
     def close(self) -> None:
         """Close this thread's connection."""
         self._drop()
+
+    # ------------------------------------------------------------ SigV4 for this one request shape
+    def _signing_key(self, secret_key: str, day: str) -> bytes:
+        cached = self._key  # (secret, day, key): one entry, replaced when the day or the secret changes
+        if cached is not None and cached[0] == secret_key and cached[1] == day:
+            return cached[2]
+        key = f"AWS4{secret_key}".encode()
+        for part in (day, self.region, self.service, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        self._key = (secret_key, day, key)
+        return key
+
+    def sign(self, path: str, headers: dict[str, str], access_key: str, secret_key: str, token: str | None,
+             now: time.struct_time) -> dict[str, str]:
+        """`headers` plus Host, X-Amz-Date, X-Amz-Security-Token (temporary credentials) and the SigV4
+        Authorization over all of them, as botocore's SigV4Auth signs this request (no query string,
+        the payload hash taken from X-Amz-Content-SHA256)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", now)
+        day = stamp[:8]
+        out = {"Host": self.host, **headers, "X-Amz-Date": stamp}
+        if token:
+            out["X-Amz-Security-Token"] = token
+        canon = sorted((k.lower(), " ".join(v.split())) for k, v in out.items()
+                       if k.lower() not in SIGNED_HEADERS_BLACKLIST)
+        names = ";".join(k for k, _ in canon)
+        canonical = "\n".join(("PUT", quote(normalize_url_path(path), safe="/~"), "",
+                               "\n".join(f"{k}:{v}" for k, v in canon) + "\n", names,
+                               headers["X-Amz-Content-SHA256"]))
+        scope = f"{day}/{self.region}/{self.service}/aws4_request"
+        to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        signature = hmac.new(self._signing_key(secret_key, day), to_sign.encode(), hashlib.sha256).hexdigest()
+        out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={names}, "
+                                f"Signature={signature}")
+        return out
 
     # ------------------------------------------------------------ one call
     def put(self, snapshot_id: str, index: int, data: bytes, digest: bytes, checksum_b64: str) -> dict[str, Any]:
@@ -105,15 +149,21 @@ class BlockPutter:
             if status >= 300 or "Error" in parsed:
                 raise ClientError(parsed, OPERATION)
             return parsed
-        request = AWSRequest(method="PUT", url=request_dict["url"], headers=headers, data=data)
-        SigV4Auth(self.credentials.get_frozen_credentials(), self.service, self.region).add_auth(request)
+        creds = self.credentials.get_frozen_credentials()
+        signed = self.sign(path, headers, creds.access_key, creds.secret_key, creds.token, time.gmtime())
         conn = self._connection()
         try:
             conn.timeout = self.connect_timeout
             if conn.sock is None:
                 conn.connect()
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.sock.settimeout(self.read_timeout)
-            conn.request("PUT", path, body=data, headers=dict(request.headers.items()))
+            conn.putrequest("PUT", path, skip_host=True, skip_accept_encoding=True)
+            for name, value in signed.items():
+                conn.putheader(name, value)
+            conn.putheader("Content-Length", str(len(data)))
+            conn.endheaders()
+            conn.send(data)
             resp = conn.getresponse()
             body = resp.read()
         except TimeoutError as exc:
@@ -126,6 +176,16 @@ class BlockPutter:
             raise ClientError(_error(resp, body), OPERATION)
         return {"Checksum": resp.getheader("x-amz-Checksum"), "ChecksumAlgorithm":
                 resp.getheader("x-amz-Checksum-Algorithm"), "ResponseMetadata": {"HTTPStatusCode": resp.status}}
+
+
+def _host(url) -> str:
+    """The Host header botocore signs: lowercase host, [v6] in brackets, the port unless the scheme's own."""
+    host = url.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    if url.port is not None and url.port != {"http": 80, "https": 443}.get(url.scheme):
+        host = f"{host}:{url.port}"
+    return host
 
 
 def _error(resp: http.client.HTTPResponse, body: bytes) -> dict[str, Any]:

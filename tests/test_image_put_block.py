@@ -130,3 +130,32 @@ def test_lean_and_botocore_uploads_read_back_the_same(aws, tmp_path):
 def test_a_proxy_in_the_environment_falls_back_to_botocore(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert not put_block.usable(ebs_client("https://ebs.us-east-1.amazonaws.com"))
+
+
+@pytest.mark.parametrize("token", [None, "FQoGZXIvYXdzEBYaDtemporary+token/=="])
+def test_the_signature_is_the_one_botocore_computes_for_the_same_request(monkeypatch, token):
+    """The putter writes this request's canonical form itself and keeps the day's signing key: the
+    Authorization must still be byte for byte botocore's, with temporary credentials too, and a
+    rotated secret (refreshed credentials) or a new day must not reuse the old key."""
+    import datetime
+
+    import botocore.auth
+
+    ebs = ebs_client("http://127.0.0.1:8443/base")
+    putter = put_block.BlockPutter(ebs)
+    digest = hashlib.sha256(b"x").digest()
+    headers = {"x-amz-Data-Length": "524288", "x-amz-Checksum": blocks.b64(digest),
+               "x-amz-Checksum-Algorithm": "SHA256", "Content-Type": "application/octet-stream",
+               "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}
+    path = "/base/snapshots/snap-0123456789abcdef0/blocks/41"
+    for secret, when in [("secret", datetime.datetime(2026, 12, 3, 8, 30, 1)),
+                         ("secret", datetime.datetime(2026, 12, 4, 0, 0, 2)),
+                         ("rotated", datetime.datetime(2026, 12, 4, 0, 0, 3))]:
+        monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda when=when: when)
+        request = AWSRequest(method="PUT", url=f"http://127.0.0.1:8443{path}", headers=dict(headers), data=b"x")
+        SigV4Auth(Credentials("AKIDEXAMPLE", secret, token), "ebs", "us-east-1").add_auth(request)
+        ours = putter.sign(path, dict(headers), "AKIDEXAMPLE", secret, token, when.timetuple())
+        assert ours["Authorization"] == request.headers["Authorization"]
+        assert ours["X-Amz-Date"] == request.headers["X-Amz-Date"]
+        assert ours.get("X-Amz-Security-Token") == request.headers.get("X-Amz-Security-Token")
+        assert ours["Host"] == "127.0.0.1:8443"

@@ -551,3 +551,28 @@ def test_permanent_register_faults_leave_no_ami_and_no_snapshot(clients, small_i
     ec2.meta.events.unregister(f"before-call.ec2.{operation}", hook)
     assert own_images(ec2) == images_before, "the half-made AMI must be deregistered"
     assert own_snapshots(ec2) == snaps_before, "the snapshot (and moto's own copy) must be deleted"
+
+
+def test_the_heap_before_the_blocks_is_kept_out_of_garbage_collection_while_they_are_sent(clients, small_image):
+    """Collections the per-block garbage triggers must not rescan botocore's models on every full
+    pass: the objects alive at the start are frozen while blocks are sent, handed back afterwards,
+    and a caller's own frozen objects are left as they were."""
+    import gc
+
+    ebs, ec2 = clients
+    seen: list[int] = []
+    ebs.meta.events.register("provide-client-params.ebs.PutSnapshotBlock",
+                             lambda **kw: seen.append(gc.get_freeze_count()))
+    assert gc.get_freeze_count() == 0
+    ebs_upload.upload(small_image, ebs=ebs, ec2=ec2, policy=FAST, progress=False, wait_interval=0.1)
+    assert len(seen) == 25 and min(seen) > 10_000  # boto3 and moto's client objects, at least
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        theirs = gc.get_freeze_count()
+        seen.clear()
+        ebs_upload.upload(small_image, ebs=ebs, ec2=ec2, policy=FAST, progress=False, wait_interval=0.1)
+        assert max(seen) <= theirs  # nothing frozen on top of the caller's
+        assert gc.get_freeze_count() > theirs - 1000  # and theirs still frozen (a few may have been freed)
+    finally:
+        gc.unfreeze()
