@@ -13,8 +13,10 @@ path keeps what matters and drops the rest:
   says (`v4-unsigned-body`) and botocore sends over HTTPS: the block's SHA-256, computed once for
   `x-amz-Checksum`, is what protects the data, and the service checks it;
 - one `http.client` connection per worker thread, kept alive (TCP_NODELAY), with the client's
-  connect and read timeouts; the headers and the block go out as two sends, so the 512 KiB block is
-  not copied into one request buffer first; a broken connection is dropped and the error raised as botocore's
+  connect and read timeouts; the request head (written here, checked for line breaks) and the
+  block go out in one `sendmsg` (two `sendall` over TLS), so the 512 KiB block is not copied into a
+  request buffer first, and the response is read with http.client's parser; a broken connection is
+  dropped (so is one the server closes) and the error raised as botocore's
   `EndpointConnectionError`/`ReadTimeoutError`, service errors as `ClientError` with the AWS error
   code, so `retry.call` classifies and retries them exactly as before (throttling back-off included);
 - the client's `provide-client-params` and `before-call` events for PutSnapshotBlock are still
@@ -151,21 +153,21 @@ class BlockPutter:
             return parsed
         creds = self.credentials.get_frozen_credentials()
         signed = self.sign(path, headers, creds.access_key, creds.secret_key, creds.token, time.gmtime())
+        head = _head(path, signed, len(data))
         conn = self._connection()
         try:
             conn.timeout = self.connect_timeout
             if conn.sock is None:
                 conn.connect()
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.sock.settimeout(self.read_timeout)
-            conn.putrequest("PUT", path, skip_host=True, skip_accept_encoding=True)
-            for name, value in signed.items():
-                conn.putheader(name, value)
-            conn.putheader("Content-Length", str(len(data)))
-            conn.endheaders()
-            conn.send(data)
-            resp = conn.getresponse()
+            sock = conn.sock
+            sock.settimeout(self.read_timeout)
+            _send(sock, head, data)
+            resp = http.client.HTTPResponse(sock, method="PUT")
+            resp.begin()
             body = resp.read()
+            if resp.will_close:
+                self._drop()
         except TimeoutError as exc:
             self._drop()
             raise ReadTimeoutError(endpoint_url=request_dict["url"], error=exc) from exc
@@ -176,6 +178,34 @@ class BlockPutter:
             raise ClientError(_error(resp, body), OPERATION)
         return {"Checksum": resp.getheader("x-amz-Checksum"), "ChecksumAlgorithm":
                 resp.getheader("x-amz-Checksum-Algorithm"), "ResponseMetadata": {"HTTPStatusCode": resp.status}}
+
+
+def _head(path: str, headers: dict[str, str], length: int) -> bytes:
+    """The request line and headers of one PUT, as bytes (http.client's putheader checks each one
+    with regular expressions; these are the signer's own values, checked once here)."""
+    lines = [f"PUT {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items()), f"Content-Length: {length}", "", ""]
+    head = "\r\n".join(lines)
+    breaks = len(lines) - 1  # a CR or LF inside a value or the path would add a line
+    if head.count("\n") != breaks or head.count("\r") != breaks or " " in path or not head.isascii():
+        raise ValueError(f"refusing to send a request line or header with control characters: {path!r}")
+    return head.encode("ascii")
+
+
+def _send(sock, head: bytes, data) -> None:
+    """Head and block in one sendmsg where the socket allows it (plain TCP: one system call, no copy
+    of the block into a request buffer), else two sendall (TLS)."""
+    if hasattr(sock, "sendmsg") and type(sock) is socket.socket:
+        sent = sock.sendmsg([head, data])
+        total = len(head) + len(data)
+        if sent < total:  # a partial send: the rest, in order
+            if sent < len(head):
+                sock.sendall(head[sent:])
+                sock.sendall(data)
+            else:
+                sock.sendall(memoryview(data)[sent - len(head):])
+        return
+    sock.sendall(head)
+    sock.sendall(data)
 
 
 def _host(url) -> str:

@@ -159,3 +159,33 @@ def test_the_signature_is_the_one_botocore_computes_for_the_same_request(monkeyp
         assert ours["X-Amz-Date"] == request.headers["X-Amz-Date"]
         assert ours.get("X-Amz-Security-Token") == request.headers.get("X-Amz-Security-Token")
         assert ours["Host"] == "127.0.0.1:8443"
+
+
+@pytest.mark.parametrize("head_size", [40, 300_000])
+def test_head_and_block_arrive_whole_and_in_order_when_the_socket_takes_them_in_parts(head_size):
+    """With a timeout the socket is non-blocking underneath, so one sendmsg of a large block
+    returns after part of it: the rest must follow in order, whether the cut falls in the head or
+    in the block."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    ours.settimeout(10)
+    head, data = os.urandom(head_size), os.urandom(4 << 20)
+    got = bytearray()
+    reader = threading.Thread(target=lambda: [got.extend(c) for c in iter(lambda: theirs.recv(1 << 16), b"")])
+    reader.start()
+    try:
+        put_block._send(ours, head, data)
+    finally:
+        ours.close()
+        reader.join(10)
+        theirs.close()
+    assert bytes(got) == head + data
+
+
+@pytest.mark.parametrize("snapshot_id", ["snap-1\r\nX-Evil: 1", "snap-1 HTTP/1.1", "snap-1\n"])
+def test_a_snapshot_id_that_would_break_the_request_line_is_refused(snapshot_id):
+    ebs = ebs_client("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="control characters"):
+        put_block.BlockPutter(ebs).put(snapshot_id, 0, b"x" * 512, b"\0" * 32, "AA==")
