@@ -63,4 +63,4 @@ def test_deploy_without_asgs_fails_with_one_line(aws, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert err[-1] == ("fleet deploy 12_04-www: no Auto Scaling groups tagged fleet:group=12_04-www "
-                       "fleet:stack=staging")
+                       "fleet:stack=staging (not deployed yet? `pulumi up` creates them)")

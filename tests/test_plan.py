@@ -104,10 +104,15 @@ def test_options_carry_ignore_changes_and_explicit_depends_on(staging):
     spot = by_name(data, "api-spot", ASG)
     assert "desiredCapacity" in spot["options"]["ignoreChanges"]
     assert spot["inputs"]["maxSize"] == 3 and isinstance(spot["inputs"]["maxSize"], int), "2.0 is shown as 2"
-    assert by_name(data, "api-lt", LT)["options"] == {
-        "ignoreChanges": [], "dependsOn": ["api-node-boot", "api-node-ssm"], "protect": False,
-        "deleteBeforeReplace": False, "replaceOnChanges": [], "retainOnDelete": False, "aliases": []}, \
-        "explicit depends_on only, by name"
+    # the role's policies, and the boot bundle the template's user data fetches (a first boot must
+    # not race its upload): explicit depends_on only, by name
+    options = dict(by_name(data, "api-lt", LT)["options"])
+    bundles = [n for n in options["dependsOn"] if n.startswith("artifact-")]
+    assert len(bundles) == 1
+    assert by_name(data, bundles[0], "aws:s3/bucketObjectv2:BucketObjectv2")
+    assert options == {
+        "ignoreChanges": [], "dependsOn": sorted(["api-node-boot", "api-node-ssm", *bundles]), "protect": False,
+        "deleteBeforeReplace": False, "replaceOnChanges": [], "retainOnDelete": False, "aliases": []}
     assert "api-lt" not in by_name(data, "api-spot", ASG)["options"]["dependsOn"], "property dependencies are not"
 
 

@@ -395,3 +395,33 @@ def test_an_aws_failure_is_one_line_and_exit_1(deployed, capsys):
     lines = [line for line in err.splitlines() if not line.startswith("fleet: project") and "retrying" not in line]
     assert code == 1 and out == ""
     assert len(lines) == 1 and lines[0].startswith("fleet status: ") and "Traceback" not in err
+
+
+def test_ctrl_c_while_a_read_waits_on_a_silent_endpoint_leaves_at_once(tmp_path):
+    """Ctrl-C must not wait for reads stuck on an endpoint that never answers (each would hold the
+    command for its read timeout and retries): the command leaves in seconds, without a traceback."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts connections, never answers
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "fleet", "status", "--stack", STACK, "--watch", "1", "--json",
+                                 "--endpoint-url", url], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(3)  # the first read is under way, waiting on the silent endpoint
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert time.monotonic() - started < 5, "Ctrl-C waited for the stuck reads"
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    finally:
+        silent.close()

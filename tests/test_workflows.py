@@ -227,6 +227,9 @@ def test_deploy_job_runs_its_commands_without_an_activated_venv(tmp_path, aws):
         assert "No module named" not in proc.stderr and ": not found" not in proc.stderr, f"{name}: {proc.stderr}"
         if name.endswith("-wait"):  # the health gate ran (its own one line): the ASGs exist only after a real up
             assert proc.returncode == 1 and proc.stderr.startswith("health gate failed: "), proc.stderr
+        elif name.endswith("-bluegreen-deploy"):  # it ran, and stopped in one line: its table and slots come
+            lines = proc.stderr.strip().splitlines()  # with a real up
+            assert proc.returncode == 1 and len(lines) == 1 and "rollout failed: " in lines[0], proc.stderr
         else:
             assert proc.returncode == 0, f"{name}: {proc.stderr}"
     ran = dict(results)

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
@@ -246,6 +247,18 @@ def bake_started(autoscaling, asg_name: str, since: datetime) -> datetime | None
     return max(ends) if ends else None
 
 
+@contextmanager
+def _pool() -> Iterator[ThreadPoolExecutor]:
+    """The read's worker threads. On the way out nothing waits for them: every result the read uses is
+    awaited inside the block, and on Ctrl-C (`--watch`) a read still waiting on a slow answer must not
+    hold the command up (ThreadPoolExecutor's own exit joins every thread)."""
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def refreshes(autoscaling, asg_names: list[str], pool: ThreadPoolExecutor, probe=None
               ) -> tuple[dict[str, dict | None], str | None]:
     """ASG name -> newest refresh. The first call goes alone (through `probe`, a client that does not
@@ -291,7 +304,7 @@ class StackReader:
         before = dict(self.counter.by_operation)
         stack, ec2, elbv2, autoscaling = self.stack, self.ec2, self.elbv2, self.autoscaling
         live = LiveStack(stack=stack, read_at=now or datetime.now(UTC))
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with _pool() as pool:
             f_resources = pool.submit(stack_resources, self.tagging, stack)
             f_asgs = pool.submit(stack_asgs, autoscaling, stack)
             f_latest = pool.submit(latest_versions, ec2)

@@ -21,6 +21,7 @@ from fleet.spec.errors import Problem, SpecError
 
 DEFAULT_WATCH = 5.0
 PIPE_WIDTH = 160
+EXIT_INTERRUPTED = 130  # the shell's 128 + SIGINT, for Ctrl-C before the first read answered
 
 
 def add_status_command(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -104,7 +105,10 @@ def run(read: Callable[[], dict], *, as_json: bool, watch: float | None, console
         console = Console()
         if not console.is_terminal and "COLUMNS" not in os.environ:
             console.width = PIPE_WIDTH  # a log or a pipe: whole rows, not a table squeezed to 80 columns
-    rep = read()
+    try:
+        rep = read()
+    except KeyboardInterrupt:  # Ctrl-C before the first answer: nothing to show, no traceback
+        return EXIT_INTERRUPTED
     if watch is None:
         _emit(console, rep, as_json, indent=2)
         return exit_code(rep)

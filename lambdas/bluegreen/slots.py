@@ -70,10 +70,13 @@ def find_slots(autoscaling, group: str, stack: str) -> dict[str, Slot]:
         arns = g.get("TargetGroupARNs") or []
         if arns:
             s.target_group_arn = arns[0]
+    if not slots:
+        raise SlotError(f"no Auto Scaling groups tagged fleet:group={group} fleet:stack={stack} "
+                        "(not deployed yet? `pulumi up` creates them)")
     missing = [s for s in SLOTS if s not in slots or not slots[s].target_group_arn]
     if missing:
         raise SlotError(f"group {group}: no ASGs with a target group tagged fleet:slot={'/'.join(missing)} "
-                        f"in stack {stack} (is the group blue/green and deployed?)")
+                        f"in stack {stack} (deployed before blue/green? `pulumi up` adds the second slot)")
     return slots
 
 
