@@ -8,7 +8,7 @@ path keeps what matters and drops the rest:
   test checks both agree) and the client's credentials (refreshable ones are refreshed as botocore
   would), region and endpoint. This request's shape is fixed (one path, six headers, no query), so
   its canonical form is written directly and the day's signing key is derived once per day and
-  secret, not four HMACs per call: ~25 us per block instead of botocore's ~190 us;
+  secret, not four HMACs per call: 8 us per block instead of botocore's 43 us (quiet machine);
 - the payload is not signed (`X-Amz-Content-SHA256: UNSIGNED-PAYLOAD`), as AWS's model of the call
   says (`v4-unsigned-body`) and botocore sends over HTTPS: the block's SHA-256, computed once for
   `x-amz-Checksum`, is what protects the data, and the service checks it;
