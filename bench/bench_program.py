@@ -66,7 +66,7 @@ HTTP = """\
   security_groups: [www]
   run_list: ["recipe[seatgeek-service::api]"]
   default_attributes: {{svc: {name}}}
-  http: {{port: 8000, health_check: /status, hosts: [{name}.example.com]}}
+  http: {{port: 8000, health_check: /status, hosts: [{name}.example.com]{priority}}}
 """
 WORKER = """\
 {name}:
@@ -100,9 +100,12 @@ for attr in names["command"]:
     getattr(pulumi_command.local, attr)
 """ + EXIT
 def nodes_yaml(groups: int) -> str:
+    """N groups. Beyond 300, the http groups get explicit listener rule priorities: derived ones (a
+    hash of the name) collide among a few hundred groups, which validate refuses."""
     parts = [BASE]
     for i in range(groups):
-        parts.append(KINDS[i % len(KINDS)].format(name=f"g{i:03d}"))
+        priority = f", priority: {i // 10 * 3 + KINDS[:i % 10].count(HTTP) + 1}" if groups > 300 else ""
+        parts.append(KINDS[i % len(KINDS)].format(name=f"g{i:03d}", priority=priority))
     return "\n".join(parts)
 
 
