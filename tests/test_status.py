@@ -425,3 +425,28 @@ def test_ctrl_c_while_a_read_waits_on_a_silent_endpoint_leaves_at_once(tmp_path)
         assert "Traceback" not in err and "KeyboardInterrupt" not in err
     finally:
         silent.close()
+
+
+def test_a_ctrl_c_swallowed_where_it_landed_still_ends_the_watch():
+    """Python raises KeyboardInterrupt wherever the main thread is; landing in a finalizer or callback
+    it is printed as ignored and lost. The watch must end on that one Ctrl-C all the same."""
+    from fleet.status.cli import run
+
+    reads = []
+
+    def read():
+        reads.append(1)
+        assert len(reads) < 5, "the watch went on after Ctrl-C"
+        return {"stack": STACK, "groups": [], "undeployed": [], "unknown": []}
+
+    def sleep(_seconds):
+        try:  # what a finalizer does with an exception: report it and go on
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        except BaseException:  # noqa: BLE001 - the swallowing under test
+            pass
+
+    console = __import__("rich.console", fromlist=["Console"]).Console(file=io.StringIO())
+    assert run(read, as_json=True, watch=0.01, console=console, sleep=sleep) == 0
+    assert len(reads) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

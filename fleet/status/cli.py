@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from fleet.spec.errors import Problem, SpecError
 
@@ -105,35 +108,63 @@ def run(read: Callable[[], dict], *, as_json: bool, watch: float | None, console
         console = Console()
         if not console.is_terminal and "COLUMNS" not in os.environ:
             console.width = PIPE_WIDTH  # a log or a pipe: whole rows, not a table squeezed to 80 columns
-    try:
-        rep = read()
-    except KeyboardInterrupt:  # Ctrl-C before the first answer: nothing to show, no traceback
-        return EXIT_INTERRUPTED
-    if watch is None:
-        _emit(console, rep, as_json, indent=2)
-        return exit_code(rep)
-    live = None
-    try:
-        if console.is_terminal and not as_json:
-            from rich.live import Live
-
-            live = Live(render(rep), console=console, auto_refresh=False)
-            live.start(refresh=True)
-        else:
-            _emit(console, rep, as_json)
-        while True:
-            sleep(watch)
+    with _ctrl_c() as stopped:
+        try:
             rep = read()
-            if live is not None:
-                live.update(render(rep), refresh=True)
+        except KeyboardInterrupt:  # Ctrl-C before the first answer: nothing to show, no traceback
+            return EXIT_INTERRUPTED
+        if stopped.is_set():
+            return EXIT_INTERRUPTED
+        if watch is None:
+            _emit(console, rep, as_json, indent=2)
+            return exit_code(rep)
+        live = None
+        try:
+            if console.is_terminal and not as_json:
+                from rich.live import Live
+
+                live = Live(render(rep), console=console, auto_refresh=False)
+                live.start(refresh=True)
             else:
                 _emit(console, rep, as_json)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if live is not None:
-            live.stop()
+            while not stopped.is_set():
+                sleep(watch)
+                if stopped.is_set():
+                    break
+                rep = read()
+                if live is not None:
+                    live.update(render(rep), refresh=True)
+                else:
+                    _emit(console, rep, as_json)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if live is not None:
+                live.stop()
     return exit_code(rep)
+
+
+@contextmanager
+def _ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C as a flag as well as a KeyboardInterrupt. Python raises KeyboardInterrupt wherever the
+    main thread happens to be, and where that is a finalizer or a callback (a closing connection, a
+    worker pool's clean-up) it is printed as ignored and lost: the watch would go on. The flag, set
+    by the handler itself, is checked around every read and wait, so one Ctrl-C always ends it."""
+    stopped = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield stopped  # not ours to change (a caller's own handler, or Ctrl-C ignored)
+        return
+
+    def handler(signum, frame):
+        stopped.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _emit(console, rep: dict, as_json: bool, indent: int | None = None) -> None:
