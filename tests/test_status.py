@@ -305,12 +305,18 @@ def test_watch_rerenders_until_ctrl_c_and_exits_with_the_last_read(deployed):
     del maker
 
 
+def as_from_a_terminal():
+    """Ctrl-C as a terminal delivers it: a test run started in the background of a non-interactive shell
+    (as CI may) has SIGINT ignored, and children inherit that; the command rightly respects it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_watch_in_a_process_stops_on_sigint(deployed):
     maker = deployed
     env = {**os.environ, "AWS_ENDPOINT_URL": maker.endpoint, "PYTHONPATH": str(ROOT), "COLUMNS": "160"}
     proc = subprocess.Popen([sys.executable, "-m", "fleet", "--project", str(maker.project), "status", "api",
                              "--stack", STACK, "--watch", "0.2", "--json"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
     try:
         first = proc.stdout.readline()
         second = proc.stdout.readline()  # a second read: it really watches
@@ -411,7 +417,7 @@ def test_ctrl_c_while_a_read_waits_on_a_silent_endpoint_leaves_at_once(tmp_path)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "fleet", "status", "--stack", STACK, "--watch", "1", "--json",
                                  "--endpoint-url", url], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
         time.sleep(3)  # the first read is under way, waiting on the silent endpoint
         proc.send_signal(signal.SIGINT)
         started = time.monotonic()
@@ -447,6 +453,10 @@ def test_a_ctrl_c_swallowed_where_it_landed_still_ends_the_watch():
             pass
 
     console = __import__("rich.console", fromlist=["Console"]).Console(file=io.StringIO())
-    assert run(read, as_json=True, watch=0.01, console=console, sleep=sleep) == 0
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal (see above)
+    try:
+        assert run(read, as_json=True, watch=0.01, console=console, sleep=sleep) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert len(reads) == 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
