@@ -20,26 +20,23 @@ import shlex
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-import yaml
-
-from fleet.spec.readonce import parsed
+from fleet.spec.errors import SpecError
+from fleet.spec.readonce import derived
+from fleet.spec.yamlfile import load_yaml_file
 
 
 class ProjectPythonError(ValueError):
     """Pulumi.yaml does not name a relative virtualenv for the program."""
 
 
-def _yaml(data: bytes):
-    return yaml.safe_load(data.decode("utf-8"))
-
-
 def virtualenv_of(project_dir: Path) -> str:
     """Pulumi.yaml's `runtime.options.virtualenv`, checked to be a relative path inside the project."""
     path = Path(project_dir) / "Pulumi.yaml"
-    try:
-        runtime = (parsed(path, "yaml", _yaml) or {}).get("runtime")
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProjectPythonError(f"{path}: cannot read it ({exc})") from None
+    try:  # fleet's bounded reader (size, depth, one line per problem), once per run
+        data = derived(("Pulumi.yaml", path.resolve()), lambda: load_yaml_file(path).data)
+    except SpecError as exc:
+        raise ProjectPythonError(str(exc.problems[0])) from None
+    runtime = data.get("runtime") if isinstance(data, dict) else None
     venv = runtime.get("options", {}).get("virtualenv") if isinstance(runtime, dict) else None
     if not isinstance(venv, str) or not venv:
         raise ProjectPythonError(f"{path}: runtime.options.virtualenv must name the project's virtualenv "

@@ -53,7 +53,7 @@ from fleet.plan.guardrails import check_all
 from fleet.plan.tags import tag_value
 from fleet.spec.errors import SpecError
 from fleet.spec.names import slug
-from fleet.spec.readonce import one_read_per_file, read_text
+from fleet.spec.readonce import one_read_per_file, read_bytes
 
 ROOT = Path(__file__).resolve().parents[2]  # this checkout (the project)
 PROGRAM = ROOT / "__main__.py"
@@ -535,8 +535,10 @@ class PlanInputError(SpecError):
 
 def project_name(project_dir: Path) -> str:
     """`name:` of Pulumi.yaml (read as a line: the rest of the file need not parse), else "fleet"."""
-    try:
-        text = read_text(Path(project_dir) / "Pulumi.yaml")
+    from fleet.spec.yamlfile import MAX_BYTES
+
+    try:  # the bounded read the program's own reader of Pulumi.yaml makes (one read per run)
+        text = read_bytes(Path(project_dir) / "Pulumi.yaml", MAX_BYTES)[:MAX_BYTES].decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return "fleet"
     found = re.search(r"^name:[ \t]*['\"]?([^'\"\s#]+)", text, re.M)
