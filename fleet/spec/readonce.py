@@ -2,10 +2,10 @@
 
 A plan asks for Pulumi.yaml's virtualenv once per Command (three per group: 900 parses of the same
 file at 300 groups, a fifth of the plan's time with pure-Python yaml), and for its name again. Inside
-`one_read_per_file()` (the CLI and the plan engine open it around a run) the bytes of a file, and what
-a given parser made of them, are kept by resolved path; outside it every call reads afresh, so a
-long-lived caller (tests, an editor) always sees the file as it is now. A read that fails is not kept:
-the next call fails the same way with the same error.
+`one_read_per_file()` (the CLI and the plan engine open it around a run) the bytes of a file are kept
+by resolved path, and what is computed from files read in the run is kept by key; outside it every
+call reads and computes afresh, so a long-lived caller (tests, an editor) always sees the file as it
+is now. A read or computation that fails is not kept: the next call fails the same way.
 """
 
 from __future__ import annotations
@@ -15,22 +15,21 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 _bytes: dict[tuple[Path, int | None], bytes] | None = None
-_parsed: dict[tuple[Path, str], Any] | None = None
 _kept: dict[Any, Any] | None = None
 
 
 @contextmanager
 def one_read_per_file() -> Iterator[None]:
     """Keep what files are read inside this block (nested blocks share the outer one's memory)."""
-    global _bytes, _parsed, _kept
+    global _bytes, _kept
     if _bytes is not None:
         yield
         return
-    _bytes, _parsed, _kept = {}, {}, {}
+    _bytes, _kept = {}, {}
     try:
         yield
     finally:
-        _bytes = _parsed = _kept = None
+        _bytes = _kept = None
 
 
 def _read(path: Path, limit: int | None) -> bytes:
@@ -49,30 +48,15 @@ def read_bytes(path: str | Path, limit: int | None = None) -> bytes:
     return _bytes[key]
 
 
-def read_text(path: str | Path) -> str:
-    """The file as UTF-8 text (what `Path.read_text` gives on this project's machines)."""
-    return read_bytes(path).decode("utf-8")
-
-
 def derived(key: tuple, compute: Callable[[], Any]) -> Any:
     """`compute()`, kept under `key` in a run (what several files make together, e.g. a run list's
     cookbook closure, asked for once per group). Callers must not mutate it."""
-    if _parsed is None:
+    if _kept is None:
         return compute()
-    full = (("derived",), key)
-    if full not in _parsed:
-        _parsed[full] = compute()  # type: ignore[index]
-    return _parsed[full]  # type: ignore[index]
-
-
-def parsed(path: str | Path, parser: str, parse: Callable[[bytes], Any]) -> Any:
-    """`parse(bytes of path)`, kept per (file, parser name) in a run. Callers must not mutate it."""
-    if _parsed is None:
-        return parse(read_bytes(path))
-    key = (Path(path).resolve(), parser)
-    if key not in _parsed:
-        _parsed[key] = parse(read_bytes(path))
-    return _parsed[key]
+    full = ("derived", key)
+    if full not in _kept:
+        _kept[full] = compute()
+    return _kept[full]
 
 
 def kept(key: Any) -> Any:
