@@ -1,13 +1,15 @@
 """Benchmark (not a test): image_builds.ebs_upload vs a straightforward sequential boto3
 put_snapshot_block loop, a bare http.client PUT loop (the floor for one connection: no SDK, the
-same signed request as ours, SigV4 with UNSIGNED-PAYLOAD, which the sink counts) and ebs_upload
-through botocore's put_snapshot_block (`lean=False`), side by side in one run, against
+same signed request as ours, SigV4 with UNSIGNED-PAYLOAD, which the sink counts), ebs_upload
+through botocore's put_snapshot_block (`lean=False`) and ebs_upload with a fixed pool of `--workers`
+PUTs in flight (`adaptive=False`, what it did before the limit followed the round trip), side by
+side in one run, against
 bench_upload_sink.py in a separate process (AWS's 512 KiB block size by default, a per-PUT latency
 standing in for the network), pinned to a core of its own where there are 2+ (`--pin`).
 
 Measures per uploader: wall-clock seconds, client CPU seconds (time.process_time of this process,
 all threads; the sink's CPU is not counted) per GiB of image, PUT calls and bytes the sink
-received. Prints a Markdown table (and JSON with --json).
+received, and the most PUTs ours had in flight. Prints a Markdown table (and JSON with --json).
 
     .venv/bin/python bench/bench_upload.py --suite            # what bench/RESULTS.md records
     .venv/bin/python bench/bench_upload.py --size-mib 1024 --data-percent 10 --layout aligned \\
@@ -51,6 +53,7 @@ import boto3  # noqa: E402
 from image_builds import blocks, ebs_upload  # noqa: E402
 
 MIB = 1 << 20
+FIXED = "ebs_upload, fixed"  # ours with adaptive=False: always `--workers` PUTs in flight
 ALL_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []  # as started
 
 
@@ -215,6 +218,7 @@ class Run:
     sent_ratio: float
     unsigned_payload_puts: int = 0
     round: int = 0
+    peak_in_flight: int = 0
 
 
 def stats(url: str, sid: str) -> dict:
@@ -224,13 +228,13 @@ def stats(url: str, sid: str) -> dict:
 
 def measure(scenario: str, name: str, fn, url: str, image_size: int) -> Run:
     ru0, cpu0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
-    sid = fn()
+    result = fn()
     wall, cpu, ru1 = time.perf_counter() - t0, time.process_time() - cpu0, resource.getrusage(resource.RUSAGE_SELF)
-    st = stats(url, sid)
+    st = stats(url, getattr(result, "snapshot_id", result))
     assert st["status"] == "completed", st
     return Run(scenario, name, wall, cpu, cpu / (image_size / (1 << 30)), ru1.ru_utime - ru0.ru_utime,
                ru1.ru_stime - ru0.ru_stime, st["puts"], st["bytes"], st["bytes"] / image_size,
-               st.get("signed_unsigned_payload", 0))
+               st.get("signed_unsigned_payload", 0), peak_in_flight=getattr(result, "peak_in_flight", 1))
 
 
 def pinning(spec: str) -> tuple[set[int], set[int]] | None:
@@ -290,20 +294,25 @@ def scenario(args, name: str, *, size_mib: int, data_percent: float, layout: str
             if b == "bare":
                 uploaders.append(("bare http.client PUT loop", lambda: without_sdk_heap(bare_upload, image, url)))
             elif b == "botocore":
-                uploaders.append((f"ebs_upload via botocore ({args.workers} workers)", lambda: ebs_upload.upload(
+                uploaders.append((f"ebs_upload via botocore (adaptive, <= {args.workers})", lambda: ebs_upload.upload(
                     image, workers=args.workers, ebs=ebs, ec2=ec2, progress=False, wait_interval=0.05,
-                    lean=False).snapshot_id))
+                    lean=False)))
+            elif b == "fixed":
+                uploaders.append((f"{FIXED} {args.workers} workers", lambda: ebs_upload.upload(
+                    image, workers=args.workers, ebs=ebs, ec2=ec2, progress=False, wait_interval=0.05,
+                    adaptive=False)))
             else:
                 uploaders.append((b, lambda skip=(b == "loop-skip"): loop_upload(image, loop_ebs, skip_zeros=skip)))
-        uploaders.append((f"ebs_upload ({args.workers} workers)", lambda: ebs_upload.upload(
-            image, workers=args.workers, ebs=ebs, ec2=ec2, progress=False, wait_interval=0.05).snapshot_id))
+        uploaders.append((f"ebs_upload (adaptive, <= {args.workers})", lambda: ebs_upload.upload(
+            image, workers=args.workers, ebs=ebs, ec2=ec2, progress=False, wait_interval=0.05)))
         for rnd in range(args.repeat):
             for uname, fn in uploaders:
                 run = measure(name, uname, fn, url, size)
                 run.round = rnd
-                if uname.startswith(("bare", "ebs_upload (")):  # the same signed request shape, checked by the sink
+                if uname.startswith(("bare", "ebs_upload (", FIXED)):  # the same signed request, checked by the sink
                     assert run.unsigned_payload_puts == run.puts, (uname, run)
-                print(f"  {uname}: {run.wall_s:.2f}s wall, {run.cpu_s:.2f}s cpu, {run.puts} PUTs", file=sys.stderr)
+                print(f"  {uname}: {run.wall_s:.2f}s wall, {run.cpu_s:.2f}s cpu, {run.puts} PUTs, "
+                      f"at most {run.peak_in_flight} in flight", file=sys.stderr)
                 runs.append(run)
     finally:
         proc.terminate()
@@ -327,23 +336,28 @@ def median_runs(runs: list[Run]) -> list[Run]:
 
 
 def ratios(runs: list[Run]) -> list[str]:
-    """Per round, ours against the bare loop (the two ran back to back, so the load was alike):
-    CPU per GiB and wall throughput, min / median / max over the rounds."""
+    """Per round, ours (adaptive, and with a fixed pool when measured) against the bare loop (they
+    ran back to back, so the load was alike): CPU per GiB and wall throughput, min / median / max
+    over the rounds, and the most PUTs ours had in flight."""
+    def mmm(xs, fmt="{:.2f}"):
+        return " / ".join(fmt.format(x) for x in (min(xs), statistics.median(xs), max(xs)))
+
     lines = []
     for sc in dict.fromkeys(r.scenario for r in runs):
         rows = [r for r in runs if r.scenario == sc]
-        cpu, thr = [], []
-        for rnd in sorted({r.round for r in rows}):
-            ours = [r for r in rows if r.round == rnd and r.uploader.startswith("ebs_upload (")]
-            bare = [r for r in rows if r.round == rnd and r.uploader.startswith("bare")]
-            if ours and bare:
-                cpu.append(ours[0].cpu_s_per_gib / bare[0].cpu_s_per_gib)
-                thr.append(bare[0].wall_s / ours[0].wall_s)
-        if cpu:
-            def mmm(xs):
-                return f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f}"
-            lines.append(f"- {sc.split(':')[0]}, ebs_upload / bare loop per round (min / median / max of "
-                         f"{len(cpu)}): CPU per GiB {mmm(cpu)}x; wall throughput {mmm(thr)}x")
+        for who, prefix in (("ebs_upload (adaptive)", "ebs_upload ("), ("ebs_upload, fixed pool", FIXED)):
+            cpu, thr, peak = [], [], []
+            for rnd in sorted({r.round for r in rows}):
+                ours = [r for r in rows if r.round == rnd and r.uploader.startswith(prefix)]
+                bare = [r for r in rows if r.round == rnd and r.uploader.startswith("bare")]
+                if ours and bare:
+                    cpu.append(ours[0].cpu_s_per_gib / bare[0].cpu_s_per_gib)
+                    thr.append(bare[0].wall_s / ours[0].wall_s)
+                    peak.append(ours[0].peak_in_flight)
+            if cpu:
+                lines.append(f"- {sc.split(':')[0]}, {who} / bare loop per round (min / median / max of "
+                             f"{len(cpu)}): CPU per GiB {mmm(cpu)}x; wall throughput {mmm(thr)}x; "
+                             f"at most {mmm(peak, '{:d}')} PUTs in flight")
     return lines
 
 
@@ -368,9 +382,9 @@ SUITE = [
     # name, size MiB, data %, layout, zeros, latency ms, baselines, pinning
     # every block is sent (byte-exact snapshots), so dense throughput is the figure that matters;
     # D0 with the sink on a core of its own (the goal's setting) and sharing both cores with us (D0s)
-    ("D0", 512, 100, "dense", "holes", 0, ["bare", "loop", "botocore"], "auto"),
-    ("D0s", 512, 100, "dense", "holes", 0, ["bare"], "none"),
-    ("D10", 512, 100, "dense", "holes", 10, ["bare", "loop", "botocore"], "auto"),
+    ("D0", 512, 100, "dense", "holes", 0, ["bare", "loop", "botocore", "fixed"], "auto"),
+    ("D0s", 512, 100, "dense", "holes", 0, ["bare", "fixed"], "none"),
+    ("D10", 512, 100, "dense", "holes", 10, ["bare", "loop", "botocore", "fixed"], "auto"),
     ("S10", 512, 10, "aligned", "holes", 10, ["loop"], "auto"),
 ]
 
@@ -387,7 +401,8 @@ def main(argv=None) -> int:
     ap.add_argument("--latency-ms", type=float, default=10)
     ap.add_argument("--workers", type=int, default=ebs_upload.DEFAULT_WORKERS)
     ap.add_argument("--baselines", default="bare,loop", help="comma list of bare (http.client PUT loop), loop "
-                    "(sequential boto3), loop-skip, botocore (ebs_upload with lean=False); or empty")
+                    "(sequential boto3), loop-skip, botocore (ebs_upload with lean=False), fixed (ebs_upload with "
+                    "adaptive=False: always --workers in flight); or empty")
     ap.add_argument("--repeat", type=int, default=1, help="runs per uploader; the table shows medians")
     ap.add_argument("--pin", default="auto", help="CPU affinity: auto (the sink on the last CPU, this process "
                     "on the others, when there are 2+), none, or CLIENT/SINK lists like 0/1")

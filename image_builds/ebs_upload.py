@@ -3,12 +3,13 @@
     result = upload("disk.raw", description="web 2024-05-01", tags={"fleet:group": "web"})
     result.snapshot_id  # completed snapshot, ready for register.register_image
 
-StartSnapshot (volume size = image size rounded up to whole GiB, ClientToken, Timeout) -> a pool of
-`workers` threads, each reading its own blocks with os.pread at the BlockSize StartSnapshot
-returned -> PutSnapshotBlock of EVERY block (holes and written zeros included) with the block's
-SHA-256 -> CompleteSnapshot with ChangedBlocksCount and the LINEAR aggregate checksum -> wait for the
-snapshot to be `completed`. Every call has connect/read timeouts and goes through `retry.call`
-(throttling, 5xx, and "snapshot does not exist" for up to `NOT_FOUND_WINDOW` s after StartSnapshot).
+StartSnapshot (volume size = image size rounded up to whole GiB, ClientToken, Timeout) -> up to
+`workers` threads (as many in flight as the round trip needs, `in_flight.InFlightLimit`), each
+reading its own blocks with os.pread at the BlockSize StartSnapshot returned -> PutSnapshotBlock of
+EVERY block (holes and written zeros included) with the block's SHA-256 -> CompleteSnapshot with
+ChangedBlocksCount and the LINEAR aggregate checksum -> wait for the snapshot to be `completed`.
+Every call has connect/read timeouts and goes through `retry.call` (throttling, 5xx, and "snapshot
+does not exist" for up to `NOT_FOUND_WINDOW` s after StartSnapshot).
 Any failure after StartSnapshot deletes the incomplete snapshot and raises `UploadError`.
 
 Why every block: launch templates encrypt the root volume, and on an encrypted volume a block that
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 from fleet.ops.aws import client as make_client
-from image_builds import blocks, interrupts, put_block, retry
+from image_builds import blocks, in_flight, interrupts, put_block, retry
 from image_builds.progress import Progress
 from image_builds.registry import delete_snapshot, tag_list
 
@@ -79,6 +80,7 @@ class UploadResult:
     checksum: str
     seconds: float
     retries: Mapping[str, int] = field(default_factory=dict)
+    peak_in_flight: int = 0
 
 
 # ---------------------------------------------------------------- clients
@@ -196,41 +198,86 @@ class _frozen_heap:
         return False
 
 
-def _run_workers(count: int, indices: Iterator[int], job: Callable[[int], None], cancel: threading.Event) -> None:
-    """Run `job(index)` for every index on `count` threads; the first error cancels the rest and is
-    re-raised after every thread has stopped (in-flight calls end within their read timeout)."""
-    lock = threading.Lock()
+def _run_workers(count: int, indices: Iterator[int], job: Callable[[int], bool], cancel: threading.Event,
+                 limiter: in_flight.InFlightLimit | in_flight.FixedLimit | None = None) -> int:
+    """Run `job(index)` for every index on up to `count` threads, keeping at most `limiter.limit`
+    jobs in flight (re-read after every job; a job returns True when it sent a block, and only
+    those are fed to the limiter). Threads are started as the limit first needs them; those beyond
+    a lowered limit wait on a condition (no CPU) until it rises again or the indices run out. The
+    first error cancels the rest and is re-raised after every thread has stopped (in-flight calls
+    end within their read timeout). Returns the most jobs that were ever in flight at once."""
+    limiter = limiter or in_flight.FixedLimit(count)
+    cond = threading.Condition()
     errors: list[BaseException] = []
+    threads: list[threading.Thread] = []
+    state = {"active": 0, "peak": 0, "done": False}
+
+    def spawn() -> None:  # with cond held
+        while not (state["done"] or cancel.is_set()) and len(threads) < min(count, max(1, limiter.limit)):
+            t = threading.Thread(target=worker, name=f"ebs-upload-{len(threads)}", daemon=True)
+            threads.append(t)
+            t.start()
 
     def worker() -> None:
-        while not cancel.is_set():
-            with lock:
+        while True:
+            with cond:
+                while (state["active"] >= limiter.limit and not state["done"] and not cancel.is_set()):
+                    cond.wait(0.5)  # parked; the timeout only notices a cancel set from outside
+                if state["done"] or cancel.is_set():
+                    return
                 index = next(indices, None)
-            if index is None:
-                return
+                if index is None:
+                    state["done"] = True
+                    cond.notify_all()
+                    return
+                state["active"] += 1
+                crowd = state["active"]
+                state["peak"] = max(state["peak"], crowd)
+            began, cpu0 = time.perf_counter(), time.thread_time()
             try:
-                job(index)
+                sent = job(index)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-                with lock:
+                with cond:
+                    state["active"] -= 1
                     errors.append(exc)
-                cancel.set()
+                    cancel.set()
+                    cond.notify_all()
                 return
+            cpu = time.thread_time() - cpu0
+            now = time.perf_counter()
+            with cond:
+                state["active"] -= 1
+                if sent:
+                    limiter.observe(now - began - cpu, cpu, crowd, now)
+                spawn()
+                room = limiter.limit - state["active"]
+                if room > 1:
+                    cond.notify(room - 1)  # this thread takes one slot itself
 
-    threads = [threading.Thread(target=worker, name=f"ebs-upload-{i}", daemon=True) for i in range(count)]
-    for t in threads:
-        t.start()
+    with cond:
+        spawn()
     try:
-        for t in threads:
+        joined = 0
+        while True:
+            with cond:
+                if joined >= len(threads):
+                    break
+                t = threads[joined]
             while t.is_alive():
                 t.join(0.5)
+            joined += 1
     except BaseException:
-        cancel.set()
-        for t in threads:
+        with cond:
+            cancel.set()
+            cond.notify_all()
+            running = list(threads)
+        for t in running:
             t.join()
         raise
     if errors:
         real = [e for e in errors if not isinstance(e, retry.Cancelled)]
         raise (real or errors)[0]
+    return state["peak"]
 
 
 def upload(path: str | os.PathLike, *, description: str | None = None, tags: Mapping[str, str] | None = None,
@@ -239,7 +286,8 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
            wait_timeout: float = WAIT_TIMEOUT, wait_interval: float = WAIT_INTERVAL,
            policy: retry.RetryPolicy | None = None, not_found_window: float = NOT_FOUND_WINDOW,
            timeout_minutes: int = SNAPSHOT_TIMEOUT_MINUTES, progress: Progress | bool | None = True,
-           skip_zero_blocks_unsafe_if_encrypted: bool = False, lean: bool = True) -> UploadResult:
+           skip_zero_blocks_unsafe_if_encrypted: bool = False, lean: bool = True,
+           adaptive: bool = True) -> UploadResult:
     """Upload the raw image at `path` into a new EBS snapshot and return an `UploadResult`.
 
     `ebs`/`ec2`: clients to use (default: `make_clients`; tests pass their own to inject faults).
@@ -249,6 +297,9 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
     reads back as zeros there only when launched UNENCRYPTED (see the module doc); default off.
     `lean`: PutSnapshotBlock through `put_block.BlockPutter` (signed with botocore's signer and the
     client's credentials, ~1/3 of botocore's CPU per call) when the client allows it; else botocore.
+    `workers`: at most this many PutSnapshotBlock calls in flight. `adaptive` (default): only as many
+    as the round trip seen needs (`in_flight.InFlightLimit`: a few against a near endpoint, up to
+    `workers` at tens of ms), the other threads parked or never started; False: always `workers`.
     On any failure after StartSnapshot the snapshot is deleted and `UploadError` raised (chained)."""
     if workers < 1:
         raise ValueError("workers must be >= 1")
@@ -310,12 +361,12 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
                     return putter.put(snapshot_id, index, data, digest, checksum)
                 return put_snapshot_block(ebs, snapshot_id, index, data, checksum)
 
-            def put_one(index: int) -> None:
+            def put_one(index: int) -> bool:
                 data = blocks.read_block(fd, index, block_size, size)
                 if skip and blocks.is_zero(data):
                     if bar:
                         bar.add(1)
-                    return
+                    return False
                 digest = blocks.block_digest(data)
                 checksum = blocks.b64(digest)
                 retry.call(lambda: send(index, data, digest, checksum),
@@ -324,11 +375,16 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
                 digests[index] = digest
                 if bar:
                     bar.add(1, len(data))
+                return True
 
             step = "PutSnapshotBlock"
+            peak = 0
             if to_read:
+                count = min(workers, to_read)
+                limiter = in_flight.InFlightLimit(cap=count, floor=min(in_flight.FLOOR, count)) if adaptive \
+                    else in_flight.FixedLimit(count)
                 with _frozen_heap():
-                    _run_workers(min(workers, to_read), blocks.iter_indices(ranges), put_one, cancel)
+                    peak = _run_workers(count, blocks.iter_indices(ranges), put_one, cancel, limiter)
             step = "CompleteSnapshot"
             aggregate = blocks.aggregate_checksum(digests)
             status = retry.call(lambda: complete_snapshot(ebs, snapshot_id, len(digests), aggregate),
@@ -354,7 +410,7 @@ def upload(path: str | os.PathLike, *, description: str | None = None, tags: Map
     return UploadResult(snapshot_id=snapshot_id, block_size=block_size, volume_size_gib=volume, image_bytes=size,
                         blocks_total=total, blocks_read=to_read, blocks_sent=len(digests),
                         bytes_sent=len(digests) * block_size, checksum=aggregate,
-                        seconds=time.monotonic() - began, retries=dict(retries))
+                        seconds=time.monotonic() - began, retries=dict(retries), peak_in_flight=peak)
 
 
 def _cleanup(ec2, snapshot_id: str, policy: retry.RetryPolicy) -> str | None:
