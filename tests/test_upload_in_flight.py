@@ -3,6 +3,7 @@ timings (fed deterministically here, no clock, no network), and the worker pool 
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -93,11 +94,25 @@ def test_a_probe_ignores_blocks_started_before_the_crowd_drained():
     limiter = in_flight.InFlightLimit(floor=2)
     assert limiter.observe(40 * MS, CPU, 30, 0.0) == 2  # queued behind 29 others: not a round trip
     assert limiter.round_trip is None
-    limiter.observe(10 * MS, CPU, 1, 0.01)
-    assert limiter.probing
-    limit = limiter.observe(11 * MS, CPU, 2, 0.02)
+    for i, wait in enumerate([10 * MS, 11 * MS, 9 * MS]):
+        assert limiter.observe(wait, CPU, 1 + i % 2, 0.01 * i) == 2
+        assert limiter.probing
+    limit = limiter.observe(10.5 * MS, CPU, 2, 0.04)
+    # a block that had one other in flight may have waited its CPU behind it: 10, 10.5, 9, 10
     assert not limiter.probing and limiter.round_trip == pytest.approx(10 * MS)
-    assert limit == pytest.approx(1.5 * (10 * MS + CPU) / CPU, abs=1)
+    assert limit == math.ceil(1.5 * (10 * MS + CPU) / CPU)
+
+
+def test_the_round_trip_is_a_typical_one_not_the_luckiest_nor_a_retried_one():
+    limiter = in_flight.InFlightLimit(floor=2)
+    for wait in [1 * MS, 30 * MS, 32 * MS, 2.5]:  # one lucky block, one that backed off 2.5 s
+        limit = limiter.observe(wait, CPU, 1, 0.0)
+    assert limiter.round_trip == pytest.approx(31 * MS)
+    assert limit == 64
+    limiter = in_flight.InFlightLimit(floor=2)
+    for wait in [10 * MS, 10 * MS, 11 * MS, 2.5]:
+        limit = limiter.observe(wait, CPU, 1, 0.0)
+    assert limit == math.ceil(1.5 * (10.5 * MS + CPU) / CPU) < 64
 
 
 def test_floor_and_cap_are_checked():
