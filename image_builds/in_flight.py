@@ -30,11 +30,13 @@ import statistics
 
 CAP = 64             # PUTs in flight at most (what the fixed pool had): at ~0.5 ms CPU per block the
                      # limit reaches it from ~20 ms of round trip on
-FLOOR = 2            # at least: one block on the wire while the next is hashed
+FLOOR = 4            # at least: a probe measures this many blocks in one round trip (fewer cost a
+                     # near endpoint no less CPU per GiB and lose throughput, measured)
 HEADROOM = 1.5       # above the bare Little's-law figure: CPU per block varies, and some of it runs
                      # outside the GIL on another core
-HORIZON = 5.0        # seconds between probes of the round trip
-PROBE = 4            # blocks a probe measures (two round trips at the floor)
+HORIZON = 10.0       # seconds between probes of the round trip (a probe costs ~3 round trips of
+                     # little throughput: ~1 % at 30 ms)
+PROBE = 4            # blocks a probe measures
 CPU_WEIGHT = 1 / 8   # weight of the newest block in the CPU-per-block average
 
 
