@@ -42,7 +42,7 @@ from typing import Any
 
 import pulumi
 from google.protobuf.json_format import MessageToDict
-from pulumi.runtime import rpc
+from pulumi.runtime import known_types, rpc
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.settings import SETTINGS, get_root_resource, reset_options
@@ -449,6 +449,49 @@ def _memoized_type_unwrapping() -> Iterator[None]:
         _types.unwrap_type = original
 
 
+def _unknown_in(val: Any, seen: set[int]) -> bool:
+    """The SDK's `rpc.contains_unknowns` walk (same lookups, same order), as a module function."""
+    if known_types.is_unknown(val):
+        return True
+    if id(val) in seen:
+        return False
+    seen.add(id(val))
+    if isinstance(val, dict):
+        for k in val:
+            if _unknown_in(val[k], seen):
+                return True
+    elif isinstance(val, list):
+        for x in val:
+            if _unknown_in(x, seen):
+                return True
+    return False
+
+
+def _contains_unknowns(val: Any) -> bool:
+    return _unknown_in(val, set())
+
+
+@contextmanager
+def _acyclic_unknown_checks() -> Iterator[None]:
+    """`pulumi.runtime.rpc.contains_unknowns` without a reference cycle per call while the mock engine runs.
+
+    The SDK's function defines an inner function that calls itself: each call leaves a function and its
+    closure cell referring to each other, which only cyclic GC frees, and a run has it off. It is called
+    for most values the SDK resolves (~140k calls, ~57 MiB never freed, at 100 groups). Same answers
+    and the same lookups in the same order (an output type's `__getitem__` may warn); every caller in
+    the SDK looks the name up in `rpc` at call time. Patched for the run only.
+    """
+    original = getattr(rpc, "contains_unknowns", None)
+    if original is None:
+        yield
+        return
+    rpc.contains_unknowns = _contains_unknowns
+    try:
+        yield
+    finally:
+        rpc.contains_unknowns = original
+
+
 def run(fn: Callable[[], Any], *, stack: str = "test", project: str = "fleet",
         config: Mapping[str, Any] | None = None, region: str = REGION, raise_errors: bool = True,
         mocks: FleetMocks | None = None) -> Run:
@@ -475,7 +518,7 @@ def run(fn: Callable[[], Any], *, stack: str = "test", project: str = "fleet",
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        with _without_source_positions(), _memoized_type_unwrapping():
+        with _without_source_positions(), _memoized_type_unwrapping(), _acyclic_unknown_checks():
             _sync_await(run_pulumi_func(body))
     except Exception as exc:  # noqa: BLE001 - handed to the caller
         if raise_errors:
