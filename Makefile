@@ -65,7 +65,8 @@ $(CLOUD_INIT_SCHEMA):
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 
-# pytest's exit 5 ("no tests collected") counts as a failure.
+# pytest's exit 5 ("no tests collected") counts as a failure. One worker per core (pytest-xdist): most
+# tests wait on a moto server, Packer or a child process, so a second worker fills those waits.
 test: $(VENV)/.dev tools $(CLOUD_INIT_SCHEMA) lint
-	$(PY) -m pytest -q; status=$$?; \
+	$(PY) -m pytest -q -n auto; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status

@@ -31,6 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # 5 s); a healthy server answers in milliseconds, so a long bound costs nothing when all is well.
 SERVER_WAIT = float(os.environ.get("FLEET_TEST_SERVER_WAIT", "300"))
 
+# The CLI sizes its tables for a pipe when COLUMNS is unset (whole rows, not squeezed to 80 columns);
+# pytest-xdist's workers set COLUMNS=80 and LINES=24, which would make a parallel run see a terminal
+# width a serial run never sees. Tests that need a width set it themselves.
+for _var in ("COLUMNS", "LINES"):
+    os.environ.pop(_var, None)
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -147,7 +147,7 @@ def test_deploy_an_api_the_endpoint_lacks_is_one_line(aws, project, capsys):
 def test_deploy_to_an_endpoint_that_is_not_there_is_one_line(project, capsys, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setattr("fleet.ops.aws.NO_ANSWER_BACKOFF", (0.01,) * 4)  # the retries, without their waits
     code = main(["--project", str(project), "deploy", "workers", "--stack", "staging",
                  "--endpoint-url", "http://127.0.0.1:9"])
     out, err = capsys.readouterr()

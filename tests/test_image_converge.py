@@ -60,10 +60,10 @@ def check_converged(results, proxy: UniqueNamesProxy, *, packer: bool = False):
 def test_two_raw_builds_of_one_hash_converge_on_one_ami(aws, tmp_path):
     project = tmp_path / "p"
     project.mkdir()
-    (project / "disk.raw").write_bytes(os.urandom(1 << 20))  # 2048 PUTs each: both are uploading at once
+    (project / "disk.raw").write_bytes(os.urandom(8 << 10))
     (project / "nodes.yaml").write_text("g:\n  instance_type: t3.micro\n  image: {builder: raw, path: disk.raw}\n")
     ec2 = boto3.client("ec2")
-    proxy = UniqueNamesProxy(aws)
+    proxy = UniqueNamesProxy(aws, meet=2)  # both RegisterImage calls arrive before either is answered
     with proxy as url:
         results = race(project, url)
     result = check_converged(results, proxy)

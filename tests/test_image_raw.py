@@ -105,20 +105,20 @@ def small_image(tmp_path):
 
 @pytest.fixture
 def ext4_image(tmp_path):
-    """A real, sparse 1 MiB ext4 image with a few files, made by mkfs.ext4 -d (small: moto's 512-byte
-    blocks make every MiB 2048 PutSnapshotBlock calls, and every block is sent)."""
+    """A real, sparse 256 KiB ext4 image with a few files, made by mkfs.ext4 -d (small: moto's 512-byte
+    blocks make every 256 KiB 512 PutSnapshotBlock calls, and every block is sent)."""
     # `make test` installs e2fsprogs: a missing mkfs.ext4 is a broken setup, not a reason to skip
     assert shutil.which("mkfs.ext4"), "mkfs.ext4 not installed (Debian: e2fsprogs; `make test` installs it)"
     content = tmp_path / "root"
     (content / "etc").mkdir(parents=True)
     (content / "etc" / "hostname").write_text("web-1\n")
     (content / "srv").mkdir()
-    (content / "srv" / "app.bin").write_bytes(os.urandom(120_000))
-    (content / "srv" / "numbers.txt").write_text("".join(f"{i}\n" for i in range(10_000)))
+    (content / "srv" / "app.bin").write_bytes(os.urandom(40_000))
+    (content / "srv" / "numbers.txt").write_text("".join(f"{i}\n" for i in range(2_000)))
     img = tmp_path / "root.img"
-    subprocess.run(["truncate", "-s", "1M", str(img)], check=True)
+    subprocess.run(["truncate", "-s", "256K", str(img)], check=True)
     subprocess.run(["mkfs.ext4", "-F", "-q", "-O", "^has_journal", "-d", str(content), str(img)], check=True)
-    assert os.stat(img).st_blocks * 512 < 1 << 20, "the image should be sparse"
+    assert os.stat(img).st_blocks * 512 < 256 << 10, "the image should be sparse"
     return img
 
 
@@ -335,11 +335,11 @@ def test_upload_real_ext4_image_then_register(clients, ext4_image):
     # StartSnapshot: size in whole GiB, token, timeout, tags; the block size used is the one returned (512)
     assert starts[0]["VolumeSize"] == 1 and starts[0]["ClientToken"] and starts[0]["Timeout"] >= 10
     assert starts[0]["Tags"] == [{"Key": "fleet:group", "Value": "web"}]
-    assert result.block_size == 512 and result.volume_size_gib == 1 and result.image_bytes == 1 << 20
+    assert result.block_size == 512 and result.volume_size_gib == 1 and result.image_bytes == 256 << 10
     expected = all_blocks(ext4_image, result.block_size)
     # every block is sent, holes and zeros too (an encrypted volume reads a missing block as garbage)
-    assert len(puts) == result.blocks_sent == result.blocks_read == result.blocks_total == len(expected) == 2048
-    assert sorted(p["BlockIndex"] for p in puts) == list(range(2048))
+    assert len(puts) == result.blocks_sent == result.blocks_read == result.blocks_total == len(expected) == 512
+    assert sorted(p["BlockIndex"] for p in puts) == list(range(512))
     # every checksum sent is the block's SHA-256; the aggregate is LINEAR over them in index order
     for p in puts:
         assert p["Checksum"] == base64.b64encode(hashlib.sha256(p["BlockData"]).digest()).decode()

@@ -3,6 +3,10 @@ unique per account and region. AWS answers a RegisterImage or CreateImage whose 
 AMI has with 400 InvalidAMIName.Duplicate; moto accepts it. The proxy answers the same way, and
 holds a lock from the check until moto has answered, so the check and the create are atomic for
 every client (threads, processes, Packer), as they are on AWS. Everything else passes through.
+
+`meet=N`: the first N creates wait for each other (up to a minute) before the check, so N builds
+that all reach their create really race there however their start-up times fall; no test has to
+make its images big enough for the uploads to overlap by luck.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 class UniqueNamesProxy:
     """`with UniqueNamesProxy(moto_url) as url:` point the clients at `url`; `duplicates` counts refusals."""
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, *, meet: int = 1):
         self.upstream = urllib.parse.urlsplit(upstream)
+        self.meet = threading.Barrier(meet, timeout=60)
         self.ec2 = boto3.client("ec2", endpoint_url=upstream, region_name="us-east-1")
         self.lock = threading.Lock()
         self.duplicates = 0
@@ -40,6 +45,7 @@ class UniqueNamesProxy:
                 form = urllib.parse.parse_qs(body.decode("latin-1")) if self.command == "POST" else {}
                 action = (form.get("Action") or [""])[0]
                 if action in CREATES:
+                    proxy.wait_for_the_others()
                     with proxy.lock:
                         taken = proxy.taken((form.get("Name") or [""])[0])
                         if taken:
@@ -69,6 +75,13 @@ class UniqueNamesProxy:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def wait_for_the_others(self) -> None:
+        """Hold a create until `meet` of them have arrived; later ones (and a broken wait) pass at once."""
+        try:
+            self.meet.wait()
+        except threading.BrokenBarrierError:
+            pass
 
     def taken(self, name: str) -> str | None:
         """The id of an AMI of this account named `name`, else None."""

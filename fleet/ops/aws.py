@@ -21,6 +21,7 @@ import threading
 import time
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -44,6 +45,26 @@ NO_ANSWER_BUDGET = 18.0  # seconds after which a call that never got any answer 
 NO_ANSWER_BACKOFF = (1.0, 2.0, 4.0, 8.0)  # waits between attempts that got no answer (+ up to 10% jitter)
 
 _last = threading.local()
+_data_lock = threading.Lock()
+_data_loader = None  # botocore's data loader shared by every new_session() of this process
+
+
+def new_session() -> boto3.session.Session:
+    """A new boto3 session (its own credentials and settings) whose botocore data files come from
+    one loader per process: a fresh session parses its services' models and endpoint rules again
+    (EC2's model is several MB of JSON, ~0.1 s a client), and those files never change under a
+    running process."""
+    global _data_loader
+    core = botocore.session.get_session()
+    with _data_lock:
+        if _data_loader is not None:
+            core.register_component("data_loader", _data_loader)
+        made = boto3.session.Session(botocore_session=core)
+        loader = core.get_component("data_loader")
+        paths = loader.search_paths  # boto3 appends its own data folder on every session: keep one
+        paths[:] = list(dict.fromkeys(paths))
+        _data_loader = loader
+    return made
 
 
 def log_line(text: str) -> None:
@@ -145,7 +166,7 @@ def client(service: str, *, region: str | None = None, endpoint_url: str | None 
         retries={"mode": "adaptive", "total_max_attempts": max_attempts},
         **config,
     )
-    made = (session or boto3.session.Session()).client(
+    made = (session or new_session()).client(
         service,
         region_name=region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,

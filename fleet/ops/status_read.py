@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
 from fleet.ops.aws import client as aws_client
+from fleet.ops.aws import new_session
 
 STACK_TAG, GROUP_TAG, CAPACITY_TAG, SLOT_TAG = "fleet:stack", "fleet:group", "fleet:capacity", "fleet:slot"
 RESOURCE_TYPES = ("elasticloadbalancing:targetgroup", "elasticloadbalancing:loadbalancer", "dynamodb:table")
@@ -280,10 +281,8 @@ class StackReader:
     """The clients of one `fleet status` (made once, from one session: `--watch` reads again with them)."""
 
     def __init__(self, stack: str, *, region: str | None = None, endpoint_url: str | None = None):
-        import boto3
-
         self.stack, self.counter = stack, _Counter()
-        session = boto3.session.Session()
+        session = new_session()
 
         def make(service: str, max_attempts: int | None = None):
             c = aws_client(service, region=region, endpoint_url=endpoint_url, max_attempts=max_attempts,
