@@ -322,6 +322,7 @@ def test_a_run_leaves_the_interpreter_as_it_found_it(staging):
     assert sdk_resource._get_stack_trace.__module__ == "pulumi.runtime.resource"
     assert _types.unwrap_type.__module__ == "pulumi._types"
     assert rpc.contains_unknowns.__module__ == "pulumi.runtime.rpc"
+    assert _types.resource_types.__module__ == "pulumi._types"
 
 
 def test_memoized_type_unwrapping_gives_the_sdks_answers():
@@ -337,6 +338,24 @@ def test_memoized_type_unwrapping_gives_the_sdks_answers():
         assert [_types.unwrap_type(h) for h in hints + hints] == plain + plain  # the second round from memory
     assert plain[2] is str and plain[4] is str
     assert _types.unwrap_type.__module__ == "pulumi._types"
+
+
+def test_a_run_reads_a_resource_classs_types_once():
+    """The SDK reads a resource class's property types and names (type hints: the components' are
+    strings, evaluated again each time) for every resource it resolves; during a run, once per class,
+    with the SDK's answers."""
+    from pulumi import _types
+
+    from components.asg_pair import AsgPair
+    from fleet.plan.engine import _memoized_resource_types
+
+    plain = (_types.resource_types(AsgPair), _types.resource_pulumi_to_py_names(AsgPair))
+    with _memoized_resource_types():
+        first = (_types.resource_types(AsgPair), _types.resource_pulumi_to_py_names(AsgPair))
+        again = (_types.resource_types(AsgPair), _types.resource_pulumi_to_py_names(AsgPair))
+    assert first == plain and first[0] is again[0] and first[1] is again[1]
+    assert "spot" in first[0] and _types.resource_types.__module__ == "pulumi._types"
+    assert _types.resource_pulumi_to_py_names.__module__ == "pulumi._types"
 
 
 def test_a_run_checks_for_unknowns_without_leaving_cyclic_garbage():

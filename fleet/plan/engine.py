@@ -449,6 +449,47 @@ def _memoized_type_unwrapping() -> Iterator[None]:
         _types.unwrap_type = original
 
 
+@contextmanager
+def _memoized_resource_types() -> Iterator[None]:
+    """`pulumi._types.resource_types` and `resource_pulumi_to_py_names` memoized per class while the
+    mock engine runs.
+
+    The SDK reads a resource class's property types and names (its type hints and properties) for
+    every resource whose outputs it resolves. A component class's hints are strings (postponed
+    annotations), which `typing.get_type_hints` compiles again each time: ~40 us a component against
+    ~4 us a provider class, ~0.1 s at 300 groups. Both are pure in the class and the SDK only reads
+    the answers, so the run keeps one per class. Patched for the run only, and only when the SDK has
+    the (private) functions.
+    """
+    from pulumi import _types
+
+    names = ("resource_types", "resource_pulumi_to_py_names")
+    originals = {name: getattr(_types, name, None) for name in names}
+    if None in originals.values():
+        yield
+        return
+
+    def memoized(original: Callable[[type], dict[str, Any]]) -> Callable[[type], dict[str, Any]]:
+        answers: dict[type, dict[str, Any]] = {}
+
+        def per_class(cls: type) -> dict[str, Any]:
+            try:
+                return answers[cls]
+            except KeyError:
+                answers[cls] = found = original(cls)
+                return found
+
+        return per_class
+
+    for name, original in originals.items():
+        setattr(_types, name, memoized(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(_types, name, original)
+
+
 def _unknown_in(val: Any, seen: set[int]) -> bool:
     """The SDK's `rpc.contains_unknowns` walk (same lookups, same order), as a module function."""
     if known_types.is_unknown(val):
@@ -518,7 +559,8 @@ def run(fn: Callable[[], Any], *, stack: str = "test", project: str = "fleet",
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        with _without_source_positions(), _memoized_type_unwrapping(), _acyclic_unknown_checks():
+        with (_without_source_positions(), _memoized_type_unwrapping(), _memoized_resource_types(),
+              _acyclic_unknown_checks()):
             _sync_await(run_pulumi_func(body))
     except Exception as exc:  # noqa: BLE001 - handed to the caller
         if raise_errors:
