@@ -393,64 +393,66 @@ def use_mocks(*, stack: str = "test", project: str = "fleet", config: Mapping[st
 
 
 @contextmanager
-def _without_source_positions() -> Iterator[None]:
-    """No stack trace / source position per registration while the mock engine runs.
-
-    The SDK walks the whole Python stack below each resource's constructor and turns every frame
-    into a file URI, for the engine's diagnostics; the mock engine never reads them, and with
-    components (deeper stacks) it was ~20% of a run. Patched for the run only, and only when the
-    SDK has the (private) function; the SDK takes an empty trace as "no position".
-    """
-    from pulumi.runtime import resource as sdk_resource
-    from pulumi.runtime.proto import source_pb2
-
-    original = getattr(sdk_resource, "_get_stack_trace", None)
-    if original is None:
+def _patched(module: Any, replacements: Mapping[str, Callable[[Callable], Callable]]) -> Iterator[None]:
+    """While the mock engine runs, each `module.<name>` becomes `make(original)`; put back afterwards.
+    The names are the SDK's private functions: when any of them is missing, nothing is patched."""
+    originals = {name: getattr(module, name, None) for name in replacements}
+    if None in originals.values():
         yield
         return
-    sdk_resource._get_stack_trace = source_pb2.StackTrace
+    for name, make in replacements.items():
+        setattr(module, name, make(originals[name]))
     try:
         yield
     finally:
-        sdk_resource._get_stack_trace = original
+        for name, original in originals.items():
+            setattr(module, name, original)
 
 
-@contextmanager
-def _memoized_type_unwrapping() -> Iterator[None]:
-    """`pulumi._types.unwrap_type` memoized while the mock engine runs.
-
-    The SDK unwraps a property's type hint (`Optional[Input[T]]` -> `T`) every time it serializes a
-    property of a typed `*Args` class: ~37k calls at 60 groups for ~180 distinct hints, and with
-    `typing.get_origin` underneath ~5% of a plan. The function is pure in its argument (a type), so
-    the run keeps one answer per hint; unhashable hints go to the SDK's function. Patched for the
-    run only, and only when the SDK has the (private) function.
-    """
-    from pulumi import _types
-
-    original = getattr(_types, "unwrap_type", None)
-    if original is None:
-        yield
-        return
+def _memoized(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`original`, a function pure in its one argument, keeping one answer per argument for the run;
+    unhashable arguments go to `original` every time."""
     answers: dict[Any, Any] = {}
 
-    def unwrap_type(val):
+    def memoized(val):
         try:
             return answers[val]
         except KeyError:
             answers[val] = found = original(val)
             return found
-        except TypeError:  # an unhashable hint
+        except TypeError:  # unhashable
             return original(val)
 
-    _types.unwrap_type = unwrap_type
-    try:
-        yield
-    finally:
-        _types.unwrap_type = original
+    return memoized
 
 
-@contextmanager
-def _memoized_resource_types() -> Iterator[None]:
+def _without_source_positions():
+    """No stack trace / source position per registration while the mock engine runs.
+
+    The SDK walks the whole Python stack below each resource's constructor and turns every frame
+    into a file URI, for the engine's diagnostics; the mock engine never reads them, and with
+    components (deeper stacks) it was ~20% of a run. The SDK takes an empty trace as "no position".
+    """
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.proto import source_pb2
+
+    return _patched(sdk_resource, {"_get_stack_trace": lambda _original: source_pb2.StackTrace})
+
+
+def _memoized_type_unwrapping():
+    """`pulumi._types.unwrap_type` memoized while the mock engine runs.
+
+    The SDK unwraps a property's type hint (`Optional[Input[T]]` -> `T`) every time it serializes a
+    property of a typed `*Args` class: ~37k calls at 60 groups for ~180 distinct hints, and with
+    `typing.get_origin` underneath ~5% of a plan. The function is pure in its argument (a type), so
+    the run keeps one answer per hint.
+    """
+    from pulumi import _types
+
+    return _patched(_types, {"unwrap_type": _memoized})
+
+
+def _memoized_resource_types():
     """`pulumi._types.resource_types` and `resource_pulumi_to_py_names` memoized per class while the
     mock engine runs.
 
@@ -458,36 +460,11 @@ def _memoized_resource_types() -> Iterator[None]:
     every resource whose outputs it resolves. A component class's hints are strings (postponed
     annotations), which `typing.get_type_hints` compiles again each time: ~40 us a component against
     ~4 us a provider class, ~0.1 s at 300 groups. Both are pure in the class and the SDK only reads
-    the answers, so the run keeps one per class. Patched for the run only, and only when the SDK has
-    the (private) functions.
+    the answers, so the run keeps one per class.
     """
     from pulumi import _types
 
-    names = ("resource_types", "resource_pulumi_to_py_names")
-    originals = {name: getattr(_types, name, None) for name in names}
-    if None in originals.values():
-        yield
-        return
-
-    def memoized(original: Callable[[type], dict[str, Any]]) -> Callable[[type], dict[str, Any]]:
-        answers: dict[type, dict[str, Any]] = {}
-
-        def per_class(cls: type) -> dict[str, Any]:
-            try:
-                return answers[cls]
-            except KeyError:
-                answers[cls] = found = original(cls)
-                return found
-
-        return per_class
-
-    for name, original in originals.items():
-        setattr(_types, name, memoized(original))
-    try:
-        yield
-    finally:
-        for name, original in originals.items():
-            setattr(_types, name, original)
+    return _patched(_types, {"resource_types": _memoized, "resource_pulumi_to_py_names": _memoized})
 
 
 def _unknown_in(val: Any, seen: set[int]) -> bool:
@@ -512,25 +489,16 @@ def _contains_unknowns(val: Any) -> bool:
     return _unknown_in(val, set())
 
 
-@contextmanager
-def _acyclic_unknown_checks() -> Iterator[None]:
+def _acyclic_unknown_checks():
     """`pulumi.runtime.rpc.contains_unknowns` without a reference cycle per call while the mock engine runs.
 
     The SDK's function defines an inner function that calls itself: each call leaves a function and its
     closure cell referring to each other, which only cyclic GC frees, and a run has it off. It is called
     for most values the SDK resolves (~140k calls, ~57 MiB never freed, at 100 groups). Same answers
     and the same lookups in the same order (an output type's `__getitem__` may warn); every caller in
-    the SDK looks the name up in `rpc` at call time. Patched for the run only.
+    the SDK looks the name up in `rpc` at call time.
     """
-    original = getattr(rpc, "contains_unknowns", None)
-    if original is None:
-        yield
-        return
-    rpc.contains_unknowns = _contains_unknowns
-    try:
-        yield
-    finally:
-        rpc.contains_unknowns = original
+    return _patched(rpc, {"contains_unknowns": lambda _original: _contains_unknowns})
 
 
 def run(fn: Callable[[], Any], *, stack: str = "test", project: str = "fleet",
