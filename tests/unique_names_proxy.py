@@ -82,6 +82,7 @@ class UniqueNamesProxy:
             self.meet.wait()
         except threading.BrokenBarrierError:
             pass
+        self.meet.abort()  # one meeting only: a Barrier would start over and hold the next `meet` creates
 
     def taken(self, name: str) -> str | None:
         """The id of an AMI of this account named `name`, else None."""
