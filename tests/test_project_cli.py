@@ -116,3 +116,15 @@ def test_validate_suggests_the_stack_it_meant(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[1:] == [
         "Pulumi.stagin.yaml: no stack file for stack 'stagin' (did you mean 'staging'?); stacks here: prod, staging"]
+
+
+def test_the_plan_from_another_directory_is_the_plan_from_the_project(tmp_path):
+    """Relative asset paths (the bundles under .fleet/) are the project's, as for Pulumi, which runs
+    the program in the project: their hashes must not depend on where `fleet plan` was started."""
+    inside = fleet(ROOT, "plan", "--json", "--stack", "staging")
+    outside = fleet(tmp_path, "--project", str(ROOT), "plan", "--json", "--stack", "staging")
+    assert inside.returncode == outside.returncode == 0, outside.stderr
+    assets = [r["inputs"]["source"] for r in json.loads(inside.stdout)["resources"]
+              if "fileAsset" in r["inputs"].get("source", {})]
+    assert assets and all(a["sha256"] for a in assets)  # bundles are hashed at all
+    assert outside.stdout == inside.stdout

@@ -640,8 +640,9 @@ def _jsonable(value: Any, project_dir: str) -> Any:
         return [_jsonable(v, project_dir) for v in value]
     if isinstance(value, (pulumi.FileAsset, pulumi.FileArchive)):
         kind = "fileAsset" if isinstance(value, pulumi.FileAsset) else "fileArchive"
+        # a relative path is the project's (Pulumi runs the program there), not the caller's directory
         return {kind: str(value.path).replace(project_dir, PROJECT_PLACEHOLDER),
-                "sha256": _path_hash(Path(str(value.path)))}
+                "sha256": _path_hash(Path(project_dir) / str(value.path))}
     if isinstance(value, pulumi.StringAsset):
         return {"stringAsset": hashlib.sha256(value.text.encode()).hexdigest()}
     if isinstance(value, (pulumi.RemoteAsset, pulumi.RemoteArchive)):
